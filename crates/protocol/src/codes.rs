@@ -1,0 +1,113 @@
+//! Machine-readable error codes and WebSocket close codes.
+//!
+//! Close codes are split in two ranges so a client knows what to do without
+//! reading the reason text: 4000–4499 mean "reconnect (with jittered backoff)",
+//! 4500–4999 mean "do not reconnect; something on the client side must change".
+
+use serde::Serialize;
+
+/// The code of an `error` event. Clients match on it; the text beside it is for humans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not a valid JSON document (text frame) or MessagePack value (binary frame).
+    MalformedFrame,
+    /// The frame decoded, but its `type` is not a known command.
+    UnknownCommand,
+    /// A known command with a missing field or a field of the wrong type.
+    InvalidCommand,
+    /// The room name breaks the naming rules.
+    InvalidRoom,
+    /// The `ref` is longer than allowed.
+    InvalidRef,
+    /// A message body is empty.
+    EmptyBody,
+    /// A message body is longer than the configured limit (the connection stays open).
+    BodyTooLarge,
+    /// The command names a room this connection has not joined.
+    NotJoined,
+    /// `join` for a room this connection has already joined.
+    AlreadyJoined,
+    /// The connection is already in as many rooms as it may be.
+    TooManyRooms,
+    /// The cluster backplane (Redis) could not take the command; nothing was delivered. Retry.
+    BackplaneUnavailable,
+    /// Unexpected server fault; nothing was delivered. Retry.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire spelling of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedFrame => "malformed_frame",
+            Self::UnknownCommand => "unknown_command",
+            Self::InvalidCommand => "invalid_command",
+            Self::InvalidRoom => "invalid_room",
+            Self::InvalidRef => "invalid_ref",
+            Self::EmptyBody => "empty_body",
+            Self::BodyTooLarge => "body_too_large",
+            Self::NotJoined => "not_joined",
+            Self::AlreadyJoined => "already_joined",
+            Self::TooManyRooms => "too_many_rooms",
+            Self::BackplaneUnavailable => "backplane_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// WebSocket close codes Chorus sends, with their meaning.
+pub mod close {
+    /// Normal closure (answer to a client's close).
+    pub const NORMAL: u16 = 1000;
+    /// A frame exceeded the maximum frame size; the client must not resend it.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// Unexpected server fault; reconnect.
+    pub const INTERNAL_ERROR: u16 = 1011;
+    /// The node is shutting down or draining; reconnect (to any node) after a jittered delay.
+    pub const GOING_AWAY: u16 = 4000;
+    /// The client did not read fast enough and its outbound queue overflowed; reconnect.
+    pub const SLOW_CONSUMER: u16 = 4001;
+    /// No pong (or any frame) arrived in time after a ping; reconnect.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+
+    /// Whether a client should reconnect after receiving `code`.
+    pub fn should_reconnect(code: u16) -> bool {
+        matches!(code, INTERNAL_ERROR | 1001 | 1012 | 1013 | 4000..=4499)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_spelling_matches_serde() {
+        for code in [
+            ErrorCode::MalformedFrame,
+            ErrorCode::UnknownCommand,
+            ErrorCode::InvalidCommand,
+            ErrorCode::InvalidRoom,
+            ErrorCode::InvalidRef,
+            ErrorCode::EmptyBody,
+            ErrorCode::BodyTooLarge,
+            ErrorCode::NotJoined,
+            ErrorCode::AlreadyJoined,
+            ErrorCode::TooManyRooms,
+            ErrorCode::BackplaneUnavailable,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
+
+    #[test]
+    fn close_code_ranges() {
+        assert!(close::should_reconnect(close::GOING_AWAY));
+        assert!(close::should_reconnect(close::SLOW_CONSUMER));
+        assert!(close::should_reconnect(close::HEARTBEAT_TIMEOUT));
+        assert!(!close::should_reconnect(close::MESSAGE_TOO_BIG));
+        assert!(!close::should_reconnect(4500));
+        assert!(!close::should_reconnect(close::NORMAL));
+    }
+}

@@ -1,0 +1,218 @@
+//! Commands a client sends. Decoding is two-step: a raw form with plain strings,
+//! then validation into typed commands, so every failure maps to one [`ErrorCode`].
+
+use serde::Deserialize;
+
+use crate::{ErrorCode, RoomName};
+
+/// Longest `ref` accepted, in bytes.
+pub const MAX_REF_BYTES: usize = 64;
+
+/// A client's correlation tag, echoed on the reply or error for the command that carried it.
+pub type Ref = Option<String>;
+
+/// A validated command from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Join a room: receive its messages from now on.
+    Join { room: RoomName, reference: Ref },
+    /// Leave a room: no more of its messages after the `left` reply.
+    Leave { room: RoomName, reference: Ref },
+    /// Send a text message to a joined room.
+    Send { room: RoomName, body: String, reference: Ref },
+    /// Application-level ping; answered with `pong`.
+    Ping { reference: Ref },
+}
+
+/// Why a frame did not become a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct CommandError {
+    /// What the client should match on.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub detail: String,
+    /// The command's `ref`, when it could be read, so the error can be correlated.
+    pub reference: Ref,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawCommand {
+    Join {
+        room: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Leave {
+        room: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Send {
+        room: String,
+        body: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Ping {
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+/// Decodes a JSON text frame.
+pub fn decode_json(text: &str) -> Result<Command, CommandError> {
+    match serde_json::from_str::<RawCommand>(text) {
+        Ok(raw) => validate(raw),
+        Err(e) => Err(match e.classify() {
+            serde_json::error::Category::Data => invalid(e.to_string()),
+            _ => malformed(format!("not a JSON object: {e}")),
+        }),
+    }
+}
+
+/// Decodes a MessagePack binary frame (a map with the same keys as the JSON form).
+pub fn decode_msgpack(bytes: &[u8]) -> Result<Command, CommandError> {
+    use rmp_serde::decode::Error as E;
+    match rmp_serde::from_slice::<RawCommand>(bytes) {
+        Ok(raw) => validate(raw),
+        Err(e @ (E::Syntax(_) | E::OutOfRange | E::Utf8Error(_))) => {
+            Err(invalid(e.to_string()))
+        }
+        Err(e) => Err(malformed(format!("not a MessagePack map: {e}"))),
+    }
+}
+
+fn validate(raw: RawCommand) -> Result<Command, CommandError> {
+    let command = match raw {
+        RawCommand::Join { room, reference } => {
+            let reference = check_ref(reference)?;
+            Command::Join { room: room_name(&room, &reference)?, reference }
+        }
+        RawCommand::Leave { room, reference } => {
+            let reference = check_ref(reference)?;
+            Command::Leave { room: room_name(&room, &reference)?, reference }
+        }
+        RawCommand::Send { room, body, reference } => {
+            let reference = check_ref(reference)?;
+            Command::Send { room: room_name(&room, &reference)?, body, reference }
+        }
+        RawCommand::Ping { reference } => Command::Ping { reference: check_ref(reference)? },
+        RawCommand::Unknown => {
+            return Err(CommandError {
+                code: ErrorCode::UnknownCommand,
+                detail: "unknown command type; expected join, leave, send or ping".into(),
+                reference: None,
+            });
+        }
+    };
+    Ok(command)
+}
+
+fn check_ref(reference: Ref) -> Result<Ref, CommandError> {
+    match reference {
+        Some(r) if r.len() > MAX_REF_BYTES => Err(CommandError {
+            code: ErrorCode::InvalidRef,
+            detail: format!("ref is longer than {MAX_REF_BYTES} bytes"),
+            reference: None,
+        }),
+        other => Ok(other),
+    }
+}
+
+fn room_name(room: &str, reference: &Ref) -> Result<RoomName, CommandError> {
+    RoomName::parse(room).map_err(|e| CommandError {
+        code: ErrorCode::InvalidRoom,
+        detail: e.to_string(),
+        reference: reference.clone(),
+    })
+}
+
+fn malformed(detail: String) -> CommandError {
+    CommandError { code: ErrorCode::MalformedFrame, detail, reference: None }
+}
+
+fn invalid(detail: String) -> CommandError {
+    CommandError { code: ErrorCode::InvalidCommand, detail, reference: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn code_of(r: Result<Command, CommandError>) -> ErrorCode {
+        r.unwrap_err().code
+    }
+
+    #[test]
+    fn decodes_every_command_in_json() {
+        assert_eq!(
+            decode_json(r#"{"type":"join","room":"lobby","ref":"1"}"#).unwrap(),
+            Command::Join { room: RoomName::parse("lobby").unwrap(), reference: Some("1".into()) }
+        );
+        assert!(matches!(
+            decode_json(r#"{"type":"send","room":"r","body":"hi","extra":true}"#).unwrap(),
+            Command::Send { ref body, reference: None, .. } if body == "hi"
+        ));
+        assert!(matches!(decode_json(r#"{"type":"leave","room":"r"}"#), Ok(Command::Leave { .. })));
+        assert!(matches!(decode_json(r#"{"type":"ping"}"#), Ok(Command::Ping { .. })));
+    }
+
+    #[test]
+    fn classifies_json_failures() {
+        assert_eq!(code_of(decode_json("{not json")), ErrorCode::MalformedFrame);
+        assert_eq!(code_of(decode_json("")), ErrorCode::MalformedFrame);
+        assert_eq!(code_of(decode_json(r#"{"type":"dance"}"#)), ErrorCode::UnknownCommand);
+        assert_eq!(code_of(decode_json(r#"{"room":"r"}"#)), ErrorCode::InvalidCommand);
+        assert_eq!(code_of(decode_json(r#"{"type":"send","room":"r"}"#)), ErrorCode::InvalidCommand);
+        assert_eq!(code_of(decode_json(r#"{"type":"join","room":7}"#)), ErrorCode::InvalidCommand);
+        assert_eq!(code_of(decode_json("[1,2]")), ErrorCode::InvalidCommand);
+        assert_eq!(code_of(decode_json(r#"{"type":"join","room":"a b"}"#)), ErrorCode::InvalidRoom);
+        let long_ref = format!(r#"{{"type":"ping","ref":"{}"}}"#, "x".repeat(65));
+        assert_eq!(code_of(decode_json(&long_ref)), ErrorCode::InvalidRef);
+    }
+
+    #[test]
+    fn invalid_room_keeps_the_ref() {
+        let err = decode_json(r#"{"type":"join","room":"","ref":"r1"}"#).unwrap_err();
+        assert_eq!(err.reference.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn decodes_msgpack_maps_and_classifies_failures() {
+        #[derive(serde::Serialize)]
+        struct Send<'a> {
+            r#type: &'a str,
+            room: &'a str,
+            body: &'a str,
+        }
+        let bytes = rmp_serde::to_vec_named(&Send { r#type: "send", room: "r", body: "hé" }).unwrap();
+        assert!(matches!(decode_msgpack(&bytes), Ok(Command::Send { ref body, .. }) if body == "hé"));
+        assert_eq!(code_of(decode_msgpack(&[0xc1])), ErrorCode::MalformedFrame);
+        assert_eq!(code_of(decode_msgpack(&[])), ErrorCode::MalformedFrame);
+        let unknown = rmp_serde::to_vec_named(&Send { r#type: "nope", room: "r", body: "" }).unwrap();
+        assert_eq!(code_of(decode_msgpack(&unknown)), ErrorCode::UnknownCommand);
+        assert_eq!(code_of(decode_msgpack(&rmp_serde::to_vec(&5u8).unwrap())), ErrorCode::InvalidCommand);
+        #[derive(serde::Serialize)]
+        struct BadRoom<'a> {
+            r#type: &'a str,
+            room: u32,
+        }
+        let bad = rmp_serde::to_vec_named(&BadRoom { r#type: "join", room: 7 }).unwrap();
+        assert_eq!(code_of(decode_msgpack(&bad)), ErrorCode::InvalidCommand);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_msgpack(&bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = decode_json(text);
+            }
+        }
+    }
+}

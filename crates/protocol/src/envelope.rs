@@ -1,0 +1,94 @@
+//! Node-to-node envelopes carried on the backplane (MessagePack, named fields so
+//! that nodes of neighbouring versions can read each other during a rolling deploy).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ChatMessage;
+
+/// Version of the envelope layout this build writes.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// What travels on a room's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Layout version; readers skip versions they do not know.
+    pub v: u8,
+    /// Id of the node that accepted the message (for metrics and debugging).
+    pub origin: String,
+    /// The payload.
+    pub body: EnvelopeBody,
+}
+
+/// The kinds of payload an envelope can carry; later kinds (edits, presence ...) are added here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvelopeBody {
+    /// A chat message.
+    Message(ChatMessage),
+}
+
+/// Why an envelope could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Bytes that are not an envelope.
+    #[error("undecodable envelope: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    /// An envelope from a newer layout.
+    #[error("unsupported envelope version {0}")]
+    Version(u8),
+}
+
+impl Envelope {
+    /// Wraps a chat message from node `origin`.
+    pub fn message(origin: impl Into<String>, message: ChatMessage) -> Self {
+        Self { v: ENVELOPE_VERSION, origin: origin.into(), body: EnvelopeBody::Message(message) }
+    }
+
+    /// Encodes the envelope for the backplane.
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(rmp_serde::to_vec_named(self).expect("envelope encoding is infallible"))
+    }
+
+    /// Decodes an envelope read from the backplane.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let envelope: Envelope = rmp_serde::from_slice(bytes)?;
+        if envelope.v > ENVELOPE_VERSION {
+            return Err(EnvelopeError::Version(envelope.v));
+        }
+        Ok(envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RoomName, Sender};
+
+    fn sample() -> Envelope {
+        Envelope::message(
+            "node-a",
+            ChatMessage {
+                id: uuid::Uuid::now_v7(),
+                room: RoomName::parse("lobby").unwrap(),
+                from: Sender { id: "u1".into(), name: Some("Ann".into()) },
+                ts: 1_700_000_000_000,
+                body: "hello 👋".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn round_trips() {
+        let e = sample();
+        assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn rejects_garbage_and_future_versions() {
+        assert!(matches!(Envelope::decode(b"\xc1garbage"), Err(EnvelopeError::Decode(_))));
+        let mut e = sample();
+        e.v = ENVELOPE_VERSION + 1;
+        assert!(matches!(Envelope::decode(&e.encode()), Err(EnvelopeError::Version(_))));
+    }
+}

@@ -1,0 +1,17 @@
+//! The Chorus wire protocol: what clients send ([`Command`]), what they receive
+//! ([`ServerEvent`]), what nodes send each other ([`Envelope`]), and how each is
+//! encoded. No I/O lives here; see `docs/protocol.md` for the prose description.
+
+mod codec;
+mod codes;
+mod command;
+mod envelope;
+mod event;
+mod room;
+
+pub use codec::{Encoding, Frame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+pub use codes::{ErrorCode, close};
+pub use command::{Command, CommandError, MAX_REF_BYTES, Ref, decode_json, decode_msgpack};
+pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError};
+pub use event::{ChatMessage, ErrorReply, Limits, Sender, ServerEvent, Welcome};
+pub use room::{MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};
