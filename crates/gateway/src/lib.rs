@@ -1,0 +1,18 @@
+//! The Chorus gateway: a WebSocket chat node that relays rooms through a backplane.
+//!
+//! The library takes an already-bound listener and a shutdown token ([`serve`]),
+//! so tests run nodes on port 0; the `chorus` binary only parses configuration
+//! and calls it. See `docs/architecture.md` for the picture.
+
+pub mod config;
+mod connection;
+mod hub;
+pub mod metrics;
+mod node;
+mod outbox;
+mod server;
+mod session;
+mod subscriptions;
+
+pub use config::{BackplaneConfig, Cli, Config, ConfigError};
+pub use server::{ServeError, serve};

@@ -1,0 +1,44 @@
+//! Real components for tests: `redis-server`, Chorus nodes and WebSocket clients,
+//! all on loopback. Every wait has a deadline ([`WAIT`]) and fails loudly.
+
+mod client;
+mod node;
+mod redis;
+
+use std::{future::Future, time::Duration};
+
+pub use client::{Client, Event};
+pub use node::{InProcessNode, ProcessNode, http_get};
+pub use redis::RedisServer;
+
+/// Default bound on any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Waits for `check` to return `Some`, re-checking every few milliseconds, up
+/// to `WAIT`. For state that has no event to wait on (Redis counters, HTTP probes).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Installs a log subscriber for tests once, when `RUST_LOG` is set (quiet otherwise).
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}

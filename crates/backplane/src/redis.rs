@@ -1,0 +1,253 @@
+//! The Redis backplane: one pub/sub channel per room.
+//!
+//! Two connections per node: a publisher (fred pipelines concurrent PUBLISHes
+//! on it) and a subscriber whose reader hands each message to [`Inbound`]
+//! without awaiting anything, so a slow client can never stall it. Both
+//! reconnect forever with backoff; fred re-subscribes every tracked channel
+//! after a reconnect. Outages are logged and counted.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chorus_protocol::RoomName;
+use fred::{
+    clients::{Client, SubscriberClient},
+    interfaces::{ClientLike, EventInterface, PubsubInterface},
+    prelude::{Builder, Config, ReconnectPolicy, Value},
+    types::config::{ConnectionConfig, PerformanceConfig},
+};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
+
+use crate::{Backplane, BackplaneError, ChannelNames, Inbound};
+
+/// How many messages the subscriber may buffer between fred's socket reader and ours.
+const SUBSCRIBER_BUFFER: usize = 16 * 1024;
+
+/// What a node needs to join a cluster through Redis.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://` ...).
+    pub url: String,
+    /// Prefix of every channel and key, so several clusters can share one Redis.
+    pub prefix: String,
+    /// Bound on one command (publish, subscribe); past it the caller gets an error.
+    pub command_timeout: Duration,
+    /// How long start-up waits for the first connection before going on not-ready.
+    pub connect_timeout: Duration,
+}
+
+impl RedisSettings {
+    /// Checks the URL without connecting, so bad configuration fails at start-up.
+    pub fn validate(&self) -> Result<(), BackplaneError> {
+        Config::from_url(&self.url).map(|_| ()).map_err(|e| BackplaneError::Config(e.to_string()))
+    }
+}
+
+/// Counters of backplane health, registered with the node's metrics.
+#[derive(Clone)]
+struct RedisMetrics {
+    /// Connection errors by connection role.
+    errors: IntCounterVec,
+    /// Successful reconnects by connection role.
+    reconnects: IntCounterVec,
+    /// Messages fred dropped because our reader fell behind.
+    lagged: IntCounter,
+}
+
+impl RedisMetrics {
+    fn register(registry: &Registry) -> Result<Self, BackplaneError> {
+        let errors = IntCounterVec::new(
+            Opts::new("chorus_backplane_errors_total", "Redis connection errors, by connection role."),
+            &["role"],
+        )
+        .map_err(config_error)?;
+        let reconnects = IntCounterVec::new(
+            Opts::new("chorus_backplane_reconnects_total", "Redis reconnections, by connection role."),
+            &["role"],
+        )
+        .map_err(config_error)?;
+        let lagged = IntCounter::new(
+            "chorus_backplane_lagged_messages_total",
+            "Pub/sub messages lost because the node's reader fell behind.",
+        )
+        .map_err(config_error)?;
+        for metric in [Box::new(errors.clone()) as Box<dyn prometheus::core::Collector>, Box::new(reconnects.clone()), Box::new(lagged.clone())] {
+            registry.register(metric).map_err(config_error)?;
+        }
+        Ok(Self { errors, reconnects, lagged })
+    }
+}
+
+fn config_error(e: impl std::fmt::Display) -> BackplaneError {
+    BackplaneError::Config(e.to_string())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
+    BackplaneError::Unavailable(e.to_string())
+}
+
+/// A node's connection to the cluster through Redis pub/sub.
+pub struct RedisBackplane {
+    /// Connection that PUBLISHes (pipelined).
+    publisher: Client,
+    /// Connection that holds the room subscriptions.
+    subscriber: SubscriberClient,
+    /// Room <-> channel naming.
+    names: ChannelNames,
+    /// Reader, resubscriber and event-watcher tasks, aborted at shutdown.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RedisBackplane {
+    /// Connects both clients and starts reading; messages go to `inbound`.
+    ///
+    /// If Redis is not reachable within `connect_timeout`, this still returns:
+    /// the clients keep reconnecting and [`Backplane::is_ready`] stays false until they succeed.
+    pub async fn connect(
+        settings: &RedisSettings,
+        inbound: Arc<dyn Inbound>,
+        registry: &Registry,
+    ) -> Result<Self, BackplaneError> {
+        let config = Config::from_url(&settings.url).map_err(config_error)?;
+        let metrics = RedisMetrics::register(registry)?;
+        let mut builder = Builder::from_config(config);
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .with_performance_config(|perf: &mut PerformanceConfig| {
+                perf.default_command_timeout = settings.command_timeout;
+                perf.broadcast_channel_capacity = SUBSCRIBER_BUFFER;
+            })
+            .with_connection_config(|conn: &mut ConnectionConfig| {
+                conn.connection_timeout = settings.connect_timeout;
+                conn.internal_command_timeout = settings.command_timeout;
+                conn.max_command_attempts = 2;
+            });
+        let publisher = builder.build().map_err(config_error)?;
+        let subscriber = builder.build_subscriber_client().map_err(config_error)?;
+        let names = ChannelNames::new(&settings.prefix);
+
+        let mut tasks = vec![
+            spawn_reader(&subscriber, names.clone(), inbound, metrics.lagged.clone()),
+            watch_events(&publisher, "publisher", &metrics),
+            watch_events(&subscriber.to_client(), "subscriber", &metrics),
+        ];
+        for client in [&publisher, &subscriber.to_client()] {
+            let handle = client.connect();
+            tasks.push(tokio::spawn(async move {
+                let _ = handle.await;
+            }));
+        }
+        let resubscriber = subscriber.manage_subscriptions();
+        tasks.push(tokio::spawn(async move {
+            let _ = resubscriber.await;
+        }));
+
+        let waited = tokio::time::timeout(settings.connect_timeout, async {
+            publisher.wait_for_connect().await?;
+            subscriber.wait_for_connect().await
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => tracing::info!(prefix = %settings.prefix, "connected to Redis"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "Redis not reachable yet; retrying in the background, node not ready"),
+            Err(_) => tracing::warn!("Redis not reachable yet; retrying in the background, node not ready"),
+        }
+        Ok(Self { publisher, subscriber, names, tasks })
+    }
+}
+
+fn spawn_reader(
+    subscriber: &SubscriberClient,
+    names: ChannelNames,
+    inbound: Arc<dyn Inbound>,
+    lagged: IntCounter,
+) -> JoinHandle<()> {
+    let mut rx = subscriber.message_rx();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(message) => {
+                    let Some(room) = names.room_of(&message.channel) else { continue };
+                    let payload = match message.value {
+                        Value::Bytes(bytes) => bytes,
+                        Value::String(text) => text.into_inner(),
+                        other => {
+                            tracing::warn!(kind = ?other.kind(), "ignoring non-binary pub/sub payload");
+                            continue;
+                        }
+                    };
+                    inbound.deliver(room, payload);
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    lagged.inc_by(missed);
+                    tracing::error!(missed, "pub/sub reader fell behind; messages lost");
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+fn watch_events(client: &Client, role: &'static str, metrics: &RedisMetrics) -> JoinHandle<()> {
+    let mut errors = client.error_rx();
+    let mut reconnects = client.reconnect_rx();
+    let metrics = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                error = errors.recv() => match error {
+                    Ok((error, server)) => {
+                        metrics.errors.with_label_values(&[role]).inc();
+                        tracing::warn!(role, %error, server = ?server.map(|s| s.to_string()), "Redis connection lost; reconnecting");
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                },
+                server = reconnects.recv() => match server {
+                    Ok(server) => {
+                        metrics.reconnects.with_label_values(&[role]).inc();
+                        tracing::info!(role, server = %server, "Redis connection (re)established");
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+    })
+}
+
+#[async_trait]
+impl Backplane for RedisBackplane {
+    async fn publish(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
+        self.publisher
+            .publish::<i64, _, _>(self.names.room_channel(room), Value::Bytes(payload))
+            .await
+            .map(|_receivers| ())
+            .map_err(unavailable)
+    }
+
+    async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
+        self.subscriber.subscribe(self.names.room_channel(room)).await.map_err(unavailable)
+    }
+
+    async fn unsubscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
+        self.subscriber.unsubscribe(self.names.room_channel(room)).await.map_err(unavailable)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.publisher.is_connected() && self.subscriber.is_connected()
+    }
+
+    async fn shutdown(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = self.subscriber.quit().await;
+            let _ = self.publisher.quit().await;
+        })
+        .await;
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The life of one WebSocket connection, in one task.
+//!
+//! The task waits on four things at once: the node shutting down, frames queued
+//! in the outbox (written as one batch with one flush), frames from the client
+//! (decoded and handed to the session), and the heartbeat. Every write is
+//! bounded by the write timeout, so a client that stops reading is closed as a
+//! slow consumer instead of holding anything up.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chorus_protocol::{Encoding, Limits, Sender, ServerEvent, Welcome, close, decode_json, decode_msgpack};
+use futures_util::SinkExt;
+use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
+use uuid::Uuid;
+
+use crate::{
+    hub::ConnId,
+    metrics::CloseReason,
+    node::Node,
+    outbox::Outbox,
+    session::Session,
+};
+
+/// Bound on sending a close frame to a client that may be gone.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Who is connecting and how they want to be spoken to, decided before the upgrade.
+pub struct Handshake {
+    /// Node-local connection id.
+    pub conn: ConnId,
+    /// Connection id announced to the client.
+    pub public_id: Uuid,
+    /// The client's identity.
+    pub user: Sender,
+    /// Negotiated encoding.
+    pub encoding: Encoding,
+}
+
+/// Serves one upgraded connection until it ends.
+pub async fn run(node: Arc<Node>, mut socket: WebSocket, handshake: Handshake) {
+    let outbox = Arc::new(Outbox::new(node.config.outbox_bytes));
+    let mut session = Session::new(node.clone(), handshake.conn, handshake.user.clone(), handshake.encoding, outbox.clone());
+    let config = &node.config;
+    session.reply(&ServerEvent::Welcome(&Welcome {
+        node: config.node_id.clone(),
+        conn: handshake.public_id,
+        user: handshake.user,
+        encoding: handshake.encoding.name(),
+        ping_interval_secs: config.ping_interval.as_secs(),
+        pong_timeout_secs: config.pong_timeout.as_secs(),
+        limits: Limits {
+            max_frame_bytes: config.max_frame_bytes,
+            max_body_bytes: config.max_body_bytes,
+            max_rooms: config.max_rooms,
+        },
+    }));
+    let reason = drive(&node, &mut socket, &mut session, &outbox).await;
+    session.close();
+    tracing::debug!(conn = handshake.conn, ?reason, "connection closed");
+    node.metrics.connection_closed(reason);
+}
+
+async fn drive(node: &Node, socket: &mut WebSocket, session: &mut Session, outbox: &Outbox) -> CloseReason {
+    let config = &node.config;
+    let mut ping = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pong_deadline: Option<Instant> = None;
+    let mut batch = VecDeque::new();
+    loop {
+        tokio::select! {
+            () = node.shutdown.cancelled() => {
+                // Finish what is queued, then tell the client to go elsewhere.
+                if outbox.take(&mut batch).is_ok() {
+                    let _ = timeout(CLOSE_TIMEOUT, write_batch(socket, &mut batch)).await;
+                }
+                send_close(socket, close::GOING_AWAY, "server shutting down; reconnect").await;
+                return CloseReason::Shutdown;
+            }
+            () = outbox.ready() => {
+                if outbox.take(&mut batch).is_err() {
+                    send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect").await;
+                    return CloseReason::SlowConsumer;
+                }
+                match timeout(config.write_timeout, write_batch(socket, &mut batch)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return CloseReason::Error,
+                    Err(_) => return CloseReason::SlowConsumer,
+                }
+            }
+            frame = socket.recv() => {
+                // Any frame shows the client is alive.
+                pong_deadline = None;
+                match frame {
+                    None => return CloseReason::Normal,
+                    Some(Err(error)) => return read_failed(socket, error).await,
+                    Some(Ok(Message::Text(text))) => dispatch(session, decode_json(text.as_str())).await,
+                    Some(Ok(Message::Binary(bytes))) => dispatch(session, decode_msgpack(&bytes)).await,
+                    // Pongs only prove liveness; pings are answered by the WebSocket layer;
+                    // a close is echoed by it and the stream then ends.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_))) => {}
+                }
+            }
+            _ = ping.tick() => {
+                pong_deadline.get_or_insert(Instant::now() + config.pong_timeout);
+                if timeout(config.write_timeout, socket.send(Message::Ping(Default::default()))).await.is_err() {
+                    return CloseReason::SlowConsumer;
+                }
+            }
+            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
+                send_close(socket, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect").await;
+                return CloseReason::PingTimeout;
+            }
+        }
+    }
+}
+
+async fn dispatch(session: &mut Session, command: Result<chorus_protocol::Command, chorus_protocol::CommandError>) {
+    session.note_command();
+    match command {
+        Ok(command) => session.handle(command).await,
+        Err(error) => session.refuse(error),
+    }
+}
+
+/// Writes a batch of frames with a single flush at the end.
+async fn write_batch(socket: &mut WebSocket, batch: &mut VecDeque<Message>) -> Result<(), axum::Error> {
+    while let Some(frame) = batch.pop_front() {
+        socket.feed(frame).await?;
+    }
+    socket.flush().await
+}
+
+async fn read_failed(socket: &mut WebSocket, error: axum::Error) -> CloseReason {
+    let too_big = error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+    if too_big {
+        send_close(socket, close::MESSAGE_TOO_BIG, "frame exceeds max_frame_bytes").await;
+        CloseReason::FrameTooLarge
+    } else {
+        CloseReason::Error
+    }
+}
+
+async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame { code, reason: reason.into() };
+    let _ = timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+}

@@ -1,0 +1,147 @@
+//! Prometheus metrics of one node. Labels have bounded cardinality: never a room or a user.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    core::Collector,
+};
+
+/// Why a connection closed (the `reason` label); a fixed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed or went away.
+    Normal,
+    /// The outbound queue overflowed or a write timed out.
+    SlowConsumer,
+    /// No pong in time.
+    PingTimeout,
+    /// A frame over the size limit.
+    FrameTooLarge,
+    /// The node shut down.
+    Shutdown,
+    /// A transport or protocol error.
+    Error,
+}
+
+impl CloseReason {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::SlowConsumer => "slow_consumer",
+            Self::PingTimeout => "ping_timeout",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::Shutdown => "shutdown",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The node's metrics, cheap to clone (every field is a shared handle).
+#[derive(Clone)]
+pub struct Metrics {
+    /// Everything below, and the backplane's own, for `/metrics`.
+    pub registry: Registry,
+    /// Connections open now.
+    pub connections_open: IntGauge,
+    /// Connections accepted.
+    pub connections_opened: IntCounter,
+    /// Connections closed, by reason.
+    connections_closed: IntCounterVec,
+    /// Upgrades refused because the node was full.
+    pub connections_refused: IntCounter,
+    /// Rooms with at least one local member.
+    pub rooms_local: IntGauge,
+    /// Room subscriptions held on the backplane.
+    pub subscriptions: IntGauge,
+    /// Commands received from clients, valid or not.
+    pub commands_received: IntCounter,
+    /// Commands answered with an error.
+    pub command_errors: IntCounter,
+    /// Messages published to the backplane.
+    pub messages_published: IntCounter,
+    /// Messages read from the backplane.
+    pub backplane_received: IntCounter,
+    /// Envelopes that could not be decoded.
+    pub backplane_undecodable: IntCounter,
+    /// Frames queued to local clients.
+    pub frames_delivered: IntCounter,
+    /// Frames dropped because a client's queue had overflowed.
+    pub outbox_drops: IntCounter,
+    /// Local recipients per message read from the backplane.
+    pub fanout: Histogram,
+}
+
+impl Metrics {
+    /// Creates and registers every metric in a new registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help).unwrap());
+        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help).unwrap());
+        Self {
+            connections_open: gauge("chorus_connections_open", "WebSocket connections open now."),
+            connections_opened: counter("chorus_connections_opened_total", "WebSocket connections accepted."),
+            connections_closed: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("chorus_connections_closed_total", "WebSocket connections closed, by reason."),
+                    &["reason"],
+                )
+                .unwrap(),
+            ),
+            connections_refused: counter(
+                "chorus_connections_refused_total",
+                "Upgrades refused because the node was at --max-connections.",
+            ),
+            rooms_local: gauge("chorus_rooms_local", "Rooms with at least one member on this node."),
+            subscriptions: gauge("chorus_backplane_subscriptions", "Room subscriptions held on the backplane."),
+            commands_received: counter("chorus_commands_received_total", "Commands received from clients."),
+            command_errors: counter("chorus_command_errors_total", "Commands answered with an error event."),
+            messages_published: counter("chorus_messages_published_total", "Messages published to the backplane."),
+            backplane_received: counter(
+                "chorus_backplane_messages_received_total",
+                "Messages read from the backplane.",
+            ),
+            backplane_undecodable: counter(
+                "chorus_backplane_undecodable_total",
+                "Backplane messages that were not valid envelopes.",
+            ),
+            frames_delivered: counter("chorus_frames_delivered_total", "Frames queued to local clients."),
+            outbox_drops: counter(
+                "chorus_outbox_drops_total",
+                "Frames dropped for clients whose outbound queue overflowed.",
+            ),
+            fanout: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("chorus_fanout_recipients", "Local recipients per message.")
+                        .buckets(vec![0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1e3, 5e3, 1e4, 5e4, 1e5]),
+                )
+                .unwrap(),
+            ),
+            registry,
+        }
+    }
+
+    /// Counts a closed connection.
+    pub fn connection_closed(&self, reason: CloseReason) {
+        self.connections_open.dec();
+        self.connections_closed.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding of metrics");
+        String::from_utf8(buf).expect("metrics text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry.register(Box::new(collector.clone())).expect("metric names are unique");
+    collector
+}

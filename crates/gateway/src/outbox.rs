@@ -1,0 +1,146 @@
+//! A connection's bounded outbound queue.
+//!
+//! Producers (the fan-out, the connection's own replies) push without waiting;
+//! the connection's task drains everything queued and writes it with one flush.
+//! When a client falls more than the byte bound behind, the queue is dropped and
+//! marked overflowed: the connection then closes with `slow_consumer`. Nobody
+//! else ever waits for a slow client.
+
+use std::collections::VecDeque;
+
+use axum::extract::ws::Message;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Fixed per-frame cost added to the payload length, so floods of tiny frames are bounded too.
+const FRAME_OVERHEAD: usize = 64;
+
+/// What happened to a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for writing.
+    Queued,
+    /// Not queued: the client is (now) too slow and is being disconnected.
+    Dropped,
+}
+
+/// The outbox was overflowed: the client must be disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflowed;
+
+/// A bounded queue of frames for one client.
+pub struct Outbox {
+    /// Queued frames and their accounting; held only for pushes and swaps, never across an await.
+    state: Mutex<State>,
+    /// Wakes the connection task when the queue becomes non-empty or overflows.
+    wake: Notify,
+    /// Bound on queued bytes (payload plus per-frame overhead).
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    /// Frames waiting to be written.
+    frames: VecDeque<Message>,
+    /// Their cost in bytes.
+    bytes: usize,
+    /// Set once the bound was exceeded; the queue stays empty from then on.
+    overflowed: bool,
+}
+
+impl Outbox {
+    /// An empty outbox holding at most `max_bytes`.
+    pub fn new(max_bytes: usize) -> Self {
+        Self { state: Mutex::new(State::default()), wake: Notify::new(), max_bytes }
+    }
+
+    /// Queues a frame without waiting.
+    pub fn push(&self, frame: Message) -> Pushed {
+        let cost = frame_len(&frame) + FRAME_OVERHEAD;
+        let mut state = self.state.lock();
+        if state.overflowed {
+            return Pushed::Dropped;
+        }
+        if state.bytes + cost > self.max_bytes {
+            state.overflowed = true;
+            state.frames = VecDeque::new();
+            state.bytes = 0;
+            drop(state);
+            self.wake.notify_one();
+            return Pushed::Dropped;
+        }
+        state.frames.push_back(frame);
+        state.bytes += cost;
+        let first = state.frames.len() == 1;
+        drop(state);
+        if first {
+            self.wake.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Waits until frames are queued or the outbox overflowed. Cancel-safe.
+    pub async fn ready(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Moves every queued frame into `batch` (which must be empty), keeping both buffers' capacity.
+    pub fn take(&self, batch: &mut VecDeque<Message>) -> Result<(), Overflowed> {
+        debug_assert!(batch.is_empty());
+        let mut state = self.state.lock();
+        if state.overflowed {
+            return Err(Overflowed);
+        }
+        std::mem::swap(&mut state.frames, batch);
+        state.bytes = 0;
+        Ok(())
+    }
+}
+
+fn frame_len(frame: &Message) -> usize {
+    match frame {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        Message::Close(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> Message {
+        Message::Text("x".repeat(n).into())
+    }
+
+    #[test]
+    fn queues_until_the_bound_then_overflows_for_good() {
+        let outbox = Outbox::new(1000);
+        assert_eq!(outbox.push(text(400)), Pushed::Queued);
+        assert_eq!(outbox.push(text(400)), Pushed::Dropped);
+        assert_eq!(outbox.push(text(1)), Pushed::Dropped);
+        assert_eq!(outbox.take(&mut VecDeque::new()), Err(Overflowed));
+    }
+
+    #[test]
+    fn take_empties_the_queue_and_frees_the_budget() {
+        let outbox = Outbox::new(1000);
+        for _ in 0..2 {
+            assert_eq!(outbox.push(text(400)), Pushed::Queued);
+            let mut batch = VecDeque::new();
+            outbox.take(&mut batch).unwrap();
+            assert_eq!(batch.len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn wakes_the_reader_on_first_frame() {
+        let outbox = std::sync::Arc::new(Outbox::new(1000));
+        let waiter = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.ready().await }
+        });
+        outbox.push(text(1));
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    }
+}

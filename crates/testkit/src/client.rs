@@ -1,0 +1,201 @@
+//! A WebSocket chat client for tests. Every read has a deadline.
+
+use std::collections::VecDeque;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{
+        Message,
+        client::IntoClientRequest,
+        http::{HeaderValue, Response},
+    },
+};
+
+use crate::WAIT;
+
+/// What a test can observe on a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A decoded event (from a text or a binary frame).
+    Data(Value),
+    /// A close frame with its code.
+    Closed(u16),
+    /// The connection ended without a close frame.
+    Ended,
+}
+
+/// A test client.
+pub struct Client {
+    /// The socket.
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Events read while waiting for another one.
+    pending: VecDeque<Value>,
+    /// The `welcome` event.
+    pub welcome: Value,
+    /// Whether the server chose binary frames (MessagePack).
+    pub binary: bool,
+    /// Counter for generated refs.
+    next_ref: u64,
+}
+
+impl Client {
+    /// Connects (JSON) and reads `welcome`.
+    pub async fn connect(url: &str) -> Self {
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects offering `subprotocol`, and reads `welcome`.
+    pub async fn connect_with(url: &str, subprotocol: Option<&str>) -> Self {
+        let (ws, response) = Self::handshake(url, subprotocol).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        let binary = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok())
+            == Some("chorus.msgpack")
+            || url.contains("encoding=msgpack");
+        let mut client = Self { ws, pending: VecDeque::new(), welcome: Value::Null, binary, next_ref: 0 };
+        client.welcome = client.expect("welcome").await;
+        client
+    }
+
+    /// Only the WebSocket handshake; `Err` carries the HTTP refusal, if any.
+    pub async fn handshake(
+        url: &str,
+        subprotocol: Option<&str>,
+    ) -> Result<(WebSocketStream<MaybeTlsStream<TcpStream>>, Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error>
+    {
+        let mut request = url.into_client_request()?;
+        if let Some(protocol) = subprotocol {
+            request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
+        }
+        tokio::time::timeout(WAIT, connect_async(request)).await.expect("handshake in time")
+    }
+
+    /// Sends a JSON command (as MessagePack if the connection is binary).
+    pub async fn send(&mut self, command: Value) {
+        let frame = if self.binary {
+            Message::Binary(rmp_serde::to_vec_named(&command).unwrap().into())
+        } else {
+            Message::Text(command.to_string().into())
+        };
+        self.send_frame(frame).await;
+    }
+
+    /// Sends a raw frame.
+    pub async fn send_frame(&mut self, frame: Message) {
+        tokio::time::timeout(WAIT, self.ws.send(frame)).await.expect("send in time").expect("send");
+    }
+
+    /// The next event, connection end included.
+    pub async fn next(&mut self) -> Event {
+        if let Some(value) = self.pending.pop_front() {
+            return Event::Data(value);
+        }
+        self.read().await
+    }
+
+    async fn read(&mut self) -> Event {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next()).await.expect("an event in time");
+            return match frame {
+                None | Some(Err(_)) => Event::Ended,
+                Some(Ok(Message::Text(text))) => Event::Data(serde_json::from_str(&text).expect("server sent JSON")),
+                Some(Ok(Message::Binary(bytes))) => {
+                    Event::Data(rmp_serde::from_slice(&bytes).expect("server sent MessagePack"))
+                }
+                Some(Ok(Message::Close(frame))) => Event::Closed(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+                Some(Ok(_)) => continue,
+            };
+        }
+    }
+
+    /// The next event, which must be data.
+    pub async fn next_data(&mut self) -> Value {
+        match self.next().await {
+            Event::Data(value) => value,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    /// Waits for the first event matching `matches`, keeping the others for later reads.
+    pub async fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(&matches) {
+            return self.pending.remove(i).unwrap();
+        }
+        loop {
+            match self.read().await {
+                Event::Data(value) if matches(&value) => return value,
+                Event::Data(value) => self.pending.push_back(value),
+                other => panic!("connection ended ({other:?}) while waiting for {what}"),
+            }
+        }
+    }
+
+    /// Waits for the next event of type `kind`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        self.wait_for(kind, |v| v["type"] == kind).await
+    }
+
+    /// Reads until the connection ends and returns how it ended (data is discarded).
+    pub async fn closed(&mut self) -> Event {
+        self.pending.clear();
+        loop {
+            match self.read().await {
+                Event::Data(_) => continue,
+                end => return end,
+            }
+        }
+    }
+
+    fn fresh_ref(&mut self) -> String {
+        self.next_ref += 1;
+        format!("r{}", self.next_ref)
+    }
+
+    /// Joins `room` and waits for `joined` (or panics with the error).
+    pub async fn join(&mut self, room: &str) {
+        let reference = self.fresh_ref();
+        self.send(json!({"type": "join", "room": room, "ref": reference})).await;
+        let reply = self.wait_for("join reply", |v| v["ref"] == reference.as_str()).await;
+        assert_eq!(reply["type"], "joined", "join {room}: {reply}");
+    }
+
+    /// Leaves `room` and waits for `left`.
+    pub async fn leave(&mut self, room: &str) {
+        let reference = self.fresh_ref();
+        self.send(json!({"type": "leave", "room": room, "ref": reference})).await;
+        let reply = self.wait_for("leave reply", |v| v["ref"] == reference.as_str()).await;
+        assert_eq!(reply["type"], "left", "leave {room}: {reply}");
+    }
+
+    /// Sends `body` to `room` and returns the reply (`sent` or `error`).
+    pub async fn say(&mut self, room: &str, body: &str) -> Value {
+        let reference = self.fresh_ref();
+        self.send(json!({"type": "send", "room": room, "body": body, "ref": reference})).await;
+        self.wait_for("send reply", |v| v["ref"] == reference.as_str() && v["type"] != "message").await
+    }
+
+    /// Sends and asserts it was accepted; returns the message id.
+    pub async fn say_ok(&mut self, room: &str, body: &str) -> String {
+        let reply = self.say(room, body).await;
+        assert_eq!(reply["type"], "sent", "send to {room}: {reply}");
+        reply["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits for the next `message` event in `room`.
+    pub async fn message_in(&mut self, room: &str) -> Value {
+        self.wait_for("a message", |v| v["type"] == "message" && v["room"] == room).await
+    }
+
+    /// Round-trips an application ping: every event queued before it is then in `pending`.
+    pub async fn sync(&mut self) {
+        let reference = self.fresh_ref();
+        self.send(json!({"type": "ping", "ref": reference})).await;
+        self.wait_for("pong", |v| v["type"] == "pong" && v["ref"] == reference.as_str()).await;
+    }
+
+    /// Events read but not yet consumed.
+    pub fn pending(&self) -> &VecDeque<Value> {
+        &self.pending
+    }
+}

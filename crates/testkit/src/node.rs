@@ -1,0 +1,151 @@
+//! Chorus nodes for tests: in-process on port 0, or as `chorus` processes.
+
+use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
+
+use chorus_gateway::{Config, ServeError, serve};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{WAIT, eventually};
+
+/// A node running inside the test process.
+pub struct InProcessNode {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its node id.
+    pub id: String,
+    /// Cancels it.
+    shutdown: CancellationToken,
+    /// Its `serve` task.
+    task: Option<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl InProcessNode {
+    /// Starts a node with `config` on a free loopback port and waits until it is ready.
+    pub async fn start(config: Config) -> Self {
+        crate::init_logs();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let id = config.node_id.clone();
+        let task = tokio::spawn(serve(listener, config, shutdown.clone()));
+        let node = Self { addr, id, shutdown, task: Some(task) };
+        node.wait_ready().await;
+        node
+    }
+
+    /// `ws://<addr>/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        wait_ready(self.addr).await;
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Shuts down and waits for `serve` to return (bounded by [`WAIT`]).
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        self.shutdown.cancel();
+        let task = self.task.take().expect("stopped once");
+        tokio::time::timeout(WAIT, task).await.expect("node stops in time").expect("serve task")
+    }
+}
+
+impl Drop for InProcessNode {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A `chorus` process, killed when dropped.
+pub struct ProcessNode {
+    /// Where it listens (read from its first stdout line).
+    pub addr: SocketAddr,
+    /// The process.
+    child: Child,
+}
+
+impl ProcessNode {
+    /// Runs `binary --listen 127.0.0.1:0 <args>` and waits until it is ready.
+    pub async fn spawn(binary: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("running the chorus binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("chorus prints its address in time")
+            .expect("reading chorus stdout")
+            .expect("chorus printed its address");
+        let addr = line
+            .strip_prefix("chorus listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from chorus: {line:?}"));
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        wait_ready(addr).await;
+        Self { addr, child }
+    }
+
+    /// `ws://<addr>/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGTERM: asks for a graceful shutdown.
+    pub fn terminate(&self) {
+        use nix::{sys::signal, unistd::Pid};
+        let pid = self.child.id().expect("process still running");
+        signal::kill(Pid::from_raw(pid as i32), signal::Signal::SIGTERM).expect("sending SIGTERM");
+    }
+
+    /// Waits for the process to exit (bounded by `within`) and returns its exit code.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(within, self.child.wait()).await.expect("chorus exits in time");
+        status.expect("waiting for chorus").code()
+    }
+}
+
+async fn wait_ready(addr: SocketAddr) {
+    eventually("node readiness", || async move {
+        match http_get(addr, "/readyz").await {
+            Ok((200, _)) => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
+
+/// A minimal HTTP/1.1 GET on loopback: returns the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}

@@ -1,0 +1,138 @@
+//! A real `redis-server` on a free loopback port, killed when dropped.
+
+use std::{net::TcpListener as StdListener, process::Stdio};
+
+use fred::{
+    clients::Client,
+    interfaces::{ClientLike, PubsubInterface},
+    prelude::{Config, Value},
+};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+use crate::WAIT;
+
+/// A running `redis-server` owned by one test.
+pub struct RedisServer {
+    /// The server process; `None` while stopped.
+    child: Option<Child>,
+    /// The port it listens on (kept across restarts).
+    port: u16,
+    /// Working directory for its files.
+    dir: tempfile::TempDir,
+    /// Extra arguments given at start, reused at restart.
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts a server without persistence.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let mut dir = tempfile::tempdir().expect("temporary directory for redis");
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = Self { child: None, port, dir, extra };
+            if server.spawn().await {
+                return server;
+            }
+            (dir, extra) = (server.dir, server.extra);
+        }
+        panic!("could not start redis-server on a free port");
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        assert!(self.spawn().await, "redis-server did not restart on port {}", self.port);
+    }
+
+    /// Returns false if the server exited before becoming ready (e.g. port taken).
+    async fn spawn(&mut self) -> bool {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--logfile", ""])
+            .args(["--dir", self.dir.path().to_str().expect("utf-8 temp path")])
+            .args(["--appendonly", "no"])
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => panic!("cannot run redis-server (install it: apt-get install redis-server): {error}"),
+        };
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("Ready to accept connections") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if !ready {
+            let _ = child.kill().await;
+            return false;
+        }
+        // Keep draining its log so the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+        true
+    }
+
+    /// A connected client for inspecting the server.
+    pub async fn client(&self) -> Client {
+        let client = Client::new(Config::from_url(&self.url()).unwrap(), None, None, None);
+        client.init().await.expect("connecting to the test redis");
+        client
+    }
+
+    /// Subscribers of `channel` (PUBSUB NUMSUB).
+    pub async fn numsub(&self, channel: &str) -> i64 {
+        let client = self.client().await;
+        let reply: Vec<Value> = client.pubsub_numsub(channel).await.expect("PUBSUB NUMSUB");
+        let _ = client.quit().await;
+        reply.get(1).and_then(Value::as_i64).unwrap_or(0)
+    }
+
+    /// Calls of a command since start (INFO commandstats), e.g. `"subscribe"`.
+    pub async fn command_calls(&self, command: &str) -> u64 {
+        let client = self.client().await;
+        let info: String = client.info(Some(fred::types::InfoKind::CommandStats))
+            .await
+            .expect("INFO commandstats");
+        let _ = client.quit().await;
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
