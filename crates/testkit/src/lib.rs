@@ -2,12 +2,14 @@
 //! all on loopback. Every wait has a deadline ([`WAIT`]) and fails loudly.
 
 mod client;
+mod cluster;
 mod node;
 mod redis;
 
 use std::{future::Future, time::Duration};
 
 pub use client::{Client, Event};
+pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};
 pub use node::{InProcessNode, ProcessNode, http_get};
 pub use redis::RedisServer;
 

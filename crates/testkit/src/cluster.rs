@@ -1,0 +1,72 @@
+//! Several in-process nodes sharing one backplane: a real Redis, or one in-process bus.
+
+use std::time::Duration;
+
+use chorus_backplane::{MemoryBus, RedisSettings};
+use chorus_gateway::{BackplaneConfig, Config};
+
+use crate::{InProcessNode, RedisServer};
+
+/// Which backplane a cluster runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackplaneKind {
+    /// One in-process bus shared by the nodes.
+    InProcess,
+    /// A real `redis-server` started for the test.
+    Redis,
+}
+
+/// Nodes of one test cluster.
+pub struct Cluster {
+    /// The nodes, in start order.
+    pub nodes: Vec<InProcessNode>,
+    /// The Redis server, for Redis clusters.
+    pub redis: Option<RedisServer>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes with test defaults.
+    pub async fn start(kind: BackplaneKind, n: usize) -> Self {
+        Self::start_with(kind, n, |_| {}).await
+    }
+
+    /// Starts `n` nodes, letting `tweak` adjust each node's configuration.
+    pub async fn start_with(kind: BackplaneKind, n: usize, tweak: impl Fn(&mut Config)) -> Self {
+        let redis = match kind {
+            BackplaneKind::Redis => Some(RedisServer::start().await),
+            BackplaneKind::InProcess => None,
+        };
+        let bus = MemoryBus::new();
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut config = test_config(&format!("node-{i}"));
+            config.backplane = match &redis {
+                Some(redis) => BackplaneConfig::Redis(redis_settings(&redis.url())),
+                None => BackplaneConfig::InProcess(bus.clone()),
+            };
+            tweak(&mut config);
+            nodes.push(InProcessNode::start(config).await);
+        }
+        Self { nodes, redis }
+    }
+
+    /// WebSocket URL of node `i`.
+    pub fn url(&self, i: usize) -> String {
+        self.nodes[i].ws_url()
+    }
+}
+
+/// A node configuration for tests: production defaults, short linger.
+pub fn test_config(node_id: &str) -> Config {
+    Config { node_id: node_id.into(), unsubscribe_delay: Duration::from_millis(200), ..Config::default() }
+}
+
+/// Redis settings for a test server at `url`.
+pub fn redis_settings(url: &str) -> RedisSettings {
+    RedisSettings {
+        url: url.into(),
+        prefix: "chorus".into(),
+        command_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+    }
+}
