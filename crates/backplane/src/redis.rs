@@ -41,6 +41,11 @@ pub struct RedisSettings {
 impl RedisSettings {
     /// Checks the URL without connecting, so bad configuration fails at start-up.
     pub fn validate(&self) -> Result<(), BackplaneError> {
+        if !self.url.starts_with("redis://") {
+            return Err(BackplaneError::Config(
+                "the URL must start with redis:// (TLS, cluster and sentinel URLs are not supported yet)".into(),
+            ));
+        }
         Config::from_url(&self.url).map(|_| ()).map_err(|e| BackplaneError::Config(e.to_string()))
     }
 }

@@ -94,6 +94,14 @@ impl Client {
         self.read().await
     }
 
+    /// The next event if one arrives within `within`.
+    pub async fn next_within(&mut self, within: std::time::Duration) -> Option<Event> {
+        if let Some(value) = self.pending.pop_front() {
+            return Some(Event::Data(value));
+        }
+        tokio::time::timeout(within, self.read()).await.ok()
+    }
+
     async fn read(&mut self) -> Event {
         loop {
             let frame = tokio::time::timeout(WAIT, self.ws.next()).await.expect("an event in time");

@@ -1,0 +1,108 @@
+//! Cluster behaviour that only Redis has: subscriptions held per node, and surviving a Redis restart.
+
+use std::time::Duration;
+
+use chorus_testkit::{BackplaneKind, Client, Cluster, Event, eventually, http_get};
+
+const CHANNEL: &str = "chorus:room:{lobby}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holds_the_subscription_exactly_while_it_has_members() {
+    let cluster = Cluster::start(BackplaneKind::Redis, 2).await;
+    let redis = cluster.redis.as_ref().unwrap();
+    assert_eq!(redis.numsub(CHANNEL).await, 0);
+
+    let mut a1 = Client::connect(&cluster.url(0)).await;
+    a1.join("lobby").await;
+    // `joined` is only sent once the subscription is active.
+    assert_eq!(redis.numsub(CHANNEL).await, 1);
+    let mut a2 = Client::connect(&cluster.url(0)).await;
+    a2.join("lobby").await;
+    let mut b = Client::connect(&cluster.url(1)).await;
+    b.join("lobby").await;
+    assert_eq!(redis.numsub(CHANNEL).await, 2, "one subscription per node, not per member");
+
+    a1.leave("lobby").await;
+    drop(a2); // disconnecting leaves too
+    eventually("node 0 to unsubscribe after the linger", || async {
+        (redis.numsub(CHANNEL).await == 1).then_some(())
+    })
+    .await;
+    b.leave("lobby").await;
+    eventually("node 1 to unsubscribe", || async { (redis.numsub(CHANNEL).await == 0).then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_leave_churn_within_the_linger_does_not_resubscribe() {
+    let cluster =
+        Cluster::start_with(BackplaneKind::Redis, 1, |c| c.unsubscribe_delay = Duration::from_secs(30)).await;
+    let redis = cluster.redis.as_ref().unwrap();
+    let mut client = Client::connect(&cluster.url(0)).await;
+    for _ in 0..5 {
+        client.join("lobby").await;
+        client.leave("lobby").await;
+    }
+    client.join("lobby").await;
+    assert_eq!(redis.command_calls("subscribe").await, 1);
+    assert_eq!(redis.command_calls("unsubscribe").await, 0);
+    assert_eq!(redis.numsub(CHANNEL).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_resumes_after_redis_restarts_without_restarting_nodes() {
+    let mut cluster = Cluster::start(BackplaneKind::Redis, 2).await;
+    let mut alice = Client::connect(&cluster.url(0)).await;
+    let mut bob = Client::connect(&cluster.url(1)).await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
+    alice.say_ok("lobby", "before").await;
+    assert_eq!(bob.message_in("lobby").await["body"], "before");
+
+    let redis = cluster.redis.as_mut().unwrap();
+    redis.kill().await;
+    // While Redis is down a send is refused explicitly, never silently dropped.
+    let refused = alice.say("lobby", "during").await;
+    assert_eq!(refused["code"], "backplane_unavailable", "{refused}");
+    let node0 = cluster.nodes[0].addr;
+    eventually("node 0 to report not ready", || async move {
+        matches!(http_get(node0, "/readyz").await, Ok((503, _))).then_some(())
+    })
+    .await;
+
+    cluster.redis.as_mut().unwrap().restart().await;
+    for node in &cluster.nodes {
+        node.wait_ready().await;
+    }
+    // Resubscription happens in the background after the reconnect: probe until a message crosses.
+    let deadline = tokio::time::Instant::now() + chorus_testkit::WAIT;
+    'probe: loop {
+        assert!(tokio::time::Instant::now() < deadline, "no cross-node delivery after the restart");
+        if alice.say("lobby", "probe").await["type"] != "sent" {
+            continue;
+        }
+        while let Some(event) = bob.next_within(Duration::from_millis(300)).await {
+            if matches!(&event, Event::Data(v) if v["type"] == "message" && v["body"] == "probe") {
+                break 'probe;
+            }
+        }
+    }
+    for n in 0..20 {
+        alice.say_ok("lobby", &format!("after {n}")).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        let body = bob.message_in("lobby").await["body"].as_str().unwrap().to_owned();
+        if body != "probe" {
+            got.push(body);
+        }
+    }
+    assert_eq!(got, (0..20).map(|n| format!("after {n}")).collect::<Vec<_>>());
+    // The outage was counted.
+    let (_, metrics) = http_get(cluster.nodes[1].addr, "/metrics").await.unwrap();
+    let reconnects: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("chorus_backplane_reconnects_total{role=\"subscriber\"}"))
+        .filter_map(|l| l.rsplit(" ").next()?.parse::<u64>().ok())
+        .sum();
+    assert!(reconnects >= 1, "subscriber reconnects counted:\n{metrics}");
+}
