@@ -16,7 +16,9 @@ pub struct ChannelNames {
 impl ChannelNames {
     /// Names under `prefix` (lets several Chorus clusters share one Redis).
     pub fn new(prefix: &str) -> Self {
-        Self { head: format!("{prefix}:room:{{") }
+        Self {
+            head: format!("{prefix}:room:{{"),
+        }
     }
 
     /// The pub/sub channel of `room`.

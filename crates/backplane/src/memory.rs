@@ -104,7 +104,10 @@ impl Backplane for MemoryBackplane {
         let mut shard = self.bus.shard(room.as_str()).lock();
         let subscribers = shard.entry(room.clone()).or_default();
         if !subscribers.iter().any(|s| s.node == self.node) {
-            subscribers.push(Subscriber { node: self.node, inbound: self.inbound.clone() });
+            subscribers.push(Subscriber {
+                node: self.node,
+                inbound: self.inbound.clone(),
+            });
         }
         Ok(())
     }

@@ -46,7 +46,9 @@ impl RedisSettings {
                 "the URL must start with redis:// (TLS, cluster and sentinel URLs are not supported yet)".into(),
             ));
         }
-        Config::from_url(&self.url).map(|_| ()).map_err(|e| BackplaneError::Config(e.to_string()))
+        Config::from_url(&self.url)
+            .map(|_| ())
+            .map_err(|e| BackplaneError::Config(e.to_string()))
     }
 }
 
@@ -64,12 +66,18 @@ struct RedisMetrics {
 impl RedisMetrics {
     fn register(registry: &Registry) -> Result<Self, BackplaneError> {
         let errors = IntCounterVec::new(
-            Opts::new("chorus_backplane_errors_total", "Redis connection errors, by connection role."),
+            Opts::new(
+                "chorus_backplane_errors_total",
+                "Redis connection errors, by connection role.",
+            ),
             &["role"],
         )
         .map_err(config_error)?;
         let reconnects = IntCounterVec::new(
-            Opts::new("chorus_backplane_reconnects_total", "Redis reconnections, by connection role."),
+            Opts::new(
+                "chorus_backplane_reconnects_total",
+                "Redis reconnections, by connection role.",
+            ),
             &["role"],
         )
         .map_err(config_error)?;
@@ -78,10 +86,18 @@ impl RedisMetrics {
             "Pub/sub messages lost because the node's reader fell behind.",
         )
         .map_err(config_error)?;
-        for metric in [Box::new(errors.clone()) as Box<dyn prometheus::core::Collector>, Box::new(reconnects.clone()), Box::new(lagged.clone())] {
+        for metric in [
+            Box::new(errors.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reconnects.clone()),
+            Box::new(lagged.clone()),
+        ] {
             registry.register(metric).map_err(config_error)?;
         }
-        Ok(Self { errors, reconnects, lagged })
+        Ok(Self {
+            errors,
+            reconnects,
+            lagged,
+        })
     }
 }
 
@@ -156,10 +172,19 @@ impl RedisBackplane {
         .await;
         match waited {
             Ok(Ok(())) => tracing::info!(prefix = %settings.prefix, "connected to Redis"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "Redis not reachable yet; retrying in the background, node not ready"),
-            Err(_) => tracing::warn!("Redis not reachable yet; retrying in the background, node not ready"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Redis not reachable yet; retrying in the background, node not ready")
+            }
+            Err(_) => tracing::warn!(
+                "Redis not reachable yet; retrying in the background, node not ready"
+            ),
         }
-        Ok(Self { publisher, subscriber, names, tasks })
+        Ok(Self {
+            publisher,
+            subscriber,
+            names,
+            tasks,
+        })
     }
 }
 
@@ -174,7 +199,9 @@ fn spawn_reader(
         loop {
             match rx.recv().await {
                 Ok(message) => {
-                    let Some(room) = names.room_of(&message.channel) else { continue };
+                    let Some(room) = names.room_of(&message.channel) else {
+                        continue;
+                    };
                     let payload = match message.value {
                         Value::Bytes(bytes) => bytes,
                         Value::String(text) => text.into_inner(),
@@ -234,11 +261,17 @@ impl Backplane for RedisBackplane {
     }
 
     async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
-        self.subscriber.subscribe(self.names.room_channel(room)).await.map_err(unavailable)
+        self.subscriber
+            .subscribe(self.names.room_channel(room))
+            .await
+            .map_err(unavailable)
     }
 
     async fn unsubscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
-        self.subscriber.unsubscribe(self.names.room_channel(room)).await.map_err(unavailable)
+        self.subscriber
+            .unsubscribe(self.names.room_channel(room))
+            .await
+            .map_err(unavailable)
     }
 
     fn is_ready(&self) -> bool {

@@ -7,7 +7,11 @@ use clap::Parser;
 
 /// Command line of the `chorus` binary. Every flag has an environment variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chorus", version, about = "Chorus: a horizontally scaled real-time chat server")]
+#[command(
+    name = "chorus",
+    version,
+    about = "Chorus: a horizontally scaled real-time chat server"
+)]
 pub struct Cli {
     /// Address to listen on for WebSocket and HTTP.
     #[arg(long, env = "CHORUS_LISTEN", default_value = "127.0.0.1:8080")]
@@ -72,7 +76,10 @@ impl std::fmt::Debug for BackplaneConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::InProcess(_) => f.write_str("InProcess"),
-            Self::Redis(s) => f.debug_struct("Redis").field("prefix", &s.prefix).finish_non_exhaustive(),
+            Self::Redis(s) => f
+                .debug_struct("Redis")
+                .field("prefix", &s.prefix)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -144,7 +151,9 @@ impl Config {
                     command_timeout: cli.redis_timeout,
                     connect_timeout: cli.redis_timeout,
                 };
-                settings.validate().map_err(|e| ConfigError(format!("--redis-url: {e}")))?;
+                settings
+                    .validate()
+                    .map_err(|e| ConfigError(format!("--redis-url: {e}")))?;
                 BackplaneConfig::Redis(settings)
             }
         };
@@ -163,7 +172,10 @@ impl Config {
             shutdown_timeout: cli.shutdown_timeout,
         };
         if let BackplaneConfig::Redis(settings) = &config.backplane {
-            check(valid_id(&settings.prefix), "--redis-prefix must be 1-64 letters, digits, - _ .")?;
+            check(
+                valid_id(&settings.prefix),
+                "--redis-prefix must be 1-64 letters, digits, - _ .",
+            )?;
         }
         config.validate()?;
         Ok(config)
@@ -171,18 +183,39 @@ impl Config {
 
     /// Checks the relations between settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(valid_id(&self.node_id), "--node-id must be 1-64 letters, digits, - _ .")?;
-        check(!self.ping_interval.is_zero(), "--ping-interval must be positive")?;
-        check(!self.pong_timeout.is_zero(), "--pong-timeout must be positive")?;
-        check(!self.write_timeout.is_zero(), "--write-timeout must be positive")?;
-        check(self.max_frame_bytes >= 1024, "--max-frame-bytes must be at least 1024")?;
-        check(self.max_body_bytes >= 1, "--max-body-bytes must be at least 1")?;
+        check(
+            valid_id(&self.node_id),
+            "--node-id must be 1-64 letters, digits, - _ .",
+        )?;
+        check(
+            !self.ping_interval.is_zero(),
+            "--ping-interval must be positive",
+        )?;
+        check(
+            !self.pong_timeout.is_zero(),
+            "--pong-timeout must be positive",
+        )?;
+        check(
+            !self.write_timeout.is_zero(),
+            "--write-timeout must be positive",
+        )?;
+        check(
+            self.max_frame_bytes >= 1024,
+            "--max-frame-bytes must be at least 1024",
+        )?;
+        check(
+            self.max_body_bytes >= 1,
+            "--max-body-bytes must be at least 1",
+        )?;
         check(
             self.max_body_bytes + 1024 <= self.max_frame_bytes,
             "--max-body-bytes must leave at least 1 KiB of --max-frame-bytes for the command around it",
         )?;
         check(self.max_rooms >= 1, "--max-rooms must be at least 1")?;
-        check(self.max_connections >= 1, "--max-connections must be at least 1")?;
+        check(
+            self.max_connections >= 1,
+            "--max-connections must be at least 1",
+        )?;
         check(
             self.outbox_bytes >= 2 * self.max_frame_bytes,
             "--outbox-bytes must hold at least two frames of --max-frame-bytes",
@@ -192,11 +225,18 @@ impl Config {
 }
 
 fn check(ok: bool, message: &str) -> Result<(), ConfigError> {
-    if ok { Ok(()) } else { Err(ConfigError(message.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(message.to_owned()))
+    }
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn random_node_id() -> String {
@@ -209,7 +249,8 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
-        let cli = Cli::try_parse_from(std::iter::once("chorus").chain(args.iter().copied())).unwrap();
+        let cli =
+            Cli::try_parse_from(std::iter::once("chorus").chain(args.iter().copied())).unwrap();
         Config::from_cli(&cli)
     }
 

@@ -9,18 +9,14 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use chorus_protocol::{Encoding, Limits, Sender, ServerEvent, Welcome, close, decode_json, decode_msgpack};
+use chorus_protocol::{
+    Encoding, Limits, Sender, ServerEvent, Welcome, close, decode_json, decode_msgpack,
+};
 use futures_util::SinkExt;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use uuid::Uuid;
 
-use crate::{
-    hub::ConnId,
-    metrics::CloseReason,
-    node::Node,
-    outbox::Outbox,
-    session::Session,
-};
+use crate::{hub::ConnId, metrics::CloseReason, node::Node, outbox::Outbox, session::Session};
 
 /// Bound on sending a close frame to a client that may be gone.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -40,7 +36,13 @@ pub struct Handshake {
 /// Serves one upgraded connection until it ends.
 pub async fn run(node: Arc<Node>, mut socket: WebSocket, handshake: Handshake) {
     let outbox = Arc::new(Outbox::new(node.config.outbox_bytes));
-    let mut session = Session::new(node.clone(), handshake.conn, handshake.user.clone(), handshake.encoding, outbox.clone());
+    let mut session = Session::new(
+        node.clone(),
+        handshake.conn,
+        handshake.user.clone(),
+        handshake.encoding,
+        outbox.clone(),
+    );
     let config = &node.config;
     session.reply(&ServerEvent::Welcome(&Welcome {
         node: config.node_id.clone(),
@@ -61,9 +63,15 @@ pub async fn run(node: Arc<Node>, mut socket: WebSocket, handshake: Handshake) {
     node.metrics.connection_closed(reason);
 }
 
-async fn drive(node: &Node, socket: &mut WebSocket, session: &mut Session, outbox: &Outbox) -> CloseReason {
+async fn drive(
+    node: &Node,
+    socket: &mut WebSocket,
+    session: &mut Session,
+    outbox: &Outbox,
+) -> CloseReason {
     let config = &node.config;
-    let mut ping = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pong_deadline: Option<Instant> = None;
     let mut batch = VecDeque::new();
@@ -115,7 +123,10 @@ async fn drive(node: &Node, socket: &mut WebSocket, session: &mut Session, outbo
     }
 }
 
-async fn dispatch(session: &mut Session, command: Result<chorus_protocol::Command, chorus_protocol::CommandError>) {
+async fn dispatch(
+    session: &mut Session,
+    command: Result<chorus_protocol::Command, chorus_protocol::CommandError>,
+) {
     session.note_command();
     match command {
         Ok(command) => session.handle(command).await,
@@ -124,7 +135,10 @@ async fn dispatch(session: &mut Session, command: Result<chorus_protocol::Comman
 }
 
 /// Writes a batch of frames with a single flush at the end.
-async fn write_batch(socket: &mut WebSocket, batch: &mut VecDeque<Message>) -> Result<(), axum::Error> {
+async fn write_batch(
+    socket: &mut WebSocket,
+    batch: &mut VecDeque<Message>,
+) -> Result<(), axum::Error> {
     while let Some(frame) = batch.pop_front() {
         socket.feed(frame).await?;
     }
@@ -137,14 +151,34 @@ async fn read_failed(socket: &mut WebSocket, error: axum::Error) -> CloseReason 
         .downcast_ref::<tungstenite::Error>()
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
     if too_big {
-        send_close(socket, close::MESSAGE_TOO_BIG, "frame exceeds max_frame_bytes").await;
+        send_close(
+            socket,
+            close::MESSAGE_TOO_BIG,
+            "frame exceeds max_frame_bytes",
+        )
+        .await;
         CloseReason::FrameTooLarge
     } else {
         CloseReason::Error
     }
 }
 
+/// Sends a close frame, then waits (bounded) for the client's close before the
+/// TCP connection is dropped: dropping it at once could make the client's kernel
+/// discard the unread close frame when the client writes anything meanwhile.
 async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame { code, reason: reason.into() };
-    let _ = timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        if socket.send(Message::Close(Some(frame))).await.is_ok() {
+            while let Some(Ok(frame)) = socket.recv().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
 }

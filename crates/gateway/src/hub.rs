@@ -26,6 +26,9 @@ const SHARDS: usize = 32;
 /// Identifies a connection within this node.
 pub type ConnId = u64;
 
+/// Rooms of one shard and their local members.
+type RoomTable = HashMap<RoomName, IndexMap<ConnId, Member>>;
+
 /// A local member of a room.
 #[derive(Clone)]
 pub struct Member {
@@ -39,7 +42,7 @@ pub struct Member {
 pub struct Hub {
     /// Room -> local members, sharded by room hash. Locks are held only for map
     /// updates and one fan-out loop, never across an await.
-    shards: Box<[Mutex<HashMap<RoomName, IndexMap<ConnId, Member>>>]>,
+    shards: Box<[Mutex<RoomTable>]>,
     /// Where fan-out is counted.
     metrics: Metrics,
 }
@@ -47,10 +50,13 @@ pub struct Hub {
 impl Hub {
     /// An empty hub.
     pub fn new(metrics: Metrics) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), metrics }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            metrics,
+        }
     }
 
-    fn shard(&self, room: &str) -> &Mutex<HashMap<RoomName, IndexMap<ConnId, Member>>> {
+    fn shard(&self, room: &str) -> &Mutex<RoomTable> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(room);
         &self.shards[(hash as usize) % SHARDS]
@@ -88,7 +94,8 @@ impl Hub {
         let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
         let mut dropped = 0u64;
         for member in members.values() {
-            let frame = frames[member.encoding.index()].get_or_insert_with(|| ws_message(member.encoding.encode(event)));
+            let frame = frames[member.encoding.index()]
+                .get_or_insert_with(|| ws_message(member.encoding.encode(event)));
             if member.outbox.push(frame.clone()) == Pushed::Dropped {
                 dropped += 1;
             }

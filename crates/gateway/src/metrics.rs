@@ -1,8 +1,8 @@
 //! Prometheus metrics of one node. Labels have bounded cardinality: never a room or a user.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-    core::Collector,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder, core::Collector,
 };
 
 /// Why a connection closed (the `reason` label); a fixed set.
@@ -74,15 +74,23 @@ impl Metrics {
     /// Creates and registers every metric in a new registry.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help).unwrap());
-        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help).unwrap());
+        let counter =
+            |name: &str, help: &str| register(&registry, IntCounter::new(name, help).unwrap());
+        let gauge =
+            |name: &str, help: &str| register(&registry, IntGauge::new(name, help).unwrap());
         Self {
             connections_open: gauge("chorus_connections_open", "WebSocket connections open now."),
-            connections_opened: counter("chorus_connections_opened_total", "WebSocket connections accepted."),
+            connections_opened: counter(
+                "chorus_connections_opened_total",
+                "WebSocket connections accepted.",
+            ),
             connections_closed: register(
                 &registry,
                 IntCounterVec::new(
-                    Opts::new("chorus_connections_closed_total", "WebSocket connections closed, by reason."),
+                    Opts::new(
+                        "chorus_connections_closed_total",
+                        "WebSocket connections closed, by reason.",
+                    ),
                     &["reason"],
                 )
                 .unwrap(),
@@ -91,11 +99,26 @@ impl Metrics {
                 "chorus_connections_refused_total",
                 "Upgrades refused because the node was at --max-connections.",
             ),
-            rooms_local: gauge("chorus_rooms_local", "Rooms with at least one member on this node."),
-            subscriptions: gauge("chorus_backplane_subscriptions", "Room subscriptions held on the backplane."),
-            commands_received: counter("chorus_commands_received_total", "Commands received from clients."),
-            command_errors: counter("chorus_command_errors_total", "Commands answered with an error event."),
-            messages_published: counter("chorus_messages_published_total", "Messages published to the backplane."),
+            rooms_local: gauge(
+                "chorus_rooms_local",
+                "Rooms with at least one member on this node.",
+            ),
+            subscriptions: gauge(
+                "chorus_backplane_subscriptions",
+                "Room subscriptions held on the backplane.",
+            ),
+            commands_received: counter(
+                "chorus_commands_received_total",
+                "Commands received from clients.",
+            ),
+            command_errors: counter(
+                "chorus_command_errors_total",
+                "Commands answered with an error event.",
+            ),
+            messages_published: counter(
+                "chorus_messages_published_total",
+                "Messages published to the backplane.",
+            ),
             backplane_received: counter(
                 "chorus_backplane_messages_received_total",
                 "Messages read from the backplane.",
@@ -104,7 +127,10 @@ impl Metrics {
                 "chorus_backplane_undecodable_total",
                 "Backplane messages that were not valid envelopes.",
             ),
-            frames_delivered: counter("chorus_frames_delivered_total", "Frames queued to local clients."),
+            frames_delivered: counter(
+                "chorus_frames_delivered_total",
+                "Frames queued to local clients.",
+            ),
             outbox_drops: counter(
                 "chorus_outbox_drops_total",
                 "Frames dropped for clients whose outbound queue overflowed.",
@@ -113,7 +139,9 @@ impl Metrics {
                 &registry,
                 Histogram::with_opts(
                     HistogramOpts::new("chorus_fanout_recipients", "Local recipients per message.")
-                        .buckets(vec![0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1e3, 5e3, 1e4, 5e4, 1e5]),
+                        .buckets(vec![
+                            0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1e3, 5e3, 1e4, 5e4, 1e5,
+                        ]),
                 )
                 .unwrap(),
             ),
@@ -124,13 +152,17 @@ impl Metrics {
     /// Counts a closed connection.
     pub fn connection_closed(&self, reason: CloseReason) {
         self.connections_open.dec();
-        self.connections_closed.with_label_values(&[reason.label()]).inc();
+        self.connections_closed
+            .with_label_values(&[reason.label()])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding of metrics");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding of metrics");
         String::from_utf8(buf).expect("metrics text is UTF-8")
     }
 }
@@ -142,6 +174,8 @@ impl Default for Metrics {
 }
 
 fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
-    registry.register(Box::new(collector.clone())).expect("metric names are unique");
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("metric names are unique");
     collector
 }

@@ -51,7 +51,11 @@ struct State {
 impl Outbox {
     /// An empty outbox holding at most `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
-        Self { state: Mutex::new(State::default()), wake: Notify::new(), max_bytes }
+        Self {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            max_bytes,
+        }
     }
 
     /// Queues a frame without waiting.
@@ -116,8 +120,8 @@ mod tests {
     #[test]
     fn queues_until_the_bound_then_overflows_for_good() {
         let outbox = Outbox::new(1000);
-        assert_eq!(outbox.push(text(400)), Pushed::Queued);
-        assert_eq!(outbox.push(text(400)), Pushed::Dropped);
+        assert_eq!(outbox.push(text(500)), Pushed::Queued);
+        assert_eq!(outbox.push(text(500)), Pushed::Dropped);
         assert_eq!(outbox.push(text(1)), Pushed::Dropped);
         assert_eq!(outbox.take(&mut VecDeque::new()), Err(Overflowed));
     }
@@ -141,6 +145,9 @@ mod tests {
             async move { outbox.ready().await }
         });
         outbox.push(text(1));
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

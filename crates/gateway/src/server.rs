@@ -8,6 +8,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
 };
 use chorus_backplane::{Backplane, BackplaneError, RedisBackplane};
 use chorus_protocol::{Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, Sender};
@@ -48,7 +49,11 @@ pub enum ServeError {
 
 /// Runs a node on an already-bound listener until `shutdown` is cancelled, then
 /// closes every connection with `going_away` and returns.
-pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     config.validate()?;
     let metrics = Metrics::new();
     let hub = Arc::new(Hub::new(metrics.clone()));
@@ -58,8 +63,16 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
             Arc::new(RedisBackplane::connect(settings, hub.clone(), &metrics.registry).await?)
         }
     };
-    let (subscriptions, _owner) = Subscriptions::start(backplane.clone(), config.unsubscribe_delay, metrics.clone());
-    let node = Arc::new(Node::new(config, hub, backplane.clone(), subscriptions, metrics, shutdown.clone()));
+    let (subscriptions, _owner) =
+        Subscriptions::start(backplane.clone(), config.unsubscribe_delay, metrics.clone());
+    let node = Arc::new(Node::new(
+        config,
+        hub,
+        backplane.clone(),
+        subscriptions,
+        metrics,
+        shutdown.clone(),
+    ));
     tracing::info!(
         node = %node.config.node_id,
         addr = %listener.local_addr()?,
@@ -68,12 +81,24 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     );
 
     let app = router(node.clone());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    // Chat frames are small and latency matters: no Nagle delay on client sockets.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
 
     // The listener is closed; connection tasks saw the same token and are closing.
     node.connections.close();
-    if tokio::time::timeout(node.config.shutdown_timeout, node.connections.wait()).await.is_err() {
-        tracing::warn!(left = node.connections.len(), "connections still open after the shutdown timeout");
+    if tokio::time::timeout(node.config.shutdown_timeout, node.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = node.connections.len(),
+            "connections still open after the shutdown timeout"
+        );
     }
     backplane.shutdown().await;
     tracing::info!(node = %node.config.node_id, "node stopped");
@@ -99,24 +124,46 @@ struct WsParams {
     name: Option<String>,
 }
 
-async fn upgrade(State(node): State<Arc<Node>>, Query(params): Query<WsParams>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(node): State<Arc<Node>>,
+    Query(params): Query<WsParams>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if node.shutdown.is_cancelled() {
-        return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "node is shutting down");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "node is shutting down",
+        );
     }
     let query_encoding = match params.encoding.as_deref().map(Encoding::parse) {
         None => None,
         Some(Some(encoding)) => Some(encoding),
-        Some(None) => return refusal(StatusCode::BAD_REQUEST, "invalid_encoding", "encoding must be json or msgpack"),
+        Some(None) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid_encoding",
+                "encoding must be json or msgpack",
+            );
+        }
     };
     let name = match params.name {
         Some(name) if !valid_name(&name) => {
-            return refusal(StatusCode::BAD_REQUEST, "invalid_name", "name must be 1-64 printable characters");
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid_name",
+                "name must be 1-64 printable characters",
+            );
         }
         name => name,
     };
     let Some(admission) = node.admit() else {
         node.metrics.connections_refused.inc();
-        return refusal(StatusCode::SERVICE_UNAVAILABLE, "node_full", "node is at its connection limit");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node_full",
+            "node is at its connection limit",
+        );
     };
 
     let config = &node.config;
@@ -137,7 +184,10 @@ async fn upgrade(State(node): State<Arc<Node>>, Query(params): Query<WsParams>, 
     let handshake = Handshake {
         conn: node.next_conn_id(),
         public_id,
-        user: Sender { id: anonymous_id(&public_id), name },
+        user: Sender {
+            id: anonymous_id(&public_id),
+            name,
+        },
         encoding,
     };
     let tracked = node.connections.token();
@@ -163,21 +213,37 @@ fn anonymous_id(conn: &Uuid) -> String {
 }
 
 fn refusal(status: StatusCode, code: &'static str, message: &'static str) -> Response {
-    (status, Json(serde_json::json!({ "code": code, "message": message }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "code": code, "message": message })),
+    )
+        .into_response()
 }
 
 async fn readyz(State(node): State<Arc<Node>>) -> Response {
     if node.shutdown.is_cancelled() {
-        refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "node is shutting down")
+        refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "node is shutting down",
+        )
     } else if !node.backplane.is_ready() {
-        refusal(StatusCode::SERVICE_UNAVAILABLE, "backplane_down", "backplane (Redis) is not reachable")
+        refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backplane_down",
+            "backplane (Redis) is not reachable",
+        )
     } else {
         (StatusCode::OK, "ready").into_response()
     }
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        node.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn index(State(node): State<Arc<Node>>) -> String {

@@ -39,7 +39,11 @@ pub struct Subscriptions {
 
 impl Subscriptions {
     /// Starts the owner task; it ends when every handle is dropped.
-    pub fn start(backplane: Arc<dyn Backplane>, linger: Duration, metrics: Metrics) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        backplane: Arc<dyn Backplane>,
+        linger: Duration,
+        metrics: Metrics,
+    ) -> (Self, JoinHandle<()>) {
         let (requests, rx) = mpsc::unbounded_channel();
         let owner = Owner {
             backplane,
@@ -58,9 +62,14 @@ impl Subscriptions {
     pub async fn acquire(&self, room: &RoomName) -> Result<(), BackplaneError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Acquire { room: room.clone(), reply })
+            .send(Request::Acquire {
+                room: room.clone(),
+                reply,
+            })
             .map_err(|_| BackplaneError::Unavailable("node is shutting down".into()))?;
-        answer.await.map_err(|_| BackplaneError::Unavailable("node is shutting down".into()))?
+        answer
+            .await
+            .map_err(|_| BackplaneError::Unavailable("node is shutting down".into()))?
     }
 
     /// Gives back a reference taken by a successful [`acquire`](Self::acquire).
@@ -147,14 +156,18 @@ impl Owner {
     }
 
     fn release(&mut self, room: RoomName) {
-        let Some(entry) = self.rooms.get_mut(&room) else { return };
+        let Some(entry) = self.rooms.get_mut(&room) else {
+            return;
+        };
         entry.refs = entry.refs.saturating_sub(1);
         self.release_last(&room);
     }
 
     /// Starts the linger when the last reference is gone.
     fn release_last(&mut self, room: &RoomName) {
-        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return;
+        };
         if entry.refs > 0 {
             return;
         }
@@ -164,8 +177,15 @@ impl Owner {
         self.reconcile(room);
     }
 
-    fn finished(&mut self, room: RoomName, operation: Operation, result: Result<(), BackplaneError>) {
-        let Some(entry) = self.rooms.get_mut(&room) else { return };
+    fn finished(
+        &mut self,
+        room: RoomName,
+        operation: Operation,
+        result: Result<(), BackplaneError>,
+    ) {
+        let Some(entry) = self.rooms.get_mut(&room) else {
+            return;
+        };
         entry.busy = false;
         match (operation, result) {
             (Operation::Subscribe, Ok(())) => {
@@ -200,7 +220,9 @@ impl Owner {
 
     /// Issues the operation that moves `room` toward the wanted state, or forgets it.
     fn reconcile(&mut self, room: &RoomName) {
-        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return;
+        };
         if entry.busy {
             return;
         }

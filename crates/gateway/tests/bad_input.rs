@@ -8,7 +8,10 @@ use tokio_tungstenite::tungstenite::Message;
 async fn error_for(client: &mut Client, frame: Message) -> Value {
     client.send_frame(frame).await;
     let error = client.expect("error").await;
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "errors explain themselves: {error}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "errors explain themselves: {error}"
+    );
     error
 }
 
@@ -34,12 +37,30 @@ async fn each_bad_command_gets_its_error_code_and_the_room_keeps_flowing() {
         (text(r#"{"room":"lobby"}"#), "invalid_command"),
         (text(r#"{"type":"send","room":"lobby"}"#), "invalid_command"),
         (text(r#"{"type":"join","room":42}"#), "invalid_command"),
-        (text(r#"{"type":"join","room":"has space"}"#), "invalid_room"),
-        (text(&json!({"type": "join", "room": "x".repeat(129)}).to_string()), "invalid_room"),
-        (text(&json!({"type": "ping", "ref": "r".repeat(65)}).to_string()), "invalid_ref"),
-        (text(r#"{"type":"send","room":"lobby","body":""}"#), "empty_body"),
-        (text(&json!({"type": "send", "room": "lobby", "body": long_body}).to_string()), "body_too_large"),
-        (text(r#"{"type":"send","room":"elsewhere","body":"hi"}"#), "not_joined"),
+        (
+            text(r#"{"type":"join","room":"has space"}"#),
+            "invalid_room",
+        ),
+        (
+            text(&json!({"type": "join", "room": "x".repeat(129)}).to_string()),
+            "invalid_room",
+        ),
+        (
+            text(&json!({"type": "ping", "ref": "r".repeat(65)}).to_string()),
+            "invalid_ref",
+        ),
+        (
+            text(r#"{"type":"send","room":"lobby","body":""}"#),
+            "empty_body",
+        ),
+        (
+            text(&json!({"type": "send", "room": "lobby", "body": long_body}).to_string()),
+            "body_too_large",
+        ),
+        (
+            text(r#"{"type":"send","room":"elsewhere","body":"hi"}"#),
+            "not_joined",
+        ),
         (text(r#"{"type":"leave","room":"elsewhere"}"#), "not_joined"),
         (text(r#"{"type":"join","room":"lobby"}"#), "already_joined"),
     ];
@@ -53,9 +74,17 @@ async fn each_bad_command_gets_its_error_code_and_the_room_keeps_flowing() {
         assert_eq!(bad.message_in("lobby").await["body"], body);
     }
     // The ref comes back on errors so clients can correlate.
-    bad.send(json!({"type": "send", "room": "nowhere", "body": "x", "ref": "mine"})).await;
+    bad.send(json!({"type": "send", "room": "nowhere", "body": "x", "ref": "mine"}))
+        .await;
     let error = bad.expect("error").await;
-    assert_eq!((error["code"].as_str(), error["ref"].as_str(), error["room"].as_str()), (Some("not_joined"), Some("mine"), Some("nowhere")));
+    assert_eq!(
+        (
+            error["code"].as_str(),
+            error["ref"].as_str(),
+            error["room"].as_str()
+        ),
+        (Some("not_joined"), Some("mine"), Some("nowhere"))
+    );
     // Room limit.
     bad.join("second").await;
     bad.join("third").await;
@@ -76,7 +105,9 @@ async fn msgpack_connections_get_the_same_codes() {
     client.send(json!({"type": "send", "room": "r"})).await;
     assert_eq!(client.expect("error").await["code"], "invalid_command");
     // Text JSON on a MessagePack connection is still understood; the answer stays MessagePack.
-    client.send_frame(text(r#"{"type":"ping","ref":"t"}"#)).await;
+    client
+        .send_frame(text(r#"{"type":"ping","ref":"t"}"#))
+        .await;
     assert_eq!(client.expect("pong").await["ref"], "t");
 }
 
@@ -98,24 +129,40 @@ async fn oversized_frame_closes_with_1009_and_spares_others() {
 async fn bad_upgrade_requests_are_refused_before_the_upgrade() {
     let cluster = Cluster::start_with(BackplaneKind::InProcess, 1, |c| c.max_connections = 2).await;
     let url = cluster.url(0);
-    for (query, code) in [("?encoding=xml", "invalid_encoding"), ("?name=", "invalid_name")] {
-        let refusal = Client::handshake(&format!("{url}{query}"), None).await.unwrap_err();
+    for (query, code) in [
+        ("?encoding=xml", "invalid_encoding"),
+        ("?name=", "invalid_name"),
+    ] {
+        let refusal = Client::handshake(&format!("{url}{query}"), None)
+            .await
+            .unwrap_err();
         assert_refused(refusal, 400, code);
     }
     let long_name = format!("{url}?name={}", "n".repeat(65));
-    assert_refused(Client::handshake(&long_name, None).await.unwrap_err(), 400, "invalid_name");
+    assert_refused(
+        Client::handshake(&long_name, None).await.unwrap_err(),
+        400,
+        "invalid_name",
+    );
     // Not a WebSocket request at all.
     let (status, _) = http_get(cluster.nodes[0].addr, "/ws").await.unwrap();
     assert!((400..500).contains(&status), "plain GET /ws: {status}");
     // The node is full at max_connections.
     let _a = Client::connect(&url).await;
     let _b = Client::connect(&url).await;
-    assert_refused(Client::handshake(&url, None).await.unwrap_err(), 503, "node_full");
+    assert_refused(
+        Client::handshake(&url, None).await.unwrap_err(),
+        503,
+        "node_full",
+    );
 }
 
 fn assert_refused(error: tokio_tungstenite::tungstenite::Error, status: u16, code: &str) {
-    let tokio_tungstenite::tungstenite::Error::Http(response) = error else { panic!("expected an HTTP refusal, got {error}") };
+    let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+        panic!("expected an HTTP refusal, got {error}")
+    };
     assert_eq!(response.status().as_u16(), status);
-    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+    let body: Value =
+        serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
     assert_eq!(body["code"], code);
 }

@@ -56,20 +56,39 @@ async fn every_member_on_every_node_gets_every_message_once_in_one_order(kind: B
     for member in &mut members {
         let mut bodies = Vec::new();
         while bodies.len() < total {
-            bodies.push(member.message_in("lobby").await["body"].as_str().unwrap().to_owned());
+            bodies.push(
+                member.message_in("lobby").await["body"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
         }
         member.sync().await;
-        assert!(member.pending().iter().all(|e| e["type"] != "message"), "a message arrived twice: {:?}", member.pending());
+        assert!(
+            member.pending().iter().all(|e| e["type"] != "message"),
+            "a message arrived twice: {:?}",
+            member.pending()
+        );
         let unique: HashSet<_> = bodies.iter().collect();
         assert_eq!(unique.len(), total, "every message exactly once");
         for node in 0..3 {
-            let from_node: Vec<_> = bodies.iter().filter(|b| b.starts_with(&format!("{node}:"))).collect();
+            let from_node: Vec<_> = bodies
+                .iter()
+                .filter(|b| b.starts_with(&format!("{node}:")))
+                .collect();
             let expected: Vec<_> = (0..PER_SENDER).map(|n| format!("{node}:{n}")).collect();
-            assert_eq!(from_node, expected.iter().collect::<Vec<_>>(), "each sender's order is kept");
+            assert_eq!(
+                from_node,
+                expected.iter().collect::<Vec<_>>(),
+                "each sender's order is kept"
+            );
         }
         orders.push(bodies);
     }
-    assert!(orders.windows(2).all(|w| w[0] == w[1]), "every member saw the room in the same order");
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "every member saw the room in the same order"
+    );
 }
 
 async fn rooms_are_isolated(kind: BackplaneKind) {
@@ -87,7 +106,10 @@ async fn rooms_are_isolated(kind: BackplaneKind) {
     assert_eq!(in_a.message_in("room-a").await["body"], "for a");
     in_b.sync().await;
     in_a.sync().await;
-    assert!(in_b.pending().is_empty() && in_a.pending().is_empty(), "no cross-room leak");
+    assert!(
+        in_b.pending().is_empty() && in_a.pending().is_empty(),
+        "no cross-room leak"
+    );
 }
 
 async fn leave_stops_delivery(kind: BackplaneKind) {
@@ -106,7 +128,11 @@ async fn leave_stops_delivery(kind: BackplaneKind) {
     neighbour.message_in("lobby").await;
     assert_eq!(neighbour.message_in("lobby").await["body"], "after");
     leaver.sync().await;
-    assert!(leaver.pending().is_empty(), "nothing after leave: {:?}", leaver.pending());
+    assert!(
+        leaver.pending().is_empty(),
+        "nothing after leave: {:?}",
+        leaver.pending()
+    );
 }
 
 async fn message_carries_id_room_sender_and_timestamp(kind: BackplaneKind) {
@@ -128,7 +154,10 @@ async fn message_carries_id_room_sender_and_timestamp(kind: BackplaneKind) {
     assert_eq!(message["from"]["name"], "Alice");
     assert_eq!(message["from"]["id"], alice.welcome["user"]["id"]);
     let ts = message["ts"].as_u64().unwrap();
-    assert!(ts >= before && ts <= now_ms(), "server timestamp {ts} within the send");
+    assert!(
+        ts >= before && ts <= now_ms(),
+        "server timestamp {ts} within the send"
+    );
     // The sender gets its own message too.
     assert_eq!(alice.message_in("lobby").await["id"], reply["id"]);
 }
@@ -179,5 +208,8 @@ async fn several_rooms_on_one_connection(kind: BackplaneKind) {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -29,7 +29,11 @@ async fn sigkill_of_one_node_leaves_the_others_chatting() {
     }
 
     nodes[1].kill().await;
-    assert_eq!(clients[1].closed().await, Event::Ended, "the victim's client sees its connection die");
+    assert_eq!(
+        clients[1].closed().await,
+        Event::Ended,
+        "the victim's client sees its connection die"
+    );
 
     for (from, to) in [(0, 2), (2, 0)] {
         let body = format!("from {from} after the crash");
@@ -63,13 +67,19 @@ async fn bad_configuration_fails_fast_with_status_2_and_names_the_flag() {
     ] {
         let output = tokio::time::timeout(
             chorus_testkit::WAIT,
-            tokio::process::Command::new(chorus()).args(args).kill_on_drop(true).output(),
+            tokio::process::Command::new(chorus())
+                .args(args)
+                .kill_on_drop(true)
+                .output(),
         )
         .await
         .expect("chorus exits at once on bad configuration")
         .expect("running chorus");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?} should mention {needle}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?} should mention {needle}: {stderr}"
+        );
     }
 }

@@ -20,7 +20,11 @@ async fn a_node_holds_the_subscription_exactly_while_it_has_members() {
     a2.join("lobby").await;
     let mut b = Client::connect(&cluster.url(1)).await;
     b.join("lobby").await;
-    assert_eq!(redis.numsub(CHANNEL).await, 2, "one subscription per node, not per member");
+    assert_eq!(
+        redis.numsub(CHANNEL).await,
+        2,
+        "one subscription per node, not per member"
+    );
 
     a1.leave("lobby").await;
     drop(a2); // disconnecting leaves too
@@ -29,13 +33,18 @@ async fn a_node_holds_the_subscription_exactly_while_it_has_members() {
     })
     .await;
     b.leave("lobby").await;
-    eventually("node 1 to unsubscribe", || async { (redis.numsub(CHANNEL).await == 0).then_some(()) }).await;
+    eventually("node 1 to unsubscribe", || async {
+        (redis.numsub(CHANNEL).await == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_leave_churn_within_the_linger_does_not_resubscribe() {
-    let cluster =
-        Cluster::start_with(BackplaneKind::Redis, 1, |c| c.unsubscribe_delay = Duration::from_secs(30)).await;
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 1, |c| {
+        c.unsubscribe_delay = Duration::from_secs(30)
+    })
+    .await;
     let redis = cluster.redis.as_ref().unwrap();
     let mut client = Client::connect(&cluster.url(0)).await;
     for _ in 0..5 {
@@ -76,7 +85,10 @@ async fn delivery_resumes_after_redis_restarts_without_restarting_nodes() {
     // Resubscription happens in the background after the reconnect: probe until a message crosses.
     let deadline = tokio::time::Instant::now() + chorus_testkit::WAIT;
     'probe: loop {
-        assert!(tokio::time::Instant::now() < deadline, "no cross-node delivery after the restart");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no cross-node delivery after the restart"
+        );
         if alice.say("lobby", "probe").await["type"] != "sent" {
             continue;
         }
@@ -91,12 +103,18 @@ async fn delivery_resumes_after_redis_restarts_without_restarting_nodes() {
     }
     let mut got = Vec::new();
     while got.len() < 20 {
-        let body = bob.message_in("lobby").await["body"].as_str().unwrap().to_owned();
+        let body = bob.message_in("lobby").await["body"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         if body != "probe" {
             got.push(body);
         }
     }
-    assert_eq!(got, (0..20).map(|n| format!("after {n}")).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..20).map(|n| format!("after {n}")).collect::<Vec<_>>()
+    );
     // The outage was counted.
     let (_, metrics) = http_get(cluster.nodes[1].addr, "/metrics").await.unwrap();
     let reconnects: u64 = metrics

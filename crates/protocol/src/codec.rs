@@ -55,11 +55,16 @@ impl Encoding {
     /// Encodes an event.
     pub fn encode(self, event: &ServerEvent<'_>) -> Frame {
         match self {
-            Self::Json => Frame::Text(serde_json::to_string(event).expect("event JSON encoding is infallible")),
+            Self::Json => Frame::Text(
+                serde_json::to_string(event).expect("event JSON encoding is infallible"),
+            ),
             Self::MsgPack => {
                 let mut buf = Vec::with_capacity(128);
-                let mut ser = rmp_serde::Serializer::new(&mut buf).with_struct_map().with_human_readable();
-                serde::Serialize::serialize(event, &mut ser).expect("event MessagePack encoding is infallible");
+                let mut ser = rmp_serde::Serializer::new(&mut buf)
+                    .with_struct_map()
+                    .with_human_readable();
+                serde::Serialize::serialize(event, &mut ser)
+                    .expect("event MessagePack encoding is infallible");
                 Frame::Binary(buf)
             }
         }
@@ -76,12 +81,19 @@ mod tests {
         let msg = ChatMessage {
             id: uuid::Uuid::now_v7(),
             room: RoomName::parse("lobby").unwrap(),
-            from: Sender { id: "u1".into(), name: None },
+            from: Sender {
+                id: "u1".into(),
+                name: None,
+            },
             ts: 42,
             body: "hi".into(),
         };
-        let Frame::Text(json) = Encoding::Json.encode(&ServerEvent::Message(&msg)) else { panic!() };
-        let Frame::Binary(mp) = Encoding::MsgPack.encode(&ServerEvent::Message(&msg)) else { panic!() };
+        let Frame::Text(json) = Encoding::Json.encode(&ServerEvent::Message(&msg)) else {
+            panic!()
+        };
+        let Frame::Binary(mp) = Encoding::MsgPack.encode(&ServerEvent::Message(&msg)) else {
+            panic!()
+        };
         let from_json: serde_json::Value = serde_json::from_str(&json).unwrap();
         let from_mp: serde_json::Value = rmp_serde::from_slice(&mp).unwrap();
         assert_eq!(from_json, from_mp);

@@ -19,7 +19,11 @@ pub enum Command {
     /// Leave a room: no more of its messages after the `left` reply.
     Leave { room: RoomName, reference: Ref },
     /// Send a text message to a joined room.
-    Send { room: RoomName, body: String, reference: Ref },
+    Send {
+        room: RoomName,
+        body: String,
+        reference: Ref,
+    },
     /// Application-level ping; answered with `pong`.
     Ping { reference: Ref },
 }
@@ -79,9 +83,7 @@ pub fn decode_msgpack(bytes: &[u8]) -> Result<Command, CommandError> {
     use rmp_serde::decode::Error as E;
     match rmp_serde::from_slice::<RawCommand>(bytes) {
         Ok(raw) => validate(raw),
-        Err(e @ (E::Syntax(_) | E::OutOfRange | E::Utf8Error(_))) => {
-            Err(invalid(e.to_string()))
-        }
+        Err(e @ (E::Syntax(_) | E::OutOfRange | E::Utf8Error(_))) => Err(invalid(e.to_string())),
         Err(e) => Err(malformed(format!("not a MessagePack map: {e}"))),
     }
 }
@@ -90,17 +92,33 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
     let command = match raw {
         RawCommand::Join { room, reference } => {
             let reference = check_ref(reference)?;
-            Command::Join { room: room_name(&room, &reference)?, reference }
+            Command::Join {
+                room: room_name(&room, &reference)?,
+                reference,
+            }
         }
         RawCommand::Leave { room, reference } => {
             let reference = check_ref(reference)?;
-            Command::Leave { room: room_name(&room, &reference)?, reference }
+            Command::Leave {
+                room: room_name(&room, &reference)?,
+                reference,
+            }
         }
-        RawCommand::Send { room, body, reference } => {
+        RawCommand::Send {
+            room,
+            body,
+            reference,
+        } => {
             let reference = check_ref(reference)?;
-            Command::Send { room: room_name(&room, &reference)?, body, reference }
+            Command::Send {
+                room: room_name(&room, &reference)?,
+                body,
+                reference,
+            }
         }
-        RawCommand::Ping { reference } => Command::Ping { reference: check_ref(reference)? },
+        RawCommand::Ping { reference } => Command::Ping {
+            reference: check_ref(reference)?,
+        },
         RawCommand::Unknown => {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
@@ -132,11 +150,19 @@ fn room_name(room: &str, reference: &Ref) -> Result<RoomName, CommandError> {
 }
 
 fn malformed(detail: String) -> CommandError {
-    CommandError { code: ErrorCode::MalformedFrame, detail, reference: None }
+    CommandError {
+        code: ErrorCode::MalformedFrame,
+        detail,
+        reference: None,
+    }
 }
 
 fn invalid(detail: String) -> CommandError {
-    CommandError { code: ErrorCode::InvalidCommand, detail, reference: None }
+    CommandError {
+        code: ErrorCode::InvalidCommand,
+        detail,
+        reference: None,
+    }
 }
 
 #[cfg(test)]
@@ -152,26 +178,50 @@ mod tests {
     fn decodes_every_command_in_json() {
         assert_eq!(
             decode_json(r#"{"type":"join","room":"lobby","ref":"1"}"#).unwrap(),
-            Command::Join { room: RoomName::parse("lobby").unwrap(), reference: Some("1".into()) }
+            Command::Join {
+                room: RoomName::parse("lobby").unwrap(),
+                reference: Some("1".into())
+            }
         );
         assert!(matches!(
             decode_json(r#"{"type":"send","room":"r","body":"hi","extra":true}"#).unwrap(),
             Command::Send { ref body, reference: None, .. } if body == "hi"
         ));
-        assert!(matches!(decode_json(r#"{"type":"leave","room":"r"}"#), Ok(Command::Leave { .. })));
-        assert!(matches!(decode_json(r#"{"type":"ping"}"#), Ok(Command::Ping { .. })));
+        assert!(matches!(
+            decode_json(r#"{"type":"leave","room":"r"}"#),
+            Ok(Command::Leave { .. })
+        ));
+        assert!(matches!(
+            decode_json(r#"{"type":"ping"}"#),
+            Ok(Command::Ping { .. })
+        ));
     }
 
     #[test]
     fn classifies_json_failures() {
         assert_eq!(code_of(decode_json("{not json")), ErrorCode::MalformedFrame);
         assert_eq!(code_of(decode_json("")), ErrorCode::MalformedFrame);
-        assert_eq!(code_of(decode_json(r#"{"type":"dance"}"#)), ErrorCode::UnknownCommand);
-        assert_eq!(code_of(decode_json(r#"{"room":"r"}"#)), ErrorCode::InvalidCommand);
-        assert_eq!(code_of(decode_json(r#"{"type":"send","room":"r"}"#)), ErrorCode::InvalidCommand);
-        assert_eq!(code_of(decode_json(r#"{"type":"join","room":7}"#)), ErrorCode::InvalidCommand);
+        assert_eq!(
+            code_of(decode_json(r#"{"type":"dance"}"#)),
+            ErrorCode::UnknownCommand
+        );
+        assert_eq!(
+            code_of(decode_json(r#"{"room":"r"}"#)),
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(
+            code_of(decode_json(r#"{"type":"send","room":"r"}"#)),
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(
+            code_of(decode_json(r#"{"type":"join","room":7}"#)),
+            ErrorCode::InvalidCommand
+        );
         assert_eq!(code_of(decode_json("[1,2]")), ErrorCode::InvalidCommand);
-        assert_eq!(code_of(decode_json(r#"{"type":"join","room":"a b"}"#)), ErrorCode::InvalidRoom);
+        assert_eq!(
+            code_of(decode_json(r#"{"type":"join","room":"a b"}"#)),
+            ErrorCode::InvalidRoom
+        );
         let long_ref = format!(r#"{{"type":"ping","ref":"{}"}}"#, "x".repeat(65));
         assert_eq!(code_of(decode_json(&long_ref)), ErrorCode::InvalidRef);
     }
@@ -190,19 +240,38 @@ mod tests {
             room: &'a str,
             body: &'a str,
         }
-        let bytes = rmp_serde::to_vec_named(&Send { r#type: "send", room: "r", body: "hé" }).unwrap();
-        assert!(matches!(decode_msgpack(&bytes), Ok(Command::Send { ref body, .. }) if body == "hé"));
+        let bytes = rmp_serde::to_vec_named(&Send {
+            r#type: "send",
+            room: "r",
+            body: "hé",
+        })
+        .unwrap();
+        assert!(
+            matches!(decode_msgpack(&bytes), Ok(Command::Send { ref body, .. }) if body == "hé")
+        );
         assert_eq!(code_of(decode_msgpack(&[0xc1])), ErrorCode::MalformedFrame);
         assert_eq!(code_of(decode_msgpack(&[])), ErrorCode::MalformedFrame);
-        let unknown = rmp_serde::to_vec_named(&Send { r#type: "nope", room: "r", body: "" }).unwrap();
+        let unknown = rmp_serde::to_vec_named(&Send {
+            r#type: "nope",
+            room: "r",
+            body: "",
+        })
+        .unwrap();
         assert_eq!(code_of(decode_msgpack(&unknown)), ErrorCode::UnknownCommand);
-        assert_eq!(code_of(decode_msgpack(&rmp_serde::to_vec(&5u8).unwrap())), ErrorCode::InvalidCommand);
+        assert_eq!(
+            code_of(decode_msgpack(&rmp_serde::to_vec(&5u8).unwrap())),
+            ErrorCode::InvalidCommand
+        );
         #[derive(serde::Serialize)]
         struct BadRoom<'a> {
             r#type: &'a str,
             room: u32,
         }
-        let bad = rmp_serde::to_vec_named(&BadRoom { r#type: "join", room: 7 }).unwrap();
+        let bad = rmp_serde::to_vec_named(&BadRoom {
+            r#type: "join",
+            room: 7,
+        })
+        .unwrap();
         assert_eq!(code_of(decode_msgpack(&bad)), ErrorCode::InvalidCommand);
     }
 

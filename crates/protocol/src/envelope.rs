@@ -42,7 +42,11 @@ pub enum EnvelopeError {
 impl Envelope {
     /// Wraps a chat message from node `origin`.
     pub fn message(origin: impl Into<String>, message: ChatMessage) -> Self {
-        Self { v: ENVELOPE_VERSION, origin: origin.into(), body: EnvelopeBody::Message(message) }
+        Self {
+            v: ENVELOPE_VERSION,
+            origin: origin.into(),
+            body: EnvelopeBody::Message(message),
+        }
     }
 
     /// Encodes the envelope for the backplane.
@@ -71,7 +75,10 @@ mod tests {
             ChatMessage {
                 id: uuid::Uuid::now_v7(),
                 room: RoomName::parse("lobby").unwrap(),
-                from: Sender { id: "u1".into(), name: Some("Ann".into()) },
+                from: Sender {
+                    id: "u1".into(),
+                    name: Some("Ann".into()),
+                },
                 ts: 1_700_000_000_000,
                 body: "hello 👋".into(),
             },
@@ -86,9 +93,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_future_versions() {
-        assert!(matches!(Envelope::decode(b"\xc1garbage"), Err(EnvelopeError::Decode(_))));
+        assert!(matches!(
+            Envelope::decode(b"\xc1garbage"),
+            Err(EnvelopeError::Decode(_))
+        ));
         let mut e = sample();
         e.v = ENVELOPE_VERSION + 1;
-        assert!(matches!(Envelope::decode(&e.encode()), Err(EnvelopeError::Version(_))));
+        assert!(matches!(
+            Envelope::decode(&e.encode()),
+            Err(EnvelopeError::Version(_))
+        ));
     }
 }

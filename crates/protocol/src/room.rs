@@ -106,9 +106,16 @@ mod tests {
     #[test]
     fn rejects_bad_names() {
         assert_eq!(RoomName::parse(""), Err(RoomNameError::Empty));
-        assert_eq!(RoomName::parse(&"a".repeat(129)), Err(RoomNameError::TooLong));
+        assert_eq!(
+            RoomName::parse(&"a".repeat(129)),
+            Err(RoomNameError::TooLong)
+        );
         for name in ["with space", "{tag}", "é", "a/b", "line\nbreak"] {
-            assert_eq!(RoomName::parse(name), Err(RoomNameError::BadCharacter), "{name:?}");
+            assert_eq!(
+                RoomName::parse(name),
+                Err(RoomNameError::BadCharacter),
+                "{name:?}"
+            );
         }
     }
 

@@ -6,7 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
+    MaybeTlsStream, WebSocketStream, connect_async_with_config,
     tungstenite::{
         Message,
         client::IntoClientRequest,
@@ -49,11 +49,22 @@ impl Client {
 
     /// Connects offering `subprotocol`, and reads `welcome`.
     pub async fn connect_with(url: &str, subprotocol: Option<&str>) -> Self {
-        let (ws, response) = Self::handshake(url, subprotocol).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-        let binary = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok())
+        let (ws, response) = Self::handshake(url, subprotocol)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        let binary = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
             == Some("chorus.msgpack")
             || url.contains("encoding=msgpack");
-        let mut client = Self { ws, pending: VecDeque::new(), welcome: Value::Null, binary, next_ref: 0 };
+        let mut client = Self {
+            ws,
+            pending: VecDeque::new(),
+            welcome: Value::Null,
+            binary,
+            next_ref: 0,
+        };
         client.welcome = client.expect("welcome").await;
         client
     }
@@ -62,13 +73,23 @@ impl Client {
     pub async fn handshake(
         url: &str,
         subprotocol: Option<&str>,
-    ) -> Result<(WebSocketStream<MaybeTlsStream<TcpStream>>, Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error>
-    {
+    ) -> Result<
+        (
+            WebSocketStream<MaybeTlsStream<TcpStream>>,
+            Response<Option<Vec<u8>>>,
+        ),
+        tokio_tungstenite::tungstenite::Error,
+    > {
         let mut request = url.into_client_request()?;
         if let Some(protocol) = subprotocol {
-            request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(protocol).unwrap(),
+            );
         }
-        tokio::time::timeout(WAIT, connect_async(request)).await.expect("handshake in time")
+        tokio::time::timeout(WAIT, connect_async_with_config(request, None, true))
+            .await
+            .expect("handshake in time")
     }
 
     /// Sends a JSON command (as MessagePack if the connection is binary).
@@ -83,7 +104,10 @@ impl Client {
 
     /// Sends a raw frame.
     pub async fn send_frame(&mut self, frame: Message) {
-        tokio::time::timeout(WAIT, self.ws.send(frame)).await.expect("send in time").expect("send");
+        tokio::time::timeout(WAIT, self.ws.send(frame))
+            .await
+            .expect("send in time")
+            .expect("send");
     }
 
     /// The next event, connection end included.
@@ -104,14 +128,20 @@ impl Client {
 
     async fn read(&mut self) -> Event {
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next()).await.expect("an event in time");
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("an event in time");
             return match frame {
                 None | Some(Err(_)) => Event::Ended,
-                Some(Ok(Message::Text(text))) => Event::Data(serde_json::from_str(&text).expect("server sent JSON")),
+                Some(Ok(Message::Text(text))) => {
+                    Event::Data(serde_json::from_str(&text).expect("server sent JSON"))
+                }
                 Some(Ok(Message::Binary(bytes))) => {
                     Event::Data(rmp_serde::from_slice(&bytes).expect("server sent MessagePack"))
                 }
-                Some(Ok(Message::Close(frame))) => Event::Closed(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+                Some(Ok(Message::Close(frame))) => {
+                    Event::Closed(frame.map(|f| u16::from(f.code)).unwrap_or(1005))
+                }
                 Some(Ok(_)) => continue,
             };
         }
@@ -163,24 +193,34 @@ impl Client {
     /// Joins `room` and waits for `joined` (or panics with the error).
     pub async fn join(&mut self, room: &str) {
         let reference = self.fresh_ref();
-        self.send(json!({"type": "join", "room": room, "ref": reference})).await;
-        let reply = self.wait_for("join reply", |v| v["ref"] == reference.as_str()).await;
+        self.send(json!({"type": "join", "room": room, "ref": reference}))
+            .await;
+        let reply = self
+            .wait_for("join reply", |v| v["ref"] == reference.as_str())
+            .await;
         assert_eq!(reply["type"], "joined", "join {room}: {reply}");
     }
 
     /// Leaves `room` and waits for `left`.
     pub async fn leave(&mut self, room: &str) {
         let reference = self.fresh_ref();
-        self.send(json!({"type": "leave", "room": room, "ref": reference})).await;
-        let reply = self.wait_for("leave reply", |v| v["ref"] == reference.as_str()).await;
+        self.send(json!({"type": "leave", "room": room, "ref": reference}))
+            .await;
+        let reply = self
+            .wait_for("leave reply", |v| v["ref"] == reference.as_str())
+            .await;
         assert_eq!(reply["type"], "left", "leave {room}: {reply}");
     }
 
     /// Sends `body` to `room` and returns the reply (`sent` or `error`).
     pub async fn say(&mut self, room: &str, body: &str) -> Value {
         let reference = self.fresh_ref();
-        self.send(json!({"type": "send", "room": room, "body": body, "ref": reference})).await;
-        self.wait_for("send reply", |v| v["ref"] == reference.as_str() && v["type"] != "message").await
+        self.send(json!({"type": "send", "room": room, "body": body, "ref": reference}))
+            .await;
+        self.wait_for("send reply", |v| {
+            v["ref"] == reference.as_str() && v["type"] != "message"
+        })
+        .await
     }
 
     /// Sends and asserts it was accepted; returns the message id.
@@ -192,14 +232,18 @@ impl Client {
 
     /// Waits for the next `message` event in `room`.
     pub async fn message_in(&mut self, room: &str) -> Value {
-        self.wait_for("a message", |v| v["type"] == "message" && v["room"] == room).await
+        self.wait_for("a message", |v| v["type"] == "message" && v["room"] == room)
+            .await
     }
 
     /// Round-trips an application ping: every event queued before it is then in `pending`.
     pub async fn sync(&mut self) {
         let reference = self.fresh_ref();
         self.send(json!({"type": "ping", "ref": reference})).await;
-        self.wait_for("pong", |v| v["type"] == "pong" && v["ref"] == reference.as_str()).await;
+        self.wait_for("pong", |v| {
+            v["type"] == "pong" && v["ref"] == reference.as_str()
+        })
+        .await;
     }
 
     /// Events read but not yet consumed.

@@ -58,7 +58,11 @@ impl Cluster {
 
 /// A node configuration for tests: production defaults, short linger.
 pub fn test_config(node_id: &str) -> Config {
-    Config { node_id: node_id.into(), unsubscribe_delay: Duration::from_millis(200), ..Config::default() }
+    Config {
+        node_id: node_id.into(),
+        unsubscribe_delay: Duration::from_millis(200),
+        ..Config::default()
+    }
 }
 
 /// Redis settings for a test server at `url`.

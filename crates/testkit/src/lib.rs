@@ -4,13 +4,15 @@
 mod client;
 mod cluster;
 mod node;
+mod raw;
 mod redis;
 
 use std::{future::Future, time::Duration};
 
 pub use client::{Client, Event};
 pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};
-pub use node::{InProcessNode, ProcessNode, http_get};
+pub use node::{InProcessNode, ProcessNode, http_get, metric};
+pub use raw::{RawFrame, SilentClient};
 pub use redis::RedisServer;
 
 /// Default bound on any single wait in a test.
@@ -29,7 +31,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }

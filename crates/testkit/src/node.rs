@@ -29,12 +29,19 @@ impl InProcessNode {
     /// Starts a node with `config` on a free loopback port and waits until it is ready.
     pub async fn start(config: Config) -> Self {
         crate::init_logs();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port");
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let id = config.node_id.clone();
         let task = tokio::spawn(serve(listener, config, shutdown.clone()));
-        let node = Self { addr, id, shutdown, task: Some(task) };
+        let node = Self {
+            addr,
+            id,
+            shutdown,
+            task: Some(task),
+        };
         node.wait_ready().await;
         node
     }
@@ -58,7 +65,10 @@ impl InProcessNode {
     pub async fn stop(mut self) -> Result<(), ServeError> {
         self.shutdown.cancel();
         let task = self.task.take().expect("stopped once");
-        tokio::time::timeout(WAIT, task).await.expect("node stops in time").expect("serve task")
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("node stops in time")
+            .expect("serve task")
     }
 }
 
@@ -82,7 +92,10 @@ impl ProcessNode {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -123,7 +136,9 @@ impl ProcessNode {
 
     /// Waits for the process to exit (bounded by `within`) and returns its exit code.
     pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let status = tokio::time::timeout(within, self.child.wait()).await.expect("chorus exits in time");
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("chorus exits in time");
         status.expect("waiting for chorus").code()
     }
 }
@@ -145,7 +160,28 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Str
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
+}
+
+/// The value of one sample on a node's `/metrics` (`name` with its labels, as printed), or 0.
+pub async fn metric(addr: SocketAddr, sample: &str) -> f64 {
+    let (_, text) = http_get(addr, "/metrics").await.expect("scraping /metrics");
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(sample)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }

@@ -38,7 +38,12 @@ impl RedisServer {
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..5 {
             let port = free_port();
-            let mut server = Self { child: None, port, dir, extra };
+            let mut server = Self {
+                child: None,
+                port,
+                dir,
+                extra,
+            };
             if server.spawn().await {
                 return server;
             }
@@ -62,14 +67,27 @@ impl RedisServer {
     /// Starts the server again on the same port.
     pub async fn restart(&mut self) {
         self.kill().await;
-        assert!(self.spawn().await, "redis-server did not restart on port {}", self.port);
+        assert!(
+            self.spawn().await,
+            "redis-server did not restart on port {}",
+            self.port
+        );
     }
 
     /// Returns false if the server exited before becoming ready (e.g. port taken).
     async fn spawn(&mut self) -> bool {
         let mut command = Command::new("redis-server");
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--logfile", ""])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--logfile",
+                "",
+            ])
             .args(["--dir", self.dir.path().to_str().expect("utf-8 temp path")])
             .args(["--appendonly", "no"])
             .args(&self.extra)
@@ -78,7 +96,9 @@ impl RedisServer {
             .kill_on_drop(true);
         let mut child = match command.spawn() {
             Ok(child) => child,
-            Err(error) => panic!("cannot run redis-server (install it: apt-get install redis-server): {error}"),
+            Err(error) => panic!(
+                "cannot run redis-server (install it: apt-get install redis-server): {error}"
+            ),
         };
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -120,7 +140,8 @@ impl RedisServer {
     /// Calls of a command since start (INFO commandstats), e.g. `"subscribe"`.
     pub async fn command_calls(&self, command: &str) -> u64 {
         let client = self.client().await;
-        let info: String = client.info(Some(fred::types::InfoKind::CommandStats))
+        let info: String = client
+            .info(Some(fred::types::InfoKind::CommandStats))
             .await
             .expect("INFO commandstats");
         let _ = client.quit().await;
@@ -134,5 +155,8 @@ impl RedisServer {
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
