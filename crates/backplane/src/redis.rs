@@ -23,7 +23,11 @@ use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 use crate::{Backplane, BackplaneError, ChannelNames, Inbound};
 
 /// How many messages the subscriber may buffer between fred's socket reader and ours.
-const SUBSCRIBER_BUFFER: usize = 16 * 1024;
+/// fred preallocates this many slots in each of a client's event channels, so only
+/// the subscriber gets a large buffer.
+const SUBSCRIBER_BUFFER: usize = 8 * 1024;
+/// Event buffer of the publisher, which reads no messages.
+const PUBLISHER_BUFFER: usize = 64;
 
 /// What a node needs to join a cluster through Redis.
 #[derive(Debug, Clone)]
@@ -138,7 +142,7 @@ impl RedisBackplane {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .with_performance_config(|perf: &mut PerformanceConfig| {
                 perf.default_command_timeout = settings.command_timeout;
-                perf.broadcast_channel_capacity = SUBSCRIBER_BUFFER;
+                perf.broadcast_channel_capacity = PUBLISHER_BUFFER;
             })
             .with_connection_config(|conn: &mut ConnectionConfig| {
                 conn.connection_timeout = settings.connect_timeout;
@@ -146,6 +150,7 @@ impl RedisBackplane {
                 conn.max_command_attempts = 2;
             });
         let publisher = builder.build().map_err(config_error)?;
+        builder.with_performance_config(|perf| perf.broadcast_channel_capacity = SUBSCRIBER_BUFFER);
         let subscriber = builder.build_subscriber_client().map_err(config_error)?;
         let names = ChannelNames::new(&settings.prefix);
 

@@ -18,6 +18,10 @@ use uuid::Uuid;
 
 use crate::{hub::ConnId, metrics::CloseReason, node::Node, outbox::Outbox, session::Session};
 
+/// Capacity (frames) a connection's batch buffer may keep between writes; a burst
+/// larger than this is released after writing, so idle connections stay small.
+const BATCH_KEEP: usize = 64;
+
 /// Bound on sending a close frame to a client that may be gone.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -91,6 +95,7 @@ async fn drive(
                     return CloseReason::SlowConsumer;
                 }
                 match timeout(config.write_timeout, write_batch(socket, &mut batch)).await {
+                    Ok(Ok(())) if batch.capacity() > BATCH_KEEP => batch = VecDeque::new(),
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return CloseReason::Error,
                     Err(_) => return CloseReason::SlowConsumer,

@@ -37,14 +37,26 @@ struct Args {
 }
 
 fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -58,8 +70,12 @@ async fn main() {
         let url = args.url[i % args.url.len()].clone();
         let ready = ready_tx.clone();
         receivers.push(tokio::spawn(async move {
-            let (mut ws, _) = connect_async_with_config(url.as_str(), None, true).await.expect("connect");
-            ws.send(Message::Text(r#"{"type":"join","room":"bench"}"#.into())).await.unwrap();
+            let (mut ws, _) = connect_async_with_config(url.as_str(), None, true)
+                .await
+                .expect("connect");
+            ws.send(Message::Text(r#"{"type":"join","room":"bench"}"#.into()))
+                .await
+                .unwrap();
             let mut histogram = Histogram::<u64>::new(3).unwrap();
             let mut received = 0u64;
             while let Some(Ok(frame)) = ws.next().await {
@@ -72,7 +88,10 @@ async fn main() {
                     break;
                 }
                 if let Some(start) = text.find(r#""body":""#) {
-                    let digits: String = text[start + 8..].chars().take_while(char::is_ascii_digit).collect();
+                    let digits: String = text[start + 8..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
                     if let Ok(sent) = digits.parse::<u64>() {
                         histogram.record(now_micros().saturating_sub(sent)).unwrap();
                         received += 1;
@@ -85,10 +104,18 @@ async fn main() {
     for _ in 0..args.clients {
         ready_rx.recv().await.unwrap();
     }
-    eprintln!("{} clients joined; sending {} msg/s for {:?}", args.clients, args.rate, args.duration);
+    eprintln!(
+        "{} clients joined; sending {} msg/s for {:?}",
+        args.clients, args.rate, args.duration
+    );
 
-    let (mut sender, _) = connect_async_with_config(args.url[0].as_str(), None, true).await.unwrap();
-    sender.send(Message::Text(r#"{"type":"join","room":"bench"}"#.into())).await.unwrap();
+    let (mut sender, _) = connect_async_with_config(args.url[0].as_str(), None, true)
+        .await
+        .unwrap();
+    sender
+        .send(Message::Text(r#"{"type":"join","room":"bench"}"#.into()))
+        .await
+        .unwrap();
     let sink_reader = {
         let (write, mut read) = sender.split();
         tokio::spawn(async move { while read.next().await.is_some() {} });
@@ -104,7 +131,12 @@ async fn main() {
         let command = format!(r#"{{"type":"send","room":"bench","body":"{body}"}}"#);
         sender.send(Message::Text(command.into())).await.unwrap();
     }
-    sender.send(Message::Text(r#"{"type":"send","room":"bench","body":"end"}"#.into())).await.unwrap();
+    sender
+        .send(Message::Text(
+            r#"{"type":"send","room":"bench","body":"end"}"#.into(),
+        ))
+        .await
+        .unwrap();
     let mut total = Histogram::<u64>::new(3).unwrap();
     let mut delivered = 0;
     for receiver in receivers {
@@ -113,9 +145,24 @@ async fn main() {
         total.add(histogram).unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu: f64 = args.pid.iter().zip(&cpu_before).map(|(&p, before)| cpu_seconds(p) - before).sum();
-    println!("clients {} nodes {} rate {}/s duration {:.1}s", args.clients, args.url.len(), args.rate, elapsed);
-    println!("delivered {delivered} of {} expected ({:.0} deliveries/s)", expected * args.clients as u64, delivered as f64 / elapsed);
+    let cpu: f64 = args
+        .pid
+        .iter()
+        .zip(&cpu_before)
+        .map(|(&p, before)| cpu_seconds(p) - before)
+        .sum();
+    println!(
+        "clients {} nodes {} rate {}/s duration {:.1}s",
+        args.clients,
+        args.url.len(),
+        args.rate,
+        elapsed
+    );
+    println!(
+        "delivered {delivered} of {} expected ({:.0} deliveries/s)",
+        expected * args.clients as u64,
+        delivered as f64 / elapsed
+    );
     println!(
         "latency ms: p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
         total.value_at_quantile(0.5) as f64 / 1e3,

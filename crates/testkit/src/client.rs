@@ -192,24 +192,22 @@ impl Client {
 
     /// Joins `room` and waits for `joined` (or panics with the error).
     pub async fn join(&mut self, room: &str) {
-        let reference = self.fresh_ref();
-        self.send(json!({"type": "join", "room": room, "ref": reference}))
-            .await;
-        let reply = self
-            .wait_for("join reply", |v| v["ref"] == reference.as_str())
-            .await;
-        assert_eq!(reply["type"], "joined", "join {room}: {reply}");
+        self.room_command("join", room, "joined").await;
     }
 
     /// Leaves `room` and waits for `left`.
     pub async fn leave(&mut self, room: &str) {
+        self.room_command("leave", room, "left").await;
+    }
+
+    async fn room_command(&mut self, kind: &str, room: &str, success: &str) {
         let reference = self.fresh_ref();
-        self.send(json!({"type": "leave", "room": room, "ref": reference}))
+        self.send(json!({"type": kind, "room": room, "ref": reference}))
             .await;
         let reply = self
-            .wait_for("leave reply", |v| v["ref"] == reference.as_str())
+            .wait_for("the reply", |v| v["ref"] == reference.as_str())
             .await;
-        assert_eq!(reply["type"], "left", "leave {room}: {reply}");
+        assert_eq!(reply["type"], success, "{kind} {room}: {reply}");
     }
 
     /// Sends `body` to `room` and returns the reply (`sent` or `error`).
