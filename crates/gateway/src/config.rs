@@ -263,6 +263,27 @@ mod tests {
     }
 
     #[test]
+    fn flag_defaults_match_config_default() {
+        let from_flags = parse(&[]).unwrap();
+        let default = Config::default();
+        let settings = |c: &Config| {
+            (
+                c.ping_interval,
+                c.pong_timeout,
+                c.max_frame_bytes,
+                c.max_body_bytes,
+                c.max_rooms,
+                c.max_connections,
+                c.outbox_bytes,
+                c.write_timeout,
+                c.unsubscribe_delay,
+                c.shutdown_timeout,
+            )
+        };
+        assert_eq!(settings(&from_flags), settings(&default));
+    }
+
+    #[test]
     fn rejects_bad_values_with_the_flag_name() {
         for (args, flag) in [
             (&["--node-id", "has space"][..], "--node-id"),

@@ -116,12 +116,9 @@ async fn main() {
         .send(Message::Text(r#"{"type":"join","room":"bench"}"#.into()))
         .await
         .unwrap();
-    let sink_reader = {
-        let (write, mut read) = sender.split();
-        tokio::spawn(async move { while read.next().await.is_some() {} });
-        write
-    };
-    let mut sender = sink_reader;
+    // The sender's own events are read and discarded so its queue never overflows.
+    let (mut sender, mut sender_events) = sender.split();
+    tokio::spawn(async move { while sender_events.next().await.is_some() {} });
     let cpu_before: Vec<f64> = args.pid.iter().map(|&p| cpu_seconds(p)).collect();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate));
