@@ -154,8 +154,10 @@ impl RedisBackplane {
         let subscriber = builder.build_subscriber_client().map_err(config_error)?;
         let names = ChannelNames::new(&settings.prefix);
 
+        // Every watcher subscribes to fred's events before the first connect, so none is missed.
         let mut tasks = vec![
             spawn_reader(&subscriber, names.clone(), inbound, metrics.lagged.clone()),
+            spawn_resubscriber(&subscriber),
             watch_events(&publisher, "publisher", &metrics),
             watch_events(&subscriber.to_client(), "subscriber", &metrics),
         ];
@@ -165,11 +167,6 @@ impl RedisBackplane {
                 let _ = handle.await;
             }));
         }
-        let resubscriber = subscriber.manage_subscriptions();
-        tasks.push(tokio::spawn(async move {
-            let _ = resubscriber.await;
-        }));
-
         let waited = tokio::time::timeout(settings.connect_timeout, async {
             publisher.wait_for_connect().await?;
             subscriber.wait_for_connect().await
@@ -227,11 +224,55 @@ fn spawn_reader(
     })
 }
 
+/// Re-subscribes every tracked channel after a reconnect.
+///
+/// fred's own `manage_subscriptions` also fires on the *first* connection (fred
+/// reports every connection setup as a reconnect) and then sends SUBSCRIBE and an
+/// argument-less PSUBSCRIBE that race with the node's first real SUBSCRIBE on the
+/// same connection: a join could then be confirmed before Redis held the
+/// subscription, and the first messages after it were lost. This skips the first
+/// connection and sends only the tracked channels.
+fn spawn_resubscriber(subscriber: &SubscriberClient) -> JoinHandle<()> {
+    let mut connections = subscriber.reconnect_rx();
+    let subscriber = subscriber.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            match connections.recv().await {
+                Ok(_) if std::mem::take(&mut first) => {}
+                Ok(_) => {
+                    let channels: Vec<String> = subscriber
+                        .tracked_channels()
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect();
+                    if channels.is_empty() {
+                        continue;
+                    }
+                    match subscriber.subscribe(channels.clone()).await {
+                        Ok(()) => tracing::info!(
+                            channels = channels.len(),
+                            "re-subscribed after reconnect"
+                        ),
+                        Err(error) => {
+                            tracing::error!(%error, "re-subscribing after reconnect failed")
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
 fn watch_events(client: &Client, role: &'static str, metrics: &RedisMetrics) -> JoinHandle<()> {
     let mut errors = client.error_rx();
     let mut reconnects = client.reconnect_rx();
     let metrics = metrics.clone();
     tokio::spawn(async move {
+        // fred reports the first connection like a reconnect; only later ones count.
+        let mut first = true;
         loop {
             tokio::select! {
                 error = errors.recv() => match error {
@@ -243,9 +284,12 @@ fn watch_events(client: &Client, role: &'static str, metrics: &RedisMetrics) -> 
                     Err(RecvError::Closed) => break,
                 },
                 server = reconnects.recv() => match server {
+                    Ok(server) if std::mem::take(&mut first) => {
+                        tracing::info!(role, server = %server, "Redis connection established");
+                    }
                     Ok(server) => {
                         metrics.reconnects.with_label_values(&[role]).inc();
-                        tracing::info!(role, server = %server, "Redis connection (re)established");
+                        tracing::info!(role, server = %server, "Redis connection re-established");
                     }
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => break,
@@ -269,6 +313,15 @@ impl Backplane for RedisBackplane {
         self.subscriber
             .subscribe(self.names.room_channel(room))
             .await
+            .map_err(unavailable)?;
+        // fred completes SUBSCRIBE once it is written (Redis's confirmation arrives out
+        // of band and is dropped), so Redis may not hold the subscription yet, and a
+        // PUBLISH processed first would be lost to this node. Redis answers a connection's
+        // commands in order: the PING's answer proves the SUBSCRIBE was processed.
+        self.subscriber
+            .ping::<Value>(None)
+            .await
+            .map(|_| ())
             .map_err(unavailable)
     }
 

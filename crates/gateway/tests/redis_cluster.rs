@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use chorus_testkit::{BackplaneKind, Client, Cluster, Event, eventually, http_get};
+use chorus_gateway::BackplaneConfig;
+use chorus_testkit::{
+    BackplaneKind, Client, Cluster, DelayProxy, Event, InProcessNode, RedisServer, eventually,
+    http_get, redis_settings, test_config,
+};
 
 const CHANNEL: &str = "chorus:room:{lobby}";
 
@@ -123,4 +127,26 @@ async fn delivery_resumes_after_redis_restarts_without_restarting_nodes() {
         .filter_map(|l| l.rsplit(" ").next()?.parse::<u64>().ok())
         .sum();
     assert!(reconnects >= 1, "subscriber reconnects counted:\n{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_means_subscribed_even_over_a_slow_link_to_redis() {
+    let redis = RedisServer::start().await;
+    let redis_addr = redis.url().trim_start_matches("redis://").parse().unwrap();
+    // Node A's commands reach Redis 300 ms late; node B's at once.
+    let proxy = DelayProxy::start(redis_addr, Duration::from_millis(300)).await;
+    let mut slow_config = test_config("slow-link");
+    slow_config.backplane = BackplaneConfig::Redis(redis_settings(&proxy.redis_url()));
+    let slow_node = InProcessNode::start(slow_config).await;
+    let mut fast_config = test_config("fast-link");
+    fast_config.backplane = BackplaneConfig::Redis(redis_settings(&redis.url()));
+    let fast_node = InProcessNode::start(fast_config).await;
+
+    let mut a = Client::connect(&slow_node.ws_url()).await;
+    let mut b = Client::connect(&fast_node.ws_url()).await;
+    a.join("lobby").await;
+    b.join("lobby").await;
+    // Sent right after A's `joined`: A must get it, so `joined` waited for Redis.
+    b.say_ok("lobby", "first").await;
+    assert_eq!(a.message_in("lobby").await["body"], "first");
 }

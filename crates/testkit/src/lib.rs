@@ -4,6 +4,7 @@
 mod client;
 mod cluster;
 mod node;
+mod proxy;
 mod raw;
 mod redis;
 
@@ -12,6 +13,7 @@ use std::{future::Future, time::Duration};
 pub use client::{Client, Event};
 pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};
 pub use node::{InProcessNode, ProcessNode, http_get, metric};
+pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::RedisServer;
 

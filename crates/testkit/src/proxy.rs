@@ -1,0 +1,83 @@
+//! A TCP proxy that delays everything a client sends upstream, to make a slow
+//! link between a node and Redis reproducible on loopback.
+
+use std::{net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+    task::JoinHandle,
+    time::{Instant, sleep_until},
+};
+
+/// A running proxy; stops when dropped.
+pub struct DelayProxy {
+    /// Where clients connect instead of the upstream.
+    pub addr: SocketAddr,
+    /// The accept loop (and, through it, every connection's tasks).
+    task: JoinHandle<()>,
+}
+
+impl DelayProxy {
+    /// Proxies to `upstream`, holding each chunk a client sends for `delay` (order kept).
+    pub async fn start(upstream: SocketAddr, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                connections.spawn(relay(client, upstream, delay));
+            }
+        });
+        Self { addr, task }
+    }
+
+    /// `redis://<addr>`, for a proxied Redis.
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(client: TcpStream, upstream: SocketAddr, delay: Duration) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let (chunks, mut delayed) = mpsc::unbounded_channel::<(Instant, Bytes)>();
+    let upstream_reader = async move {
+        let mut buffer = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = client_read.read(&mut buffer).await {
+            if chunks
+                .send((Instant::now() + delay, Bytes::copy_from_slice(&buffer[..n])))
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let upstream_writer = async move {
+        while let Some((due, chunk)) = delayed.recv().await {
+            sleep_until(due).await;
+            if server_write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let downstream = tokio::io::copy(&mut server_read, &mut client_write);
+    tokio::select! {
+        _ = async { tokio::join!(upstream_reader, upstream_writer) } => {}
+        _ = downstream => {}
+    }
+}
