@@ -1,9 +1,16 @@
 //! Typed configuration, built from flags and environment variables in one place.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use chorus_backplane::{MemoryBus, RedisSettings};
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+use crate::{
+    auth::{AuthConfig, Minter, Origins, Patterns, RoomPolicy, Verifier, parse_algorithm},
+    limits::{ROOM_NAME_PUNCTUATION, Rate, RateLimits, RoomRules},
+    token_cmd::TokenArgs,
+};
 
 /// Command line of the `chorus` binary. Every flag has an environment variable.
 #[derive(Debug, Clone, Parser)]
@@ -13,6 +20,9 @@ use clap::Parser;
     about = "Chorus: a horizontally scaled real-time chat server"
 )]
 pub struct Cli {
+    /// A subcommand instead of serving.
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
     /// Address to listen on for WebSocket and HTTP.
     #[arg(long, env = "CHORUS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -61,6 +71,75 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = "CHORUS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+
+    /// Shared secret for HS256 tokens (at least 32 bytes). Without it and without
+    /// --jwt-public-key, a single node makes up a random one and turns on the dev login.
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM file with the public key that verifies RS256 or ES256 tokens.
+    #[arg(long, env = "CHORUS_JWT_PUBLIC_KEY", conflicts_with = "jwt_secret")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// The one token algorithm accepted: HS256, RS256 or ES256 (default: HS256 with a
+    /// secret; RS256 or ES256 from the public key's type).
+    #[arg(long, env = "CHORUS_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+    /// Required `iss` of tokens.
+    #[arg(long, env = "CHORUS_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of tokens.
+    #[arg(long, env = "CHORUS_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[arg(long, env = "CHORUS_JWT_LEEWAY", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+    /// `POST /api/login` hands out guest tokens: auto = on for a single node without
+    /// a configured key, off otherwise. Never use on in production.
+    #[arg(long, env = "CHORUS_DEV_LOGIN", default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub dev_login: String,
+    /// Rooms every authenticated user may join and post to (comma-separated patterns, `*` wildcard).
+    #[arg(long, env = "CHORUS_PUBLIC_ROOMS", value_delimiter = ',')]
+    pub public_rooms: Vec<String>,
+    /// Rooms every authenticated user may join but only `post`-granted users post to.
+    #[arg(long, env = "CHORUS_READ_ONLY_ROOMS", value_delimiter = ',')]
+    pub read_only_rooms: Vec<String>,
+    /// Web origins allowed to open a WebSocket (comma-separated, or `*`); default same-origin.
+    #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Time a connection may stay unauthenticated before it is closed (4004).
+    #[arg(long, env = "CHORUS_AUTH_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_timeout: Duration,
+    /// Most connections one user may hold to this node.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
+    pub max_connections_per_user: usize,
+    /// Sends per connection, as RATE[:BURST] (e.g. 10/s:30).
+    #[arg(long, env = "CHORUS_SEND_RATE", default_value = "10/s:30")]
+    pub send_rate: Rate,
+    /// Sends per user across their connections on this node.
+    #[arg(long, env = "CHORUS_USER_SEND_RATE", default_value = "20/s:60")]
+    pub user_send_rate: Rate,
+    /// Joins and leaves per connection.
+    #[arg(long, env = "CHORUS_JOIN_RATE", default_value = "10/s:100")]
+    pub join_rate: Rate,
+    /// Joins and leaves per user across their connections on this node.
+    #[arg(long, env = "CHORUS_USER_JOIN_RATE", default_value = "20/s:200")]
+    pub user_join_rate: Rate,
+    /// Refused commands (rate-limited or invalid) a connection may pile up, refilled
+    /// one per second, before it is closed as a flood (4006).
+    #[arg(long, env = "CHORUS_FLOOD_STRIKES", default_value_t = 20)]
+    pub flood_strikes: u32,
+    /// Longest room name, in bytes (at most 128).
+    #[arg(long, env = "CHORUS_MAX_ROOM_NAME_BYTES", default_value_t = 128)]
+    pub max_room_name_bytes: usize,
+    /// Punctuation allowed in room names besides letters and digits (a subset of -_.:@+=).
+    #[arg(long, env = "CHORUS_ROOM_NAME_PUNCTUATION", default_value = ROOM_NAME_PUNCTUATION)]
+    pub room_name_punctuation: String,
+}
+
+/// Subcommands of `chorus`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CliCommand {
+    /// Mint a token for scripts and load tests, and print it.
+    Token(TokenArgs),
 }
 
 /// Where the node's backplane lives.
@@ -111,6 +190,14 @@ pub struct Config {
     pub unsubscribe_delay: Duration,
     /// Bound on closing connections at shutdown.
     pub shutdown_timeout: Duration,
+    /// Token checks, room grants, origins.
+    pub auth: AuthConfig,
+    /// Most connections per user on this node.
+    pub max_connections_per_user: usize,
+    /// Token buckets for sends and joins.
+    pub rate_limits: RateLimits,
+    /// Room-name length and characters.
+    pub room_rules: RoomRules,
 }
 
 /// A configuration that cannot work; the binary prints it and exits with status 2.
@@ -134,6 +221,10 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             unsubscribe_delay: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(10),
+            auth: AuthConfig::development(),
+            max_connections_per_user: 16,
+            rate_limits: RateLimits::default(),
+            room_rules: RoomRules::default(),
         }
     }
 }
@@ -170,6 +261,19 @@ impl Config {
             write_timeout: cli.write_timeout,
             unsubscribe_delay: cli.unsubscribe_delay,
             shutdown_timeout: cli.shutdown_timeout,
+            auth: auth_from_cli(cli)?,
+            max_connections_per_user: cli.max_connections_per_user,
+            rate_limits: RateLimits {
+                send: cli.send_rate,
+                user_send: cli.user_send_rate,
+                join: cli.join_rate,
+                user_join: cli.user_join_rate,
+                flood_strikes: cli.flood_strikes,
+            },
+            room_rules: RoomRules {
+                max_bytes: cli.max_room_name_bytes,
+                punctuation: cli.room_name_punctuation.clone(),
+            },
         };
         if let BackplaneConfig::Redis(settings) = &config.backplane {
             check(
@@ -220,7 +324,131 @@ impl Config {
             self.outbox_bytes >= 2 * self.max_frame_bytes,
             "--outbox-bytes must hold at least two frames of --max-frame-bytes",
         )?;
+        check(
+            !self.auth.auth_timeout.is_zero(),
+            "--auth-timeout must be positive",
+        )?;
+        check(
+            self.max_connections_per_user >= 1,
+            "--max-connections-per-user must be at least 1",
+        )?;
+        check(
+            self.rate_limits.flood_strikes >= 1,
+            "--flood-strikes must be at least 1",
+        )?;
+        check(
+            (1..=chorus_protocol::MAX_ROOM_NAME_BYTES).contains(&self.room_rules.max_bytes),
+            "--max-room-name-bytes must be 1-128",
+        )?;
+        check(
+            self.room_rules
+                .punctuation
+                .chars()
+                .all(|c| ROOM_NAME_PUNCTUATION.contains(c)),
+            "--room-name-punctuation must be a subset of -_.:@+=",
+        )?;
         Ok(())
+    }
+}
+
+/// Builds the token rules from the JWT flags.
+fn auth_from_cli(cli: &Cli) -> Result<AuthConfig, ConfigError> {
+    let err = |m: String| ConfigError(m);
+    let explicit_algorithm = match &cli.jwt_algorithm {
+        None => None,
+        Some(name) => Some(parse_algorithm(name).ok_or_else(|| {
+            err(format!(
+                "--jwt-algorithm must be HS256, RS256 or ES256, not {name:?}"
+            ))
+        })?),
+    };
+    let keyed = cli.jwt_secret.is_some() || cli.jwt_public_key.is_some();
+    let dev_login = match cli.dev_login.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => !keyed && cli.redis_url.is_none(),
+    };
+    let mut auth = if let Some(secret) = &cli.jwt_secret {
+        check(
+            secret.len() >= 32,
+            "--jwt-secret must be at least 32 bytes (use a random string)",
+        )?;
+        check(
+            matches!(explicit_algorithm, None | Some(Algorithm::HS256)),
+            "--jwt-secret goes with --jwt-algorithm HS256",
+        )?;
+        let algorithm = Algorithm::HS256;
+        AuthConfig {
+            verifier: Verifier::new(
+                algorithm,
+                DecodingKey::from_secret(secret.as_bytes()),
+                cli.jwt_issuer.as_deref(),
+                cli.jwt_audience.as_deref(),
+                cli.jwt_leeway,
+            ),
+            minter: Some(Minter::new(
+                algorithm,
+                EncodingKey::from_secret(secret.as_bytes()),
+                cli.jwt_issuer.clone(),
+                cli.jwt_audience.clone(),
+            )),
+            ..AuthConfig::shared_secret(secret.as_bytes())
+        }
+    } else if let Some(path) = &cli.jwt_public_key {
+        let pem = std::fs::read(path)
+            .map_err(|e| err(format!("--jwt-public-key {}: {e}", path.display())))?;
+        let (algorithm, key) = public_key(&pem, explicit_algorithm)
+            .map_err(|e| err(format!("--jwt-public-key {}: {e}", path.display())))?;
+        check(
+            !dev_login,
+            "--dev-login needs --jwt-secret: it signs guest tokens",
+        )?;
+        AuthConfig {
+            verifier: Verifier::new(
+                algorithm,
+                key,
+                cli.jwt_issuer.as_deref(),
+                cli.jwt_audience.as_deref(),
+                cli.jwt_leeway,
+            ),
+            minter: None,
+            ..AuthConfig::development()
+        }
+    } else if cli.redis_url.is_some() {
+        return Err(err(
+            "a cluster (--redis-url) needs a key every node shares: --jwt-secret or --jwt-public-key"
+                .into(),
+        ));
+    } else {
+        AuthConfig::development()
+    };
+    auth.dev_login = dev_login;
+    auth.auth_timeout = cli.auth_timeout;
+    auth.origins =
+        Origins::parse(&cli.allowed_origins).map_err(|e| err(format!("--allowed-origins: {e}")))?;
+    auth.policy = RoomPolicy {
+        public: Patterns::parse(&cli.public_rooms)
+            .map_err(|e| err(format!("--public-rooms: {e}")))?,
+        read_only: Patterns::parse(&cli.read_only_rooms)
+            .map_err(|e| err(format!("--read-only-rooms: {e}")))?,
+    };
+    Ok(auth)
+}
+
+/// Reads a PEM public key as RSA or EC, checking it against an explicit algorithm.
+fn public_key(pem: &[u8], explicit: Option<Algorithm>) -> Result<(Algorithm, DecodingKey), String> {
+    match explicit {
+        Some(Algorithm::HS256) => Err("HS256 needs --jwt-secret, not a public key".into()),
+        Some(Algorithm::ES256) => DecodingKey::from_ec_pem(pem)
+            .map(|k| (Algorithm::ES256, k))
+            .map_err(|e| format!("not an EC public key: {e}")),
+        Some(_) => DecodingKey::from_rsa_pem(pem)
+            .map(|k| (Algorithm::RS256, k))
+            .map_err(|e| format!("not an RSA public key: {e}")),
+        None => DecodingKey::from_rsa_pem(pem)
+            .map(|k| (Algorithm::RS256, k))
+            .or_else(|_| DecodingKey::from_ec_pem(pem).map(|k| (Algorithm::ES256, k)))
+            .map_err(|_| "not a PEM RSA or EC (P-256) public key".into()),
     }
 }
 
@@ -280,7 +508,18 @@ mod tests {
                 c.shutdown_timeout,
             )
         };
+        let limits = |c: &Config| {
+            (
+                c.max_connections_per_user,
+                c.rate_limits,
+                c.room_rules.clone(),
+                c.auth.auth_timeout,
+                c.auth.dev_login,
+                c.auth.origins.clone(),
+            )
+        };
         assert_eq!(settings(&from_flags), settings(&default));
+        assert_eq!(limits(&from_flags), limits(&default));
     }
 
     #[test]
@@ -291,6 +530,14 @@ mod tests {
             (&["--max-body-bytes", "70000"][..], "--max-body-bytes"),
             (&["--outbox-bytes", "10"][..], "--outbox-bytes"),
             (&["--ping-interval", "0s"][..], "--ping-interval"),
+            (&["--jwt-secret", "short"][..], "--jwt-secret"),
+            (&["--redis-url", "redis://127.0.0.1:1"][..], "--redis-url"),
+            (&["--allowed-origins", "evil.com"][..], "--allowed-origins"),
+            (
+                &["--room-name-punctuation", "/"][..],
+                "--room-name-punctuation",
+            ),
+            (&["--jwt-algorithm", "none"][..], "--jwt-algorithm"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(flag), "{args:?}: {err}");

@@ -9,14 +9,20 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use chorus_protocol::{
-    Encoding, Limits, Sender, ServerEvent, Welcome, close, decode_json, decode_msgpack,
-};
+use chorus_protocol::{Encoding, Limits, ServerEvent, Welcome, close, decode_json, decode_msgpack};
 use futures_util::SinkExt;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use uuid::Uuid;
 
-use crate::{hub::ConnId, metrics::CloseReason, node::Node, outbox::Outbox, session::Session};
+use crate::{
+    auth::Identity,
+    hub::ConnId,
+    metrics::CloseReason,
+    node::Node,
+    outbox::Outbox,
+    session::{Closing, Flow, Session},
+    users::UserLease,
+};
 
 /// Capacity (frames) a connection's batch buffer may keep between writes; a burst
 /// larger than this is released after writing, so idle connections stay small.
@@ -31,8 +37,8 @@ pub struct Handshake {
     pub conn: ConnId,
     /// Connection id announced to the client.
     pub public_id: Uuid,
-    /// The client's identity.
-    pub user: Sender,
+    /// The client's identity, when its token came with the upgrade.
+    pub authed: Option<(Identity, UserLease)>,
     /// Negotiated encoding.
     pub encoding: Encoding,
 }
@@ -40,18 +46,27 @@ pub struct Handshake {
 /// Serves one upgraded connection until it ends.
 pub async fn run(node: Arc<Node>, mut socket: WebSocket, handshake: Handshake) {
     let outbox = Arc::new(Outbox::new(node.config.outbox_bytes));
+    let config = &node.config;
+    let (user, token_expires_at) = match &handshake.authed {
+        Some((identity, _)) => (Some(identity.user.clone()), Some(identity.expires_at)),
+        None => (None, None),
+    };
+    let auth_timeout_secs = user
+        .is_none()
+        .then(|| config.auth.auth_timeout.as_secs().max(1));
     let mut session = Session::new(
         node.clone(),
         handshake.conn,
-        handshake.user.clone(),
+        handshake.authed,
         handshake.encoding,
         outbox.clone(),
     );
-    let config = &node.config;
     session.reply(&ServerEvent::Welcome(&Welcome {
         node: config.node_id.clone(),
         conn: handshake.public_id,
-        user: handshake.user,
+        user,
+        token_expires_at,
+        auth_timeout_secs,
         encoding: handshake.encoding.name(),
         ping_interval_secs: config.ping_interval.as_secs(),
         pong_timeout_secs: config.pong_timeout.as_secs(),
@@ -59,6 +74,8 @@ pub async fn run(node: Arc<Node>, mut socket: WebSocket, handshake: Handshake) {
             max_frame_bytes: config.max_frame_bytes,
             max_body_bytes: config.max_body_bytes,
             max_rooms: config.max_rooms,
+            sends_per_second: config.rate_limits.send.per_second,
+            joins_per_second: config.rate_limits.join.per_second,
         },
     }));
     let reason = drive(&node, &mut socket, &mut session, &outbox).await;
@@ -80,14 +97,17 @@ async fn drive(
     let mut pong_deadline: Option<Instant> = None;
     let mut batch = VecDeque::new();
     loop {
+        // Authentication or token expiry: the session says when, and how to close.
+        let (deadline, expiry) = session.deadline();
         tokio::select! {
             () = node.shutdown.cancelled() => {
                 // Finish what is queued, then tell the client to go elsewhere.
-                if outbox.take(&mut batch).is_ok() {
-                    let _ = timeout(CLOSE_TIMEOUT, write_batch(socket, &mut batch)).await;
-                }
-                send_close(socket, close::GOING_AWAY, "server shutting down; reconnect").await;
-                return CloseReason::Shutdown;
+                let going_away = Closing {
+                    code: close::GOING_AWAY,
+                    reason: "server shutting down; reconnect",
+                    label: CloseReason::Shutdown,
+                };
+                return finish(socket, outbox, &mut batch, going_away).await;
             }
             () = outbox.ready() => {
                 if outbox.take(&mut batch).is_err() {
@@ -107,8 +127,18 @@ async fn drive(
                 match frame {
                     None => return CloseReason::Normal,
                     Some(Err(error)) => return read_failed(socket, error).await,
-                    Some(Ok(Message::Text(text))) => dispatch(session, decode_json(text.as_str())).await,
-                    Some(Ok(Message::Binary(bytes))) => dispatch(session, decode_msgpack(&bytes)).await,
+                    Some(Ok(Message::Text(text))) => {
+                        let flow = dispatch(session, decode_json(text.as_str())).await;
+                        if let Flow::Close(closing) = flow {
+                            return finish(socket, outbox, &mut batch, closing).await;
+                        }
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        let flow = dispatch(session, decode_msgpack(&bytes)).await;
+                        if let Flow::Close(closing) = flow {
+                            return finish(socket, outbox, &mut batch, closing).await;
+                        }
+                    }
                     // Pongs only prove liveness; pings are answered by the WebSocket layer;
                     // a close is echoed by it and the stream then ends.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_))) => {}
@@ -120,6 +150,7 @@ async fn drive(
                     return CloseReason::SlowConsumer;
                 }
             }
+            () = sleep_until(deadline) => return finish(socket, outbox, &mut batch, expiry).await,
             () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
                 send_close(socket, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect").await;
                 return CloseReason::PingTimeout;
@@ -131,12 +162,26 @@ async fn drive(
 async fn dispatch(
     session: &mut Session,
     command: Result<chorus_protocol::Command, chorus_protocol::CommandError>,
-) {
-    session.note_command();
+) -> Flow {
     match command {
         Ok(command) => session.handle(command).await,
         Err(error) => session.refuse(error),
     }
+}
+
+/// Closes the connection: writes what is queued first (the error that explains
+/// the close), then the close frame.
+async fn finish(
+    socket: &mut WebSocket,
+    outbox: &Outbox,
+    batch: &mut VecDeque<Message>,
+    closing: Closing,
+) -> CloseReason {
+    if outbox.take(batch).is_ok() {
+        let _ = timeout(CLOSE_TIMEOUT, write_batch(socket, batch)).await;
+    }
+    send_close(socket, closing.code, closing.reason).await;
+    closing.label
 }
 
 /// Writes a batch of frames with a single flush at the end.

@@ -4,15 +4,20 @@
 //! so tests run nodes on port 0; the `chorus` binary only parses configuration
 //! and calls it. See `docs/architecture.md` for the picture.
 
+pub mod auth;
 pub mod config;
 mod connection;
 mod hub;
+pub mod limits;
+mod login;
 pub mod metrics;
 mod node;
 mod outbox;
 mod server;
 mod session;
 mod subscriptions;
+pub mod token_cmd;
+mod users;
 
-pub use config::{BackplaneConfig, Cli, Config, ConfigError};
+pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError};
 pub use server::{ServeError, serve};

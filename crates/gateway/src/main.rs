@@ -2,13 +2,25 @@
 
 use std::process::ExitCode;
 
-use chorus_gateway::{Cli, Config, serve};
+use chorus_gateway::{Cli, CliCommand, Config, serve, token_cmd};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(CliCommand::Token(args)) = &cli.command {
+        return match token_cmd::mint(args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("chorus token: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
     init_tracing(&cli.log_format);
     let config = match Config::from_cli(&cli) {
         Ok(config) => config,

@@ -20,6 +20,16 @@ pub enum CloseReason {
     Shutdown,
     /// A transport or protocol error.
     Error,
+    /// No `auth` frame in time.
+    AuthTimeout,
+    /// The token expired without a refresh.
+    TokenExpired,
+    /// The `auth` frame's token was refused.
+    Unauthorized,
+    /// The user was at the per-user connection limit.
+    TooManyConnections,
+    /// Too many refused commands.
+    Flooding,
 }
 
 impl CloseReason {
@@ -31,6 +41,11 @@ impl CloseReason {
             Self::FrameTooLarge => "frame_too_large",
             Self::Shutdown => "shutdown",
             Self::Error => "error",
+            Self::AuthTimeout => "auth_timeout",
+            Self::TokenExpired => "token_expired",
+            Self::Unauthorized => "unauthorized",
+            Self::TooManyConnections => "too_many_connections",
+            Self::Flooding => "flooding",
         }
     }
 }
@@ -68,6 +83,12 @@ pub struct Metrics {
     pub outbox_drops: IntCounter,
     /// Local recipients per message read from the backplane.
     pub fanout: Histogram,
+    /// Tokens refused, by reason (a fixed set: see `AuthError::label`).
+    auth_failures: IntCounterVec,
+    /// Upgrades and authentications refused, by reason (a fixed set).
+    refusals: IntCounterVec,
+    /// Commands refused by a rate limit, by kind (`send` or `join`).
+    rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -145,8 +166,42 @@ impl Metrics {
                 )
                 .unwrap(),
             ),
+            auth_failures: counter_vec(
+                &registry,
+                "chorus_auth_failures_total",
+                "Tokens refused, by reason.",
+                "reason",
+            ),
+            refusals: counter_vec(
+                &registry,
+                "chorus_refusals_total",
+                "Upgrades or authentications refused, by reason.",
+                "reason",
+            ),
+            rate_limited: counter_vec(
+                &registry,
+                "chorus_rate_limited_total",
+                "Commands refused by a rate limit, by kind.",
+                "kind",
+            ),
             registry,
         }
+    }
+
+    /// Counts a refused token.
+    pub fn auth_failed(&self, reason: &'static str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a refused upgrade or authentication.
+    pub fn refused(&self, reason: &'static str) {
+        self.refusals.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a command refused by a rate limit.
+    pub fn rate_limited(&self, kind: &str) {
+        let kind = if kind == "send" { "send" } else { "join" };
+        self.rate_limited.with_label_values(&[kind]).inc();
     }
 
     /// Counts a closed connection.
@@ -171,6 +226,13 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    register(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), &[label]).unwrap(),
+    )
 }
 
 fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {

@@ -10,7 +10,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use chorus_backplane::Backplane;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{config::Config, hub::Hub, metrics::Metrics, subscriptions::Subscriptions};
+use crate::{
+    auth::{AuthError, Identity},
+    config::Config,
+    hub::Hub,
+    metrics::Metrics,
+    subscriptions::Subscriptions,
+    users::Users,
+};
 
 /// Everything a connection needs from its node.
 pub struct Node {
@@ -28,6 +35,8 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks, which axum's graceful shutdown does not see.
     pub connections: TaskTracker,
+    /// Authenticated users here: per-user connection counts and rate buckets.
+    pub users: Arc<Users>,
     /// Source of connection ids.
     next_conn: AtomicU64,
     /// One permit per connection; bounds the node at `max_connections`.
@@ -45,7 +54,9 @@ impl Node {
         shutdown: CancellationToken,
     ) -> Self {
         let config_max = config.max_connections;
+        let users = Users::new(config.max_connections_per_user, config.rate_limits);
         Self {
+            users,
             config,
             hub,
             backplane,
@@ -61,6 +72,18 @@ impl Node {
     /// A permit for one more connection, unless the node is full.
     pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
         self.admissions.clone().try_acquire_owned().ok()
+    }
+
+    /// Verifies a token, counting refusals by reason.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.config
+            .auth
+            .verifier
+            .verify(token)
+            .inspect_err(|error| {
+                self.metrics.auth_failed(error.label());
+                tracing::debug!(%error, "token refused");
+            })
     }
 
     /// A fresh connection id.

@@ -4,20 +4,21 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Query, State, WebSocketUpgrade},
-    http::{StatusCode, header},
+    extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     serve::ListenerExt,
 };
 use chorus_backplane::{Backplane, BackplaneError, RedisBackplane};
-use chorus_protocol::{Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, Sender};
+use chorus_protocol::{Encoding, MAX_TOKEN_BYTES, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
+    auth::AuthError,
     config::{BackplaneConfig, Config},
     connection::{self, Handshake},
     hub::Hub,
@@ -30,8 +31,8 @@ use crate::{
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Bytes gathered before tungstenite writes to the socket (we flush after each batch anyway).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-/// Longest display name accepted from the `name` query parameter.
-const MAX_NAME_CHARS: usize = 64;
+/// Largest body of `POST /api/login`.
+const LOGIN_BODY_BYTES: usize = 1024;
 
 /// Why a node could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +78,15 @@ pub async fn serve(
         node = %node.config.node_id,
         addr = %listener.local_addr()?,
         backplane = ?node.config.backplane,
+        auth = ?node.config.auth,
         "node started"
     );
+    if node.config.auth.dev_login {
+        tracing::warn!(
+            "DEVELOPMENT LOGIN IS ON: POST /api/login gives anyone a token for any name; \
+             never expose this node to the internet (--dev-login off)"
+        );
+    }
 
     let app = router(node.clone());
     // Chat frames are small and latency matters: no Nagle delay on client sockets.
@@ -111,6 +119,10 @@ fn router(node: Arc<Node>) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/login",
+            post(crate::login::login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
+        )
         .route("/", get(index))
         .with_state(node)
 }
@@ -120,22 +132,39 @@ fn router(node: Arc<Node>) -> Router {
 struct WsParams {
     /// `json` or `msgpack`, for clients that cannot set a subprotocol.
     encoding: Option<String>,
-    /// Display name (until authentication provides one).
-    name: Option<String>,
+    /// The token, for clients that cannot set `Authorization` (browsers).
+    token: Option<String>,
 }
 
 async fn upgrade(
     State(node): State<Arc<Node>>,
-    Query(params): Query<WsParams>,
+    headers: HeaderMap,
+    params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if node.shutdown.is_cancelled() {
+        node.metrics.refused("shutting_down");
         return refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "node is shutting down",
         );
     }
+    if !node.config.auth.origins.allows(&headers) {
+        node.metrics.refused("origin");
+        return refusal(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this Origin may not open a WebSocket here (--allowed-origins)",
+        );
+    }
+    let Ok(Query(params)) = params else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "query parameters are malformed",
+        );
+    };
     let query_encoding = match params.encoding.as_deref().map(Encoding::parse) {
         None => None,
         Some(Some(encoding)) => Some(encoding),
@@ -147,18 +176,30 @@ async fn upgrade(
             );
         }
     };
-    let name = match params.name {
-        Some(name) if !valid_name(&name) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                "invalid_name",
-                "name must be 1-64 printable characters",
-            );
+    // A token with the upgrade is checked before it; without one the client has
+    // --auth-timeout to send an `auth` frame.
+    let authed = match presented_token(&headers, params.token.as_deref()) {
+        Err(error) => return unauthorized(&node, &error),
+        Ok(None) => None,
+        Ok(Some(token)) => {
+            let identity = match node.verify(token) {
+                Ok(identity) => identity,
+                Err(error) => return unauthorized(&node, &error),
+            };
+            let Some(lease) = node.users.acquire(&identity.user.id) else {
+                node.metrics.refused("too_many_connections");
+                return refusal(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections",
+                    "this user holds as many connections to this node as allowed",
+                );
+            };
+            Some((identity, lease))
         }
-        name => name,
     };
     let Some(admission) = node.admit() else {
         node.metrics.connections_refused.inc();
+        node.metrics.refused("node_full");
         return refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "node_full",
@@ -180,14 +221,10 @@ async fn upgrade(
         .and_then(Encoding::parse)
         .or(query_encoding)
         .unwrap_or_default();
-    let public_id = Uuid::now_v7();
     let handshake = Handshake {
         conn: node.next_conn_id(),
-        public_id,
-        user: Sender {
-            id: anonymous_id(&public_id),
-            name,
-        },
+        public_id: Uuid::now_v7(),
+        authed,
         encoding,
     };
     let tracked = node.connections.token();
@@ -201,18 +238,49 @@ async fn upgrade(
         })
 }
 
-fn valid_name(name: &str) -> bool {
-    let chars = name.chars().count();
-    (1..=MAX_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control)
+/// The token of an upgrade: `Authorization: Bearer` first, then `?token=`.
+fn presented_token<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+) -> Result<Option<&'a str>, AuthError> {
+    let token = match headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| AuthError::Malformed("Authorization is not ASCII".into()))?;
+            let token = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .ok_or_else(|| AuthError::Malformed("Authorization must be Bearer".into()))?;
+            Some(token.trim())
+        }
+        None => query,
+    };
+    match token {
+        Some(t) if t.is_empty() || t.len() > MAX_TOKEN_BYTES => Err(AuthError::Malformed(format!(
+            "token must be 1 to {MAX_TOKEN_BYTES} bytes"
+        ))),
+        other => Ok(other),
+    }
 }
 
-/// A stable-looking id for an unauthenticated user: the random tail of the connection id.
-fn anonymous_id(conn: &Uuid) -> String {
-    let hex = conn.simple().to_string();
-    format!("anon-{}", &hex[hex.len() - 12..])
+/// 401 for a refused token, with the code a client acts on.
+fn unauthorized(node: &Node, error: &AuthError) -> Response {
+    node.metrics.refused("unauthorized");
+    let code = match error {
+        AuthError::Expired => "token_expired",
+        _ => "invalid_token",
+    };
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(serde_json::json!({ "code": code, "message": error.to_string() })),
+    )
+        .into_response()
 }
 
-fn refusal(status: StatusCode, code: &'static str, message: &'static str) -> Response {
+/// A JSON refusal `{code, message}` with `status`.
+pub(crate) fn refusal(status: StatusCode, code: &'static str, message: &'static str) -> Response {
     (
         status,
         Json(serde_json::json!({ "code": code, "message": message })),
@@ -249,7 +317,12 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 async fn index(State(node): State<Arc<Node>>) -> String {
     format!(
         "Chorus node {}\nWebSocket endpoint: /ws (subprotocols {SUBPROTOCOL_JSON}, {SUBPROTOCOL_MSGPACK})\n\
-         Health: /livez /readyz   Metrics: /metrics\n",
-        node.config.node_id
+         Health: /livez /readyz   Metrics: /metrics   Dev login: POST /api/login ({})\n",
+        node.config.node_id,
+        if node.config.auth.dev_login {
+            "on"
+        } else {
+            "off"
+        }
     )
 }

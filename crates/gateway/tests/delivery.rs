@@ -1,8 +1,9 @@
 //! Delivery across nodes: one suite, run on both backplanes.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
-use chorus_testkit::{BackplaneKind, Client, Cluster};
+use chorus_gateway::auth::TokenRequest;
+use chorus_testkit::{BackplaneKind, Client, Cluster, everywhere, token_for};
 use serde_json::{Value, json};
 
 macro_rules! on_both_backplanes {
@@ -137,7 +138,14 @@ async fn leave_stops_delivery(kind: BackplaneKind) {
 
 async fn message_carries_id_room_sender_and_timestamp(kind: BackplaneKind) {
     let cluster = Cluster::start(kind, 2).await;
-    let mut alice = Client::connect(&format!("{}?name=Alice", cluster.url(0))).await;
+    let alice_token = token_for(TokenRequest {
+        sub: "alice".into(),
+        name: Some("Alice".into()),
+        avatar: Some("https://example.com/alice.png".into()),
+        ttl: Duration::from_secs(600),
+        rooms: everywhere(),
+    });
+    let mut alice = Client::connect_as(&cluster.url(0), &alice_token).await;
     let mut bob = Client::connect(&cluster.url(1)).await;
     alice.join("lobby").await;
     bob.join("lobby").await;
@@ -152,7 +160,9 @@ async fn message_carries_id_room_sender_and_timestamp(kind: BackplaneKind) {
     assert_eq!(message["room"], "lobby");
     assert_eq!(message["body"], "hello");
     assert_eq!(message["from"]["name"], "Alice");
-    assert_eq!(message["from"]["id"], alice.welcome["user"]["id"]);
+    assert_eq!(message["from"]["id"], "alice");
+    assert_eq!(message["from"]["avatar"], "https://example.com/alice.png");
+    assert_eq!(alice.welcome["user"]["id"], "alice");
     let ts = message["ts"].as_u64().unwrap();
     assert!(
         ts >= before && ts <= now_ms(),

@@ -84,6 +84,7 @@ mod tests {
             from: Sender {
                 id: "u1".into(),
                 name: None,
+                avatar: None,
             },
             ts: 42,
             body: "hi".into(),

@@ -34,6 +34,21 @@ pub enum ErrorCode {
     BackplaneUnavailable,
     /// Unexpected server fault; nothing was delivered. Retry.
     Internal,
+    /// A command other than `auth` or `ping` before the connection authenticated.
+    Unauthenticated,
+    /// The token is malformed, badly signed, of a refused algorithm, or for another
+    /// issuer, audience or user. Get a new token; retrying this one cannot work.
+    InvalidToken,
+    /// The token has expired: get a fresh one and send it with `refresh` (or reconnect with it).
+    TokenExpired,
+    /// `auth` on a connection that already has an identity; use `refresh`.
+    AlreadyAuthenticated,
+    /// The token's claims (or the room rules) do not allow this join or send.
+    Forbidden,
+    /// Too many sends or joins: wait `retry_after_ms` before the next one.
+    RateLimited,
+    /// The user already holds as many connections to this node as allowed.
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -52,6 +67,13 @@ impl ErrorCode {
             Self::TooManyRooms => "too_many_rooms",
             Self::BackplaneUnavailable => "backplane_unavailable",
             Self::Internal => "internal",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::AlreadyAuthenticated => "already_authenticated",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyConnections => "too_many_connections",
         }
     }
 }
@@ -70,6 +92,18 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4001;
     /// No pong (or any frame) arrived in time after a ping; reconnect.
     pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+    /// The connection's token expired without a `refresh`; reconnect with a new token.
+    pub const TOKEN_EXPIRED: u16 = 4003;
+    /// No `auth` frame within the allowed unauthenticated time; reconnect and authenticate at once.
+    pub const AUTH_TIMEOUT: u16 = 4004;
+    /// The user already holds as many connections to this node as allowed; reconnect
+    /// later (or to another node) after closing one.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4005;
+    /// The client kept sending after being told `rate_limited`; reconnect only after a
+    /// backoff of several seconds, and honour `retry_after_ms`.
+    pub const FLOODING: u16 = 4006;
+    /// The token in `auth` is not acceptable; do not reconnect with the same token.
+    pub const UNAUTHORIZED: u16 = 4500;
 
     /// Whether a client should reconnect after receiving `code`.
     pub fn should_reconnect(code: u16) -> bool {
@@ -96,6 +130,13 @@ mod tests {
             ErrorCode::TooManyRooms,
             ErrorCode::BackplaneUnavailable,
             ErrorCode::Internal,
+            ErrorCode::Unauthenticated,
+            ErrorCode::InvalidToken,
+            ErrorCode::TokenExpired,
+            ErrorCode::AlreadyAuthenticated,
+            ErrorCode::Forbidden,
+            ErrorCode::RateLimited,
+            ErrorCode::TooManyConnections,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
@@ -107,7 +148,9 @@ mod tests {
         assert!(close::should_reconnect(close::SLOW_CONSUMER));
         assert!(close::should_reconnect(close::HEARTBEAT_TIMEOUT));
         assert!(!close::should_reconnect(close::MESSAGE_TOO_BIG));
-        assert!(!close::should_reconnect(4500));
+        assert!(close::should_reconnect(close::TOKEN_EXPIRED));
+        assert!(close::should_reconnect(close::FLOODING));
+        assert!(!close::should_reconnect(close::UNAUTHORIZED));
         assert!(!close::should_reconnect(close::NORMAL));
     }
 }

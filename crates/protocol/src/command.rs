@@ -8,6 +8,9 @@ use crate::{ErrorCode, RoomName};
 /// Longest `ref` accepted, in bytes.
 pub const MAX_REF_BYTES: usize = 64;
 
+/// Longest token accepted in `auth` or `refresh`, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// A client's correlation tag, echoed on the reply or error for the command that carried it.
 pub type Ref = Option<String>;
 
@@ -26,6 +29,10 @@ pub enum Command {
     },
     /// Application-level ping; answered with `pong`.
     Ping { reference: Ref },
+    /// Authenticate with a token (the first frame, when no token came with the upgrade).
+    Auth { token: String, reference: Ref },
+    /// Replace the connection's token before it expires; same user only.
+    Refresh { token: String, reference: Ref },
 }
 
 /// Why a frame did not become a [`Command`].
@@ -60,6 +67,16 @@ enum RawCommand {
         reference: Ref,
     },
     Ping {
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Auth {
+        token: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Refresh {
+        token: String,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -119,10 +136,25 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
         RawCommand::Ping { reference } => Command::Ping {
             reference: check_ref(reference)?,
         },
+        RawCommand::Auth { token, reference } => {
+            let reference = check_ref(reference)?;
+            Command::Auth {
+                token: check_token(token, &reference)?,
+                reference,
+            }
+        }
+        RawCommand::Refresh { token, reference } => {
+            let reference = check_ref(reference)?;
+            Command::Refresh {
+                token: check_token(token, &reference)?,
+                reference,
+            }
+        }
         RawCommand::Unknown => {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
-                detail: "unknown command type; expected join, leave, send or ping".into(),
+                detail: "unknown command type; expected auth, refresh, join, leave, send or ping"
+                    .into(),
                 reference: None,
             });
         }
@@ -139,6 +171,17 @@ fn check_ref(reference: Ref) -> Result<Ref, CommandError> {
         }),
         other => Ok(other),
     }
+}
+
+fn check_token(token: String, reference: &Ref) -> Result<String, CommandError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(CommandError {
+            code: ErrorCode::InvalidToken,
+            detail: format!("token must be 1 to {MAX_TOKEN_BYTES} bytes"),
+            reference: reference.clone(),
+        });
+    }
+    Ok(token)
 }
 
 fn room_name(room: &str, reference: &Ref) -> Result<RoomName, CommandError> {

@@ -78,6 +78,7 @@ mod tests {
                 from: Sender {
                     id: "u1".into(),
                     name: Some("Ann".into()),
+                    avatar: None,
                 },
                 ts: 1_700_000_000_000,
                 body: "hello 👋".into(),

@@ -13,6 +13,9 @@ pub struct Sender {
     /// Display name, when the user has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Avatar URL, when the user has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// A chat message as stored in an envelope and delivered to clients.
@@ -31,7 +34,7 @@ pub struct ChatMessage {
 }
 
 /// Limits a client must respect, announced in `welcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Limits {
     /// Largest WebSocket frame accepted; larger closes the connection with 1009.
     pub max_frame_bytes: usize,
@@ -39,17 +42,27 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most rooms one connection may be in at once.
     pub max_rooms: usize,
+    /// Sends allowed per second per connection (sustained; bursts may go higher).
+    pub sends_per_second: f64,
+    /// Joins and leaves allowed per second per connection (sustained).
+    pub joins_per_second: f64,
 }
 
 /// The first event on every connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Welcome {
     /// Id of the node serving this connection.
     pub node: String,
     /// Id of this connection (for support and logs).
     pub conn: Uuid,
-    /// Who the server thinks this client is.
-    pub user: Sender,
+    /// Who the server thinks this client is; absent until the client authenticates.
+    pub user: Option<Sender>,
+    /// When the token expires (seconds since the Unix epoch); `refresh` before then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<u64>,
+    /// Seconds allowed to send `auth` when `user` is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_timeout_secs: Option<u64>,
     /// `json` or `msgpack`: the encoding of every event that follows.
     pub encoding: &'static str,
     /// The server pings this often (seconds); reply with pong (browsers do it by themselves).
@@ -73,6 +86,9 @@ pub struct ErrorReply {
     /// The room the failed command named, when it named one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<RoomName>,
+    /// For `rate_limited`: milliseconds to wait before the command can succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Every event a client can receive. Borrowing keeps encoding free of clones.
@@ -87,9 +103,26 @@ pub enum ServerEvent<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },
-    /// A `leave` succeeded: no message of `room` follows.
+    /// A `leave` succeeded, or the server removed the client from `room` (then with a
+    /// `reason`, e.g. `forbidden` after a refresh that no longer grants it): no message
+    /// of `room` follows.
     Left {
         room: &'a RoomName,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+    },
+    /// `auth` succeeded: the connection now acts as `user`.
+    Authenticated {
+        user: &'a Sender,
+        token_expires_at: u64,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    /// `refresh` succeeded: the connection lives until the new expiry.
+    Refreshed {
+        token_expires_at: u64,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },

@@ -11,7 +11,9 @@ mod room;
 
 pub use codec::{Encoding, Frame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 pub use codes::{ErrorCode, close};
-pub use command::{Command, CommandError, MAX_REF_BYTES, Ref, decode_json, decode_msgpack};
+pub use command::{
+    Command, CommandError, MAX_REF_BYTES, MAX_TOKEN_BYTES, Ref, decode_json, decode_msgpack,
+};
 pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError};
 pub use event::{ChatMessage, ErrorReply, Limits, Sender, ServerEvent, Welcome};
-pub use room::{MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};
+pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};

@@ -48,7 +48,26 @@ impl RoomName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// For a direct-message room, the two user ids it is between.
+    ///
+    /// A direct-message room is named `dm:<a>+<b>` with the ids in byte order (so
+    /// each pair has exactly one room); `None` for any other room. A name with the
+    /// `dm:` prefix that breaks this form is a direct-message room nobody may join:
+    /// it yields `Some` with an empty pair, which matches no user.
+    pub fn direct_members(&self) -> Option<(&str, &str)> {
+        let pair = self.0.strip_prefix(DIRECT_PREFIX)?;
+        match pair.split_once('+') {
+            Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains('+') && a < b => {
+                Some((a, b))
+            }
+            _ => Some(("", "")),
+        }
+    }
 }
+
+/// Prefix of direct-message room names (see [`RoomName::direct_members`]).
+pub const DIRECT_PREFIX: &str = "dm:";
 
 fn is_room_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'+' | b'=')
@@ -98,7 +117,14 @@ mod tests {
 
     #[test]
     fn accepts_typical_names() {
-        for name in ["lobby", "team-42.general", "dm:alice+bob", "a", "x@y=z_1"] {
+        for name in [
+            "lobby",
+            "team-42.general",
+            "dm:alice+bob",
+            "dm:bob+alice",
+            "a",
+            "x@y=z_1",
+        ] {
             assert_eq!(RoomName::parse(name).unwrap().as_str(), name);
         }
     }
@@ -117,6 +143,17 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    #[test]
+    fn direct_rooms_name_their_two_members_in_order() {
+        let dm = |n: &str| RoomName::parse(n).unwrap();
+        assert_eq!(dm("dm:alice+bob").direct_members(), Some(("alice", "bob")));
+        assert_eq!(dm("dm:bob+alice").direct_members(), Some(("", "")));
+        assert_eq!(dm("dm:bob+bob").direct_members(), Some(("", "")));
+        assert_eq!(dm("dm:a+b+c").direct_members(), Some(("", "")));
+        assert_eq!(dm("dm:+b").direct_members(), Some(("", "")));
+        assert_eq!(dm("lobby").direct_members(), None);
     }
 
     proptest! {

@@ -6,6 +6,9 @@
 //!
 //! cargo run --release -p chorus-testkit --example fanout -- \
 //!     --url ws://127.0.0.1:8081/ws --url ws://127.0.0.1:8082/ws --clients 1000 --rate 50 --duration 20s --pid 123 --pid 124
+//!
+//! Tokens are minted with `CHORUS_JWT_SECRET` (the nodes' secret); run the nodes
+//! with a `--send-rate` above `--rate`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +37,28 @@ struct Args {
     /// Server pids to measure CPU for.
     #[arg(long)]
     pid: Vec<u32>,
+    /// The nodes' HS256 secret, to mint a token per client.
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    secret: String,
+}
+
+/// `url?token=...` for a new user that may join and post to the bench room.
+fn authed_url(url: &str, secret: &str, i: usize) -> String {
+    let minter = chorus_gateway::auth::Minter::new(
+        jsonwebtoken::Algorithm::HS256,
+        jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        None,
+        None,
+    );
+    let (token, _) = minter
+        .mint(chorus_gateway::auth::TokenRequest {
+            sub: format!("bench-{i}"),
+            ttl: Duration::from_secs(3600),
+            rooms: chorus_testkit::everywhere(),
+            ..Default::default()
+        })
+        .expect("minting a token");
+    format!("{url}?token={token}")
 }
 
 fn now_micros() -> u64 {
@@ -67,7 +92,7 @@ async fn main() {
     let mut receivers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.clients);
     for i in 0..args.clients {
-        let url = args.url[i % args.url.len()].clone();
+        let url = authed_url(&args.url[i % args.url.len()], &args.secret, i);
         let ready = ready_tx.clone();
         receivers.push(tokio::spawn(async move {
             let (mut ws, _) = connect_async_with_config(url.as_str(), None, true)
@@ -109,7 +134,8 @@ async fn main() {
         args.clients, args.rate, args.duration
     );
 
-    let (mut sender, _) = connect_async_with_config(args.url[0].as_str(), None, true)
+    let sender_url = authed_url(&args.url[0], &args.secret, args.clients);
+    let (mut sender, _) = connect_async_with_config(sender_url.as_str(), None, true)
         .await
         .unwrap();
     sender

@@ -10,6 +10,7 @@ use tokio_tungstenite::{
     tungstenite::{
         Message,
         client::IntoClientRequest,
+        handshake::client::Request,
         http::{HeaderValue, Response},
     },
 };
@@ -42,22 +43,57 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects (JSON) and reads `welcome`.
+    /// Connects (JSON) as a new user who may join and post anywhere, and reads `welcome`.
     pub async fn connect(url: &str) -> Self {
         Self::connect_with(url, None).await
     }
 
-    /// Connects offering `subprotocol`, and reads `welcome`.
+    /// Connects as a new user, offering `subprotocol`, and reads `welcome`.
     pub async fn connect_with(url: &str, subprotocol: Option<&str>) -> Self {
-        let (ws, response) = Self::handshake(url, subprotocol)
+        let token = crate::token(&crate::fresh_user());
+        let request = Self::request(url, subprotocol, Some(&token));
+        Self::connect_request(request).await
+    }
+
+    /// Connects with `token` in the Authorization header, and reads `welcome`.
+    pub async fn connect_as(url: &str, token: &str) -> Self {
+        Self::connect_request(Self::request(url, None, Some(token))).await
+    }
+
+    /// Connects without a token (it must then send `auth`), and reads `welcome`.
+    pub async fn connect_anonymous(url: &str) -> Self {
+        Self::connect_request(Self::request(url, None, None)).await
+    }
+
+    /// A handshake request for `url`, with an optional subprotocol and bearer token.
+    pub fn request(url: &str, subprotocol: Option<&str>, token: Option<&str>) -> Request {
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        if let Some(protocol) = subprotocol {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(protocol).unwrap(),
+            );
+        }
+        if let Some(token) = token {
+            request.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
+        }
+        request
+    }
+
+    /// Connects with a prepared request, and reads `welcome`.
+    pub async fn connect_request(request: Request) -> Self {
+        let url = request.uri().to_string();
+        let (ws, response) = Self::handshake_request(request)
             .await
             .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-        let binary = response
+        let subprotocol = response
             .headers()
             .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            == Some("chorus.msgpack")
-            || url.contains("encoding=msgpack");
+            .and_then(|v| v.to_str().ok());
+        let binary = subprotocol == Some("chorus.msgpack") || url.contains("encoding=msgpack");
         let mut client = Self {
             ws,
             pending: VecDeque::new(),
@@ -69,7 +105,22 @@ impl Client {
         client
     }
 
-    /// Only the WebSocket handshake; `Err` carries the HTTP refusal, if any.
+    /// Only the WebSocket handshake of a prepared request; `Err` carries the HTTP refusal.
+    pub async fn handshake_request(
+        request: Request,
+    ) -> Result<
+        (
+            WebSocketStream<MaybeTlsStream<TcpStream>>,
+            Response<Option<Vec<u8>>>,
+        ),
+        tokio_tungstenite::tungstenite::Error,
+    > {
+        tokio::time::timeout(WAIT, connect_async_with_config(request, None, true))
+            .await
+            .expect("handshake in time")
+    }
+
+    /// Only the WebSocket handshake, without a token; `Err` carries the HTTP refusal.
     pub async fn handshake(
         url: &str,
         subprotocol: Option<&str>,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chorus_backplane::{MemoryBus, RedisSettings};
-use chorus_gateway::{BackplaneConfig, Config};
+use chorus_gateway::{BackplaneConfig, Config, limits::RateLimits};
 
 use crate::{InProcessNode, RedisServer};
 
@@ -56,11 +56,14 @@ impl Cluster {
     }
 }
 
-/// A node configuration for tests: production defaults, short linger.
+/// A node configuration for tests: production defaults, short linger, the test
+/// secret, and no rate limits (tests of the limits set their own).
 pub fn test_config(node_id: &str) -> Config {
     Config {
         node_id: node_id.into(),
         unsubscribe_delay: Duration::from_millis(200),
+        auth: crate::test_auth(),
+        rate_limits: RateLimits::unlimited(),
         ..Config::default()
     }
 }

@@ -7,6 +7,7 @@ mod node;
 mod proxy;
 mod raw;
 mod redis;
+mod tokens;
 
 use std::{future::Future, time::Duration};
 
@@ -16,6 +17,7 @@ pub use node::{InProcessNode, ProcessNode, http_get, metric};
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::RedisServer;
+pub use tokens::{TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for};
 
 /// Default bound on any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(15);

@@ -92,6 +92,7 @@ impl ProcessNode {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .env("CHORUS_JWT_SECRET", crate::TEST_SECRET)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -36,12 +36,20 @@ pub struct SilentClient {
 }
 
 impl SilentClient {
-    /// Upgrades `GET /ws` on `addr` and writes nothing afterwards.
+    /// Upgrades `GET /ws` on `addr` as a new user and writes nothing afterwards.
     pub async fn connect(addr: SocketAddr) -> Self {
+        Self::connect_with(addr, Some(&crate::token(&crate::fresh_user()))).await
+    }
+
+    /// Upgrades `GET /ws` on `addr`, with `token` if given, and writes nothing afterwards.
+    pub async fn connect_with(addr: SocketAddr, token: Option<&str>) -> Self {
         let mut stream = TcpStream::connect(addr).await.expect("connecting");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let request = format!(
             "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n"
         );
         stream
             .write_all(request.as_bytes())
