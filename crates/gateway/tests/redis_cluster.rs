@@ -136,7 +136,7 @@ async fn delivery_resumes_after_redis_restarts_without_restarting_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joined_means_subscribed_even_over_a_slow_link_to_redis() {
     let redis = RedisServer::start().await;
-    let redis_addr = redis.url().trim_start_matches("redis://").parse().unwrap();
+    let redis_addr = redis.addr();
     // Node A's commands reach Redis 300 ms late; node B's at once.
     let proxy = DelayProxy::start(redis_addr, Duration::from_millis(300)).await;
     let mut slow_config = test_config("slow-link");

@@ -13,10 +13,10 @@ use std::{future::Future, time::Duration};
 
 pub use client::{Client, Event};
 pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};
-pub use node::{InProcessNode, ProcessNode, http_get, metric};
+pub use node::{InProcessNode, ProcessNode, http_get, http_post_json, metric};
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
-pub use redis::RedisServer;
+pub use redis::{APP_PASSWORD, APP_USER, RedisServer};
 pub use tokens::{TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for};
 
 /// Default bound on any single wait in a test.

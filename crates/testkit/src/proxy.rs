@@ -38,7 +38,12 @@ impl DelayProxy {
 
     /// `redis://<addr>`, for a proxied Redis.
     pub fn redis_url(&self) -> String {
-        format!("redis://{}", self.addr)
+        format!(
+            "redis://{}:{}@{}",
+            crate::APP_USER,
+            crate::APP_PASSWORD,
+            self.addr
+        )
     }
 }
 

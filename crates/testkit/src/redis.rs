@@ -1,4 +1,8 @@
 //! A real `redis-server` on a free loopback port, killed when dropped.
+//!
+//! Like a production Redis, it requires credentials: nodes connect as the ACL
+//! user [`APP_USER`], allowed only the `chorus:*` keys and channels and no
+//! dangerous commands; the test's own inspection client uses the admin password.
 
 use std::{net::TcpListener as StdListener, process::Stdio};
 
@@ -13,6 +17,13 @@ use tokio::{
 };
 
 use crate::WAIT;
+
+/// The ACL user nodes connect as.
+pub const APP_USER: &str = "chorus";
+/// Its password.
+pub const APP_PASSWORD: &str = "app-pw-7f3a9c1e5b";
+/// The `default` (admin) user's password, for the test's inspection client.
+const ADMIN_PASSWORD: &str = "admin-pw-2d8e4b6f0a";
 
 /// A running `redis-server` owned by one test.
 pub struct RedisServer {
@@ -52,9 +63,23 @@ impl RedisServer {
         panic!("could not start redis-server on a free port");
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://chorus:<password>@127.0.0.1:<port>`: the nodes' credentials.
     pub fn url(&self) -> String {
+        format!("redis://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The same server without credentials (refused by the server).
+    pub fn url_without_credentials(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn admin_url(&self) -> String {
+        format!("redis://:{ADMIN_PASSWORD}@127.0.0.1:{}", self.port)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -90,6 +115,10 @@ impl RedisServer {
             ])
             .args(["--dir", self.dir.path().to_str().expect("utf-8 temp path")])
             .args(["--appendonly", "no"])
+            .args(["--requirepass", ADMIN_PASSWORD])
+            .args(["--user", APP_USER, "on"])
+            .arg(format!(">{APP_PASSWORD}"))
+            .args(["~chorus:*", "&chorus:*", "+@all", "-@dangerous"])
             .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -124,7 +153,12 @@ impl RedisServer {
 
     /// A connected client for inspecting the server.
     pub async fn client(&self) -> Client {
-        let client = Client::new(Config::from_url(&self.url()).unwrap(), None, None, None);
+        let client = Client::new(
+            Config::from_url(&self.admin_url()).unwrap(),
+            None,
+            None,
+            None,
+        );
         client.init().await.expect("connecting to the test redis");
         client
     }
