@@ -2,7 +2,7 @@
 
 use std::{path::Path, time::Duration};
 
-use chorus_testkit::{Client, Event, ProcessNode, RedisServer};
+use chorus_testkit::{Client, Event, ProcessNode, RedisServer, http_get};
 
 fn chorus() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_chorus"))
@@ -64,11 +64,18 @@ async fn bad_configuration_fails_fast_with_status_2_and_names_the_flag() {
         (&["--max-body-bytes", "1000000"][..], "--max-body-bytes"),
         (&["--ping-interval", "soon"][..], "--ping-interval"),
         (&["--listen", "not-an-address"][..], "--listen"),
+        (&["--redis-url", "redis://127.0.0.1:1"][..], "--jwt-secret"),
+        (&["--jwt-secret", "too-short"][..], "--jwt-secret"),
+        (
+            &["--jwt-public-key", "/nonexistent.pem"][..],
+            "--jwt-public-key",
+        ),
     ] {
         let output = tokio::time::timeout(
             chorus_testkit::WAIT,
             tokio::process::Command::new(chorus())
                 .args(args)
+                .env_remove("CHORUS_JWT_SECRET")
                 .kill_on_drop(true)
                 .output(),
         )
@@ -81,5 +88,82 @@ async fn bad_configuration_fails_fast_with_status_2_and_names_the_flag() {
             stderr.contains(needle),
             "{args:?} should mention {needle}: {stderr}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chorus_token_mints_a_token_the_node_accepts() {
+    let node = ProcessNode::spawn(chorus(), &[]).await;
+    let output = tokio::process::Command::new(chorus())
+        .args([
+            "token", "--sub", "scripted", "--name", "Script", "--ttl", "10m",
+        ])
+        .args(["--join", "ops.*", "--post", "ops.alerts"])
+        .env("CHORUS_JWT_SECRET", chorus_testkit::TEST_SECRET)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running chorus token");
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap();
+    let mut client = Client::connect_as(&node.ws_url(), token.trim()).await;
+    assert_eq!(client.welcome["user"]["id"], "scripted");
+    assert_eq!(client.welcome["user"]["name"], "Script");
+    client.join("ops.alerts").await;
+    client.say_ok("ops.alerts", "minted").await;
+    client
+        .send(serde_json::json!({"type": "join", "room": "lobby"}))
+        .await;
+    assert_eq!(client.expect("error").await["code"], "forbidden");
+
+    let unsigned = tokio::process::Command::new(chorus())
+        .args(["token", "--sub", "x"])
+        .env_remove("CHORUS_JWT_SECRET")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status.code(), Some(2));
+}
+
+/// Secrets and bodies must not reach the logs, even at debug level, nor /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_token_or_body_appears_in_logs_or_metrics() {
+    let redis = RedisServer::start().await;
+    let (mut node, logs) = ProcessNode::spawn_logged(
+        chorus(),
+        &["--redis-url", &redis.url(), "--node-id", "leaky"],
+        "debug",
+    )
+    .await;
+    let good = chorus_testkit::token("secret-keeper");
+    let mut client = Client::connect_as(&node.ws_url(), &good).await;
+    client.join("lobby").await;
+    let body = "body-that-must-stay-private";
+    client.say_ok("lobby", body).await;
+    client.message_in("lobby").await;
+    // A refused token is logged as refused, without the token.
+    let forged = format!("{}x", &good[..good.len() - 1]);
+    let _ = Client::handshake_request(Client::request(&node.ws_url(), None, Some(&forged))).await;
+    let (_, metrics) = http_get(node.addr, "/metrics").await.unwrap();
+    node.terminate();
+    assert_eq!(node.wait_exit(Duration::from_secs(10)).await, Some(0));
+
+    let logs = logs.lock().unwrap().clone();
+    assert!(logs.contains("node started"), "logs were captured: {logs}");
+    assert!(
+        logs.contains("token refused"),
+        "the refusal is logged: {logs}"
+    );
+    for (what, secret) in [
+        ("Redis password", chorus_testkit::APP_PASSWORD),
+        ("JWT secret", chorus_testkit::TEST_SECRET),
+        ("token", good.as_str()),
+        ("forged token", forged.as_str()),
+        ("token signature", good.rsplit('.').next().unwrap()),
+        ("message body", body),
+    ] {
+        assert!(!logs.contains(secret), "the {what} leaked into the logs");
+        assert!(!metrics.contains(secret), "the {what} leaked into /metrics");
     }
 }

@@ -1,6 +1,12 @@
 //! Chorus nodes for tests: in-process on port 0, or as `chorus` processes.
 
-use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chorus_gateway::{Config, ServeError, serve};
 use tokio::{
@@ -89,19 +95,52 @@ pub struct ProcessNode {
 impl ProcessNode {
     /// Runs `binary --listen 127.0.0.1:0 <args>` and waits until it is ready.
     pub async fn spawn(binary: &Path, args: &[&str]) -> Self {
+        let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        Self::spawn_inner(binary, args, &log_level, None).await
+    }
+
+    /// Like [`spawn`](Self::spawn) at log level `log_level`, collecting everything the
+    /// node writes to stderr into the returned buffer.
+    pub async fn spawn_logged(
+        binary: &Path,
+        args: &[&str],
+        log_level: &str,
+    ) -> (Self, Arc<Mutex<String>>) {
+        let logs = Arc::new(Mutex::new(String::new()));
+        let node = Self::spawn_inner(binary, args, log_level, Some(logs.clone())).await;
+        (node, logs)
+    }
+
+    async fn spawn_inner(
+        binary: &Path,
+        args: &[&str],
+        log_level: &str,
+        logs: Option<Arc<Mutex<String>>>,
+    ) -> Self {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("CHORUS_JWT_SECRET", crate::TEST_SECRET)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", log_level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if logs.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .kill_on_drop(true)
             .spawn()
             .expect("running the chorus binary");
+        if let (Some(logs), Some(stderr)) = (logs, child.stderr.take()) {
+            let mut lines = BufReader::new(stderr).lines();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut logs = logs.lock().unwrap();
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(WAIT, lines.next_line())
