@@ -11,6 +11,7 @@
 mod channel;
 mod memory;
 mod redis;
+mod tls;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -30,10 +30,13 @@ const SUBSCRIBER_BUFFER: usize = 8 * 1024;
 const PUBLISHER_BUFFER: usize = 64;
 
 /// What a node needs to join a cluster through Redis.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://` ...).
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
     pub url: String,
+    /// PEM bundle of the CAs that sign the Redis server's certificate (for `rediss://`);
+    /// without it the system's trusted roots are used.
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Prefix of every channel and key, so several clusters can share one Redis.
     pub prefix: String,
     /// Bound on one command (publish, subscribe); past it the caller gets an error.
@@ -42,17 +45,45 @@ pub struct RedisSettings {
     pub connect_timeout: Duration,
 }
 
+impl std::fmt::Debug for RedisSettings {
+    // The URL may carry a password: only its scheme is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("tls", &self.is_tls())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RedisSettings {
-    /// Checks the URL without connecting, so bad configuration fails at start-up.
+    /// Whether the URL asks for TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        self.url.starts_with("rediss://")
+    }
+
+    /// Checks the URL (and CA file) without connecting, so bad configuration fails at start-up.
     pub fn validate(&self) -> Result<(), BackplaneError> {
-        if !self.url.starts_with("redis://") {
+        if !(self.url.starts_with("redis://") || self.is_tls()) {
             return Err(BackplaneError::Config(
-                "the URL must start with redis:// (TLS, cluster and sentinel URLs are not supported yet)".into(),
+                "the URL must start with redis:// or rediss:// (cluster and sentinel URLs are not supported yet)".into(),
             ));
         }
-        Config::from_url(&self.url)
-            .map(|_| ())
-            .map_err(|e| BackplaneError::Config(e.to_string()))
+        if self.tls_ca.is_some() && !self.is_tls() {
+            return Err(BackplaneError::Config(
+                "a TLS CA file needs a rediss:// URL".into(),
+            ));
+        }
+        self.fred_config().map(|_| ())
+    }
+
+    /// The fred configuration: URL, credentials, and TLS trust when asked for.
+    fn fred_config(&self) -> Result<Config, BackplaneError> {
+        // fred's parse errors do not echo the URL, so they are safe to show.
+        let mut config = Config::from_url(&self.url).map_err(config_error)?;
+        if let Some(path) = &self.tls_ca {
+            config.tls = Some(crate::tls::connector_trusting(path)?.into());
+        }
+        Ok(config)
     }
 }
 
@@ -135,7 +166,7 @@ impl RedisBackplane {
         inbound: Arc<dyn Inbound>,
         registry: &Registry,
     ) -> Result<Self, BackplaneError> {
-        let config = Config::from_url(&settings.url).map_err(config_error)?;
+        let config = settings.fred_config()?;
         let metrics = RedisMetrics::register(registry)?;
         let mut builder = Builder::from_config(config);
         builder

@@ -29,9 +29,14 @@ pub struct Cli {
     /// This node's id (letters, digits, - _ .); defaults to a random one.
     #[arg(long, env = "CHORUS_NODE_ID")]
     pub node_id: Option<String>,
-    /// Redis URL; joins a cluster through it. Without it the node runs alone with an in-process backplane.
-    #[arg(long, env = "REDIS_URL")]
+    /// Redis URL (redis://user:password@host:port, or rediss:// for TLS); joins a cluster
+    /// through it. Without it the node runs alone with an in-process backplane.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// PEM file of the CAs that sign the Redis server certificate, for a rediss:// URL
+    /// (default: the system's trusted roots).
+    #[arg(long, env = "CHORUS_REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<PathBuf>,
     /// Prefix of every Redis channel and key, so several clusters can share one Redis.
     #[arg(long, env = "CHORUS_REDIS_PREFIX", default_value = "chorus")]
     pub redis_prefix: String,
@@ -238,6 +243,7 @@ impl Config {
             Some(url) => {
                 let settings = RedisSettings {
                     url: url.clone(),
+                    tls_ca: cli.redis_tls_ca.clone(),
                     prefix: cli.redis_prefix.clone(),
                     command_timeout: cli.redis_timeout,
                     connect_timeout: cli.redis_timeout,

@@ -154,3 +154,38 @@ async fn joined_means_subscribed_even_over_a_slow_link_to_redis() {
     b.say_ok("lobby", "first").await;
     assert_eq!(a.message_in("lobby").await["body"], "first");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_talks_to_redis_over_tls_with_acl_credentials() {
+    let redis = RedisServer::start_tls().await;
+    assert!(redis.url().starts_with("rediss://chorus:"));
+    let mut nodes = Vec::new();
+    for id in ["tls-a", "tls-b"] {
+        let mut config = test_config(id);
+        let mut settings = redis_settings(&redis.url());
+        settings.tls_ca = Some(redis.tls_ca());
+        config.backplane = BackplaneConfig::Redis(settings);
+        nodes.push(InProcessNode::start(config).await);
+    }
+    let mut a = Client::connect(&nodes[0].ws_url()).await;
+    let mut b = Client::connect(&nodes[1].ws_url()).await;
+    a.join("secure").await;
+    b.join("secure").await;
+    a.say_ok("secure", "over TLS").await;
+    assert_eq!(b.message_in("secure").await["body"], "over TLS");
+    // The channel really went through this Redis.
+    assert_eq!(redis.numsub("chorus:room:{secure}").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_redis_credentials_keep_the_node_unready() {
+    let redis = RedisServer::start().await;
+    let mut config = test_config("no-creds");
+    config.backplane = BackplaneConfig::Redis(redis_settings(&redis.url_without_credentials()));
+    let node = InProcessNode::start_unready(config).await;
+    let (status, body) = chorus_testkit::http_get(node.addr, "/readyz")
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("backplane_down"), "{body}");
+}

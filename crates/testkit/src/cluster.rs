@@ -72,6 +72,7 @@ pub fn test_config(node_id: &str) -> Config {
 pub fn redis_settings(url: &str) -> RedisSettings {
     RedisSettings {
         url: url.into(),
+        tls_ca: None,
         prefix: "chorus".into(),
         command_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),

@@ -1,6 +1,7 @@
 //! Real components for tests: `redis-server`, Chorus nodes and WebSocket clients,
 //! all on loopback. Every wait has a deadline ([`WAIT`]) and fails loudly.
 
+mod certs;
 mod client;
 mod cluster;
 mod node;

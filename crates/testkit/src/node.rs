@@ -34,6 +34,13 @@ pub struct InProcessNode {
 impl InProcessNode {
     /// Starts a node with `config` on a free loopback port and waits until it is ready.
     pub async fn start(config: Config) -> Self {
+        let node = Self::start_unready(config).await;
+        node.wait_ready().await;
+        node
+    }
+
+    /// Starts a node and waits only until it answers `/livez` (it may not be ready).
+    pub async fn start_unready(config: Config) -> Self {
         crate::init_logs();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -48,7 +55,10 @@ impl InProcessNode {
             shutdown,
             task: Some(task),
         };
-        node.wait_ready().await;
+        eventually("node liveness", || async move {
+            matches!(http_get(addr, "/livez").await, Ok((200, _))).then_some(())
+        })
+        .await;
         node
     }
 

@@ -35,6 +35,9 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Extra arguments given at start, reused at restart.
     extra: Vec<String>,
+    /// The TLS port, when the server also speaks TLS (nodes use it; the test's
+    /// inspection client keeps the plain port).
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -45,8 +48,31 @@ impl RedisServer {
 
     /// Starts a server with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
     pub async fn start_with(extra: &[&str]) -> Self {
-        let mut dir = tempfile::tempdir().expect("temporary directory for redis");
-        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let dir = tempfile::tempdir().expect("temporary directory for redis");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_in(dir, extra, false).await
+    }
+
+    /// Starts a server that also listens with TLS, with a certificate for 127.0.0.1
+    /// signed by a CA made up for this test ([`tls_ca`](Self::tls_ca)).
+    pub async fn start_tls() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory for redis");
+        crate::certs::write_ca_and_server_cert(dir.path());
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        let extra = vec![
+            "--tls-cert-file".into(),
+            path("server.crt"),
+            "--tls-key-file".into(),
+            path("server.key"),
+            "--tls-ca-cert-file".into(),
+            path("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        Self::start_in(dir, extra, true).await
+    }
+
+    async fn start_in(mut dir: tempfile::TempDir, mut extra: Vec<String>, tls: bool) -> Self {
         for _ in 0..5 {
             let port = free_port();
             let mut server = Self {
@@ -54,6 +80,7 @@ impl RedisServer {
                 port,
                 dir,
                 extra,
+                tls_port: tls.then(free_port),
             };
             if server.spawn().await {
                 return server;
@@ -63,9 +90,18 @@ impl RedisServer {
         panic!("could not start redis-server on a free port");
     }
 
-    /// `redis://chorus:<password>@127.0.0.1:<port>`: the nodes' credentials.
+    /// `redis://chorus:<password>@127.0.0.1:<port>`: the nodes' credentials
+    /// (`rediss://` on the TLS port for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}", self.port)
+        match self.tls_port {
+            Some(port) => format!("rediss://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{port}"),
+            None => format!("redis://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The CA file that signed a TLS server's certificate.
+    pub fn tls_ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// Its address.
@@ -120,6 +156,11 @@ impl RedisServer {
             .arg(format!(">{APP_PASSWORD}"))
             .args(["~chorus:*", "&chorus:*", "+@all", "-@dangerous"])
             .args(&self.extra)
+            .args(
+                self.tls_port
+                    .map(|p| vec!["--tls-port".to_owned(), p.to_string()])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
