@@ -87,6 +87,10 @@ enum RawCommand {
 /// Decodes a JSON text frame.
 pub fn decode_json(text: &str) -> Result<Command, CommandError> {
     match serde_json::from_str::<RawCommand>(text) {
+        // serde would also read a tagged enum from an array; a command is an object.
+        Ok(_) if !text.trim_start().starts_with('{') => {
+            Err(invalid("a command is a JSON object".into()))
+        }
         Ok(raw) => validate(raw),
         Err(e) => Err(match e.classify() {
             serde_json::error::Category::Data => invalid(e.to_string()),
@@ -98,7 +102,21 @@ pub fn decode_json(text: &str) -> Result<Command, CommandError> {
 /// Decodes a MessagePack binary frame (a map with the same keys as the JSON form).
 pub fn decode_msgpack(bytes: &[u8]) -> Result<Command, CommandError> {
     use rmp_serde::decode::Error as E;
-    match rmp_serde::from_slice::<RawCommand>(bytes) {
+    /// The `type` field alone: MessagePack lets serde read an integer as a variant
+    /// index, so the tag is checked to be a string first (as JSON requires).
+    #[derive(Deserialize)]
+    struct TypeTag<'a> {
+        #[serde(rename = "type", borrow)]
+        _kind: &'a str,
+    }
+    let is_map = matches!(bytes.first(), Some(0x80..=0x8f | 0xde | 0xdf));
+    let tagged = if is_map {
+        rmp_serde::from_slice::<TypeTag<'_>>(bytes).map(|_| ())
+    } else {
+        Ok(())
+    };
+    match tagged.and_then(|()| rmp_serde::from_slice::<RawCommand>(bytes)) {
+        Ok(_) if !is_map => Err(invalid("a command is a MessagePack map".into())),
         Ok(raw) => validate(raw),
         Err(e @ (E::Syntax(_) | E::OutOfRange | E::Utf8Error(_))) => Err(invalid(e.to_string())),
         Err(e) => Err(malformed(format!("not a MessagePack map: {e}"))),
@@ -262,6 +280,10 @@ mod tests {
         );
         assert_eq!(code_of(decode_json("[1,2]")), ErrorCode::InvalidCommand);
         assert_eq!(
+            code_of(decode_json(r#"["ping"]"#)),
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(
             code_of(decode_json(r#"{"type":"join","room":"a b"}"#)),
             ErrorCode::InvalidRoom
         );
@@ -318,7 +340,117 @@ mod tests {
         assert_eq!(code_of(decode_msgpack(&bad)), ErrorCode::InvalidCommand);
     }
 
+    /// A well-formed command as the client would write it, and what it must decode to.
+    fn well_formed() -> impl Strategy<Value = (serde_json::Value, Command)> {
+        let room = "[A-Za-z0-9._:@+=-]{1,128}";
+        let reference = proptest::option::of("\\PC{0,24}");
+        let body = "\\PC{0,200}";
+        let token = "[A-Za-z0-9._-]{1,512}";
+        prop_oneof![
+            (room, reference.clone()).prop_map(|(room, reference)| (
+                serde_json::json!({"type": "join", "room": room, "ref": reference}),
+                Command::Join {
+                    room: RoomName::parse(&room).unwrap(),
+                    reference
+                },
+            )),
+            (room, reference.clone()).prop_map(|(room, reference)| (
+                serde_json::json!({"type": "leave", "room": room, "ref": reference}),
+                Command::Leave {
+                    room: RoomName::parse(&room).unwrap(),
+                    reference
+                },
+            )),
+            (room, body, reference.clone()).prop_map(|(room, body, reference)| (
+                serde_json::json!({"type": "send", "room": room, "body": body, "ref": reference}),
+                Command::Send {
+                    room: RoomName::parse(&room).unwrap(),
+                    body,
+                    reference
+                },
+            )),
+            (token, reference.clone()).prop_map(|(token, reference)| (
+                serde_json::json!({"type": "auth", "token": token, "ref": reference}),
+                Command::Auth { token, reference },
+            )),
+            (token, reference.clone()).prop_map(|(token, reference)| (
+                serde_json::json!({"type": "refresh", "token": token, "ref": reference}),
+                Command::Refresh { token, reference },
+            )),
+            reference.prop_map(|reference| (
+                serde_json::json!({"type": "ping", "ref": reference}),
+                Command::Ping { reference },
+            )),
+        ]
+    }
+
+    /// Any JSON value, a few levels deep: what a confused or hostile client might send.
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop_oneof![
+                Just("join".to_owned()),
+                Just("send".to_owned()),
+                Just("auth".to_owned()),
+                "\\PC{0,20}"
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("room".to_owned()),
+                        Just("body".to_owned()),
+                        Just("ref".to_owned()),
+                        Just("token".to_owned()),
+                        "[a-z]{1,6}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn well_formed_commands_decode_to_themselves_in_both_encodings((json, expected) in well_formed()) {
+            let in_json = decode_json(&json.to_string());
+            let in_msgpack = decode_msgpack(&rmp_serde::to_vec_named(&json).unwrap());
+            match (&expected, &in_json) {
+                // A ref over the limit is refused the same way in both encodings.
+                (_, Err(e)) if e.code == ErrorCode::InvalidRef => {
+                    prop_assert!(json["ref"].as_str().unwrap().len() > MAX_REF_BYTES);
+                }
+                _ => prop_assert_eq!(in_json.clone(), Ok(expected.clone())),
+            }
+            prop_assert_eq!(in_msgpack, in_json);
+        }
+
+        #[test]
+        fn any_json_value_gets_a_command_or_a_documented_code(value in any_json()) {
+            let decoded = decode_json(&value.to_string());
+            if let Err(error) = &decoded {
+                prop_assert!(!error.detail.is_empty());
+                prop_assert!(error.code != ErrorCode::Internal);
+            }
+            // The same value in MessagePack decodes to the same outcome.
+            let via_msgpack = decode_msgpack(&rmp_serde::to_vec_named(&value).unwrap());
+            prop_assert_eq!(
+                via_msgpack.as_ref().err().map(|e| e.code),
+                decoded.as_ref().err().map(|e| e.code)
+            );
+            prop_assert_eq!(via_msgpack.ok(), decoded.ok());
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_msgpack(&bytes);
