@@ -77,23 +77,14 @@ pub struct Cli {
     #[arg(long, env = "CHORUS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
-    /// Shared secret for HS256 tokens (at least 32 bytes). Without it and without
-    /// --jwt-public-key, a single node makes up a random one and turns on the dev login.
-    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    /// Token secret, algorithm, issuer and audience (shared with `chorus token`).
+    /// Without a secret or --jwt-public-key, a single node makes up a random secret
+    /// and turns on the dev login.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     /// PEM file with the public key that verifies RS256 or ES256 tokens.
     #[arg(long, env = "CHORUS_JWT_PUBLIC_KEY", conflicts_with = "jwt_secret")]
     pub jwt_public_key: Option<PathBuf>,
-    /// The one token algorithm accepted: HS256, RS256 or ES256 (default: HS256 with a
-    /// secret; RS256 or ES256 from the public key's type).
-    #[arg(long, env = "CHORUS_JWT_ALGORITHM")]
-    pub jwt_algorithm: Option<String>,
-    /// Required `iss` of tokens.
-    #[arg(long, env = "CHORUS_JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
-    /// Required `aud` of tokens.
-    #[arg(long, env = "CHORUS_JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
     /// Clock skew tolerated on `exp` and `nbf`.
     #[arg(long, env = "CHORUS_JWT_LEEWAY", default_value = "10s", value_parser = humantime::parse_duration)]
     pub jwt_leeway: Duration,
@@ -138,6 +129,24 @@ pub struct Cli {
     /// Punctuation allowed in room names besides letters and digits (a subset of -_.:@+=).
     #[arg(long, env = "CHORUS_ROOM_NAME_PUNCTUATION", default_value = ROOM_NAME_PUNCTUATION)]
     pub room_name_punctuation: String,
+}
+
+/// Token settings the server and `chorus token` share, read from the same variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JwtArgs {
+    /// Shared HS256 secret (at least 32 bytes).
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// The one token algorithm: HS256, RS256 or ES256 (default: HS256 with a secret;
+    /// from the key's type otherwise).
+    #[arg(long, env = "CHORUS_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+    /// Token issuer (`iss`): required and checked when set.
+    #[arg(long, env = "CHORUS_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Token audience (`aud`): required and checked when set.
+    #[arg(long, env = "CHORUS_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
 }
 
 /// Subcommands of `chorus`.
@@ -360,7 +369,7 @@ impl Config {
 /// Builds the token rules from the JWT flags.
 fn auth_from_cli(cli: &Cli) -> Result<AuthConfig, ConfigError> {
     let err = |m: String| ConfigError(m);
-    let explicit_algorithm = match &cli.jwt_algorithm {
+    let explicit_algorithm = match &cli.jwt.jwt_algorithm {
         None => None,
         Some(name) => Some(parse_algorithm(name).ok_or_else(|| {
             err(format!(
@@ -368,13 +377,13 @@ fn auth_from_cli(cli: &Cli) -> Result<AuthConfig, ConfigError> {
             ))
         })?),
     };
-    let keyed = cli.jwt_secret.is_some() || cli.jwt_public_key.is_some();
+    let keyed = cli.jwt.jwt_secret.is_some() || cli.jwt_public_key.is_some();
     let dev_login = match cli.dev_login.as_str() {
         "on" => true,
         "off" => false,
         _ => !keyed && cli.redis_url.is_none(),
     };
-    let mut auth = if let Some(secret) = &cli.jwt_secret {
+    let mut auth = if let Some(secret) = &cli.jwt.jwt_secret {
         check(
             secret.len() >= 32,
             "--jwt-secret must be at least 32 bytes (use a random string)",
@@ -388,15 +397,15 @@ fn auth_from_cli(cli: &Cli) -> Result<AuthConfig, ConfigError> {
             verifier: Verifier::new(
                 algorithm,
                 DecodingKey::from_secret(secret.as_bytes()),
-                cli.jwt_issuer.as_deref(),
-                cli.jwt_audience.as_deref(),
+                cli.jwt.jwt_issuer.as_deref(),
+                cli.jwt.jwt_audience.as_deref(),
                 cli.jwt_leeway,
             ),
             minter: Some(Minter::new(
                 algorithm,
                 EncodingKey::from_secret(secret.as_bytes()),
-                cli.jwt_issuer.clone(),
-                cli.jwt_audience.clone(),
+                cli.jwt.jwt_issuer.clone(),
+                cli.jwt.jwt_audience.clone(),
             )),
             ..AuthConfig::shared_secret(secret.as_bytes())
         }
@@ -413,8 +422,8 @@ fn auth_from_cli(cli: &Cli) -> Result<AuthConfig, ConfigError> {
             verifier: Verifier::new(
                 algorithm,
                 key,
-                cli.jwt_issuer.as_deref(),
-                cli.jwt_audience.as_deref(),
+                cli.jwt.jwt_issuer.as_deref(),
+                cli.jwt.jwt_audience.as_deref(),
                 cli.jwt_leeway,
             ),
             minter: None,

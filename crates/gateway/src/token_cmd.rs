@@ -5,7 +5,10 @@ use std::{path::PathBuf, time::Duration};
 use clap::Args;
 use jsonwebtoken::{Algorithm, EncodingKey};
 
-use crate::auth::{Minter, RoomClaims, TokenRequest, parse_algorithm};
+use crate::{
+    auth::{Minter, RoomClaims, TokenRequest, parse_algorithm},
+    config::JwtArgs,
+};
 
 /// Flags of `chorus token`. Key flags read the same environment variables as the server.
 #[derive(Debug, Clone, Args)]
@@ -28,32 +31,23 @@ pub struct TokenArgs {
     /// Room patterns the user may post to (comma-separated, `*` wildcard).
     #[arg(long, value_delimiter = ',')]
     pub post: Vec<String>,
-    /// Shared HS256 secret (the server's --jwt-secret).
-    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// PEM private key for RS256 or ES256.
+    /// Secret, algorithm, issuer and audience, as the server reads them.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    /// PEM private key for RS256 or ES256 (RS256 unless --jwt-algorithm ES256).
     #[arg(long, env = "CHORUS_JWT_PRIVATE_KEY", conflicts_with = "jwt_secret")]
     pub jwt_private_key: Option<PathBuf>,
-    /// HS256, RS256 or ES256 (default: HS256 with a secret, RS256 with a key).
-    #[arg(long, env = "CHORUS_JWT_ALGORITHM")]
-    pub jwt_algorithm: Option<String>,
-    /// `iss` claim.
-    #[arg(long, env = "CHORUS_JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
-    /// `aud` claim.
-    #[arg(long, env = "CHORUS_JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
 }
 
 /// Mints the token `args` describe.
 pub fn mint(args: &TokenArgs) -> Result<String, String> {
-    let algorithm = match &args.jwt_algorithm {
+    let algorithm = match &args.jwt.jwt_algorithm {
         None => None,
         Some(name) => {
             Some(parse_algorithm(name).ok_or_else(|| format!("unknown algorithm {name:?}"))?)
         }
     };
-    let (algorithm, key) = match (&args.jwt_secret, &args.jwt_private_key) {
+    let (algorithm, key) = match (&args.jwt.jwt_secret, &args.jwt_private_key) {
         (Some(secret), _) => (
             algorithm.unwrap_or(Algorithm::HS256),
             EncodingKey::from_secret(secret.as_bytes()),
@@ -73,8 +67,8 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
     let minter = Minter::new(
         algorithm,
         key,
-        args.jwt_issuer.clone(),
-        args.jwt_audience.clone(),
+        args.jwt.jwt_issuer.clone(),
+        args.jwt.jwt_audience.clone(),
     );
     minter
         .mint(TokenRequest {
