@@ -30,6 +30,14 @@ impl ChannelNames {
         name
     }
 
+    /// A key of `room`'s state: `<prefix>:room:{<room>}:<suffix>`, in the room's slot.
+    pub fn room_key(&self, room: &RoomName, suffix: &str) -> String {
+        let mut name = self.room_channel(room);
+        name.push(':');
+        name.push_str(suffix);
+        name
+    }
+
     /// The room of a channel name, if it is one of ours.
     pub fn room_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel.strip_prefix(self.head.as_str())?.strip_suffix('}')

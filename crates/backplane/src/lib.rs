@@ -1,34 +1,39 @@
-//! The backplane relays room messages between gateway nodes.
+//! The backplane orders, stores and relays room messages between gateway nodes.
 //!
-//! A node publishes every accepted message to its room's channel and delivers to
-//! its local members only what comes back from its subscriptions, so every node
-//! sees a room's messages in the one order the backplane gave them.
+//! Publishing is one atomic step: the room's next sequence number is assigned,
+//! the message is appended to the room's bounded history and relayed to every
+//! subscribed node, each delivery carrying `(epoch, seq)`. Nodes deliver to
+//! their local members only what comes back from their subscriptions, in
+//! sequence order, and fill any gap from the history ([`Backplane::read`]).
 //!
-//! Two implementations: [`RedisBackplane`] (one pub/sub channel per room, for a
-//! cluster) and [`MemoryBus`] (in-process; a single node, or several nodes in
-//! one process sharing a bus).
+//! Two implementations: [`RedisBackplane`] (a Stream per room for history, a
+//! pub/sub channel per room for relaying, a Lua script tying them together) and
+//! [`MemoryBus`] (in-process; a single node, or several nodes in one process).
 
 mod channel;
+mod history;
 mod memory;
 mod redis;
 mod tls;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chorus_protocol::RoomName;
 
 pub use channel::ChannelNames;
+pub use history::{Delivery, Dedup, HistorySettings, Outgoing, Page, Position, Published, Read, Stored};
 pub use memory::{MemoryBackplane, MemoryBus};
 pub use redis::{RedisBackplane, RedisSettings};
 
 /// Receives what the backplane reads from subscribed rooms.
 pub trait Inbound: Send + Sync + 'static {
-    /// Called once per message, in the room's order. Must not block or await:
-    /// it runs on the backplane's reader, which every room of the node shares.
-    fn deliver(&self, room: &str, payload: Bytes);
+    /// Called once per relayed message. Must not block or await: it runs on the
+    /// backplane's reader, which every room of the node shares. Deliveries of one
+    /// room usually arrive in sequence order, but may repeat, skip (a lost relay)
+    /// or jump to a new epoch; the receiver checks `seq` and repairs from history.
+    fn deliver(&self, room: &str, delivery: Delivery);
 }
 
-/// Why a backplane operation failed. Nothing was delivered; the caller may retry.
+/// Why a backplane operation failed. Nothing was stored or delivered; the caller may retry.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackplaneError {
     /// The backplane could not be reached or refused the command.
@@ -37,13 +42,26 @@ pub enum BackplaneError {
     /// The configuration cannot work (for example an unparseable Redis URL).
     #[error("invalid backplane configuration: {0}")]
     Config(String),
+    /// A read named a message id that is not in the room's history.
+    #[error("no message with that id in the room's history")]
+    UnknownMessage,
 }
 
-/// A way for nodes to relay room messages.
+/// A way for nodes to order, keep and relay room messages.
 #[async_trait]
 pub trait Backplane: Send + Sync + 'static {
-    /// Publishes `payload` to every node subscribed to `room`, this one included.
-    async fn publish(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError>;
+    /// Stores `message` as `room`'s next message and relays it to every node
+    /// subscribed to `room`, this one included; or, when its dedup key was seen
+    /// within the window, does nothing and returns the original acceptance.
+    async fn publish(
+        &self,
+        room: &RoomName,
+        message: Outgoing,
+    ) -> Result<Published, BackplaneError>;
+    /// Reads a page of `room`'s history, with the room's current position.
+    async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError>;
+    /// The current position of each room, in the order given.
+    async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError>;
     /// Starts delivering `room`'s messages to this node. Resolves once the subscription is active.
     async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError>;
     /// Stops delivering `room`'s messages to this node.

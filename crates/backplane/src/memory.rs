@@ -1,12 +1,15 @@
 //! The in-process backplane: a bus that one node (or several nodes in one
-//! process, as tests run them) attaches to.
+//! process, as tests run them) attaches to. It keeps each room's sequence
+//! counter, bounded history and dedup keys in memory, with the same semantics
+//! as the Redis backplane, so a single node resumes and pages history too.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::Instant,
 };
 
 use async_trait::async_trait;
@@ -14,10 +17,15 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 
-use crate::{Backplane, BackplaneError, Inbound};
+use crate::{
+    Backplane, BackplaneError, Delivery, HistorySettings, Inbound, Outgoing, Page, Position,
+    Published, Read, Stored,
+};
 
-/// Shards of the bus's subscription table; a room's publishes serialise on its shard only.
+/// Shards of the bus's room table; a room's publishes serialise on its shard only.
 const SHARDS: usize = 16;
+/// A shard is swept for expired rooms once per this many operations on it.
+const SWEEP_EVERY: u64 = 256;
 
 /// An in-process message bus. Cloning gives another handle to the same bus.
 #[derive(Clone, Default)]
@@ -28,10 +36,50 @@ pub struct MemoryBus {
 
 #[derive(Default)]
 struct BusInner {
-    /// Room -> subscribed nodes, sharded by room hash.
-    shards: [Mutex<HashMap<RoomName, Vec<Subscriber>>>; SHARDS],
+    /// Room -> state, sharded by room hash.
+    shards: [Mutex<Shard>; SHARDS],
     /// Source of node keys for attachments.
     next_node: AtomicU64,
+    /// The last epoch handed out, so epochs only grow even within one microsecond.
+    last_epoch: AtomicU64,
+    /// History bounds.
+    settings: HistorySettings,
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Rooms with subscribers or kept state.
+    rooms: HashMap<RoomName, RoomState>,
+    /// Operations since the last sweep.
+    operations: u64,
+}
+
+struct RoomState {
+    /// Nodes subscribed to the room.
+    subscribers: Vec<Subscriber>,
+    /// Current epoch.
+    epoch: u64,
+    /// Last sequence number assigned.
+    seq: u64,
+    /// History, oldest first, bounded by length and age.
+    log: VecDeque<Entry>,
+    /// Recent dedup keys and what to answer a retry.
+    dedup: HashMap<String, (u64, Bytes)>,
+    /// Dedup keys in expiry order.
+    dedup_order: VecDeque<(Instant, String)>,
+    /// Last publish (or creation), for expiring idle rooms.
+    touched: Instant,
+}
+
+struct Entry {
+    /// Sequence number.
+    seq: u64,
+    /// Acceptance time (ms since the Unix epoch), for trimming by age.
+    ts: u64,
+    /// Message id, for `Read::BeforeId`.
+    id: String,
+    /// The envelope.
+    payload: Bytes,
 }
 
 struct Subscriber {
@@ -42,9 +90,19 @@ struct Subscriber {
 }
 
 impl MemoryBus {
-    /// A new, empty bus.
+    /// A new, empty bus with the default history bounds.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new, empty bus with these history bounds.
+    pub fn with_history(settings: HistorySettings) -> Self {
+        Self {
+            inner: Arc::new(BusInner {
+                settings,
+                ..BusInner::default()
+            }),
+        }
     }
 
     /// Attaches a node that receives its subscribed rooms' messages through `inbound`.
@@ -57,11 +115,145 @@ impl MemoryBus {
         }
     }
 
-    fn shard(&self, room: &str) -> &Mutex<HashMap<RoomName, Vec<Subscriber>>> {
+    fn shard(&self, room: &str) -> &Mutex<Shard> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(room);
         &self.inner.shards[(hash as usize) % SHARDS]
     }
+
+    /// A fresh epoch: microseconds since the Unix epoch, strictly growing.
+    fn new_epoch(&self) -> u64 {
+        let now = unix_micros();
+        let mut last = self.inner.last_epoch.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self.inner.last_epoch.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    /// Runs `f` on `room`'s state (created if missing) under its shard lock.
+    fn with_room<R>(&self, room: &RoomName, f: impl FnOnce(&mut RoomState) -> R) -> R {
+        let settings = self.inner.settings;
+        let mut shard = self.shard(room.as_str()).lock();
+        shard.operations += 1;
+        if shard.operations % SWEEP_EVERY == 0 {
+            sweep(&mut shard, &settings);
+        }
+        let now = Instant::now();
+        let state = shard
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(|| RoomState::new(self.new_epoch(), now));
+        if state.expired(now, &settings) {
+            // Like the Redis keys: past the state TTL the room starts over.
+            let subscribers = std::mem::take(&mut state.subscribers);
+            *state = RoomState::new(self.new_epoch(), now);
+            state.subscribers = subscribers;
+        }
+        f(state)
+    }
+}
+
+impl RoomState {
+    fn new(epoch: u64, now: Instant) -> Self {
+        Self {
+            subscribers: Vec::new(),
+            epoch,
+            seq: 0,
+            log: VecDeque::new(),
+            dedup: HashMap::new(),
+            dedup_order: VecDeque::new(),
+            touched: now,
+        }
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch,
+            seq: self.seq,
+        }
+    }
+
+    fn expired(&self, now: Instant, settings: &HistorySettings) -> bool {
+        now.duration_since(self.touched) > settings.state_ttl
+    }
+
+    /// Drops history past the bounds and dedup keys past the window.
+    fn trim(&mut self, now: Instant, settings: &HistorySettings) {
+        while self.log.len() as u64 > settings.max_len {
+            self.log.pop_front();
+        }
+        let cutoff = unix_millis().saturating_sub(settings.max_age.as_millis() as u64);
+        while self.log.front().is_some_and(|e| e.ts < cutoff) {
+            self.log.pop_front();
+        }
+        if now.duration_since(self.touched) > settings.max_age {
+            self.log.clear();
+        }
+        while let Some((expiry, _)) = self.dedup_order.front() {
+            if *expiry > now {
+                break;
+            }
+            let (_, key) = self.dedup_order.pop_front().expect("front exists");
+            self.dedup.remove(&key);
+        }
+    }
+
+    fn page(&self, read: &Read) -> Result<Page, BackplaneError> {
+        let limit = read.limit();
+        let take = |range: Vec<&Entry>, more: bool| Page {
+            position: self.position(),
+            entries: range
+                .into_iter()
+                .map(|e| Stored {
+                    seq: e.seq,
+                    payload: e.payload.clone(),
+                })
+                .collect(),
+            more,
+        };
+        let older_than = |end: usize| {
+            let start = end.saturating_sub(limit);
+            (self.log.range(start..end).collect::<Vec<_>>(), start > 0)
+        };
+        let (entries, more) = match read {
+            Read::Latest { .. } => older_than(self.log.len()),
+            Read::Before { seq, .. } => older_than(self.log.partition_point(|e| e.seq < *seq)),
+            Read::BeforeId { id, .. } => {
+                let at = self
+                    .log
+                    .iter()
+                    .rposition(|e| e.id == *id)
+                    .ok_or(BackplaneError::UnknownMessage)?;
+                older_than(at)
+            }
+            Read::After { seq, .. } => {
+                let start = self.log.partition_point(|e| e.seq <= *seq);
+                let end = (start + limit).min(self.log.len());
+                (
+                    self.log.range(start..end).collect(),
+                    end < self.log.len(),
+                )
+            }
+        };
+        Ok(take(entries, more))
+    }
+}
+
+fn sweep(shard: &mut Shard, settings: &HistorySettings) {
+    let now = Instant::now();
+    shard.rooms.retain(|_, state| {
+        state.trim(now, settings);
+        !state.subscribers.is_empty() || !state.expired(now, settings)
+    });
 }
 
 /// One node's attachment to a [`MemoryBus`].
@@ -87,38 +279,90 @@ impl MemoryBackplane {
 
 #[async_trait]
 impl Backplane for MemoryBackplane {
-    async fn publish(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
+    async fn publish(
+        &self,
+        room: &RoomName,
+        message: Outgoing,
+    ) -> Result<Published, BackplaneError> {
         self.check_open()?;
-        // Delivering under the shard lock gives every node the same order per room.
-        let shard = self.bus.shard(room.as_str()).lock();
-        if let Some(subscribers) = shard.get(room) {
-            for subscriber in subscribers {
-                subscriber.inbound.deliver(room.as_str(), payload.clone());
+        let settings = self.bus.inner.settings;
+        // Storing and delivering under the shard lock gives every node the same order per room.
+        self.bus.with_room(room, |state| {
+            let now = Instant::now();
+            state.trim(now, &settings);
+            if let Some(dedup) = &message.dedup {
+                if let Some((seq, reply)) = state.dedup.get(&dedup.key) {
+                    return Ok(Published::Duplicate {
+                        epoch: state.epoch,
+                        seq: *seq,
+                        reply: reply.clone(),
+                    });
+                }
             }
-        }
-        Ok(())
+            state.seq += 1;
+            state.touched = now;
+            let seq = state.seq;
+            if let Some(dedup) = message.dedup {
+                state
+                    .dedup_order
+                    .push_back((now + settings.dedup_window, dedup.key.clone()));
+                state.dedup.insert(dedup.key, (seq, dedup.reply));
+            }
+            state.log.push_back(Entry {
+                seq,
+                ts: message.ts,
+                id: message.id,
+                payload: message.payload.clone(),
+            });
+            state.trim(now, &settings);
+            for subscriber in &state.subscribers {
+                subscriber.inbound.deliver(
+                    room.as_str(),
+                    Delivery {
+                        epoch: state.epoch,
+                        seq,
+                        payload: message.payload.clone(),
+                    },
+                );
+            }
+            Ok(Published::New(state.position()))
+        })
+    }
+
+    async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError> {
+        self.check_open()?;
+        let settings = self.bus.inner.settings;
+        self.bus.with_room(room, |state| {
+            state.trim(Instant::now(), &settings);
+            state.page(&read)
+        })
+    }
+
+    async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError> {
+        self.check_open()?;
+        Ok(rooms
+            .iter()
+            .map(|room| self.bus.with_room(room, |state| state.position()))
+            .collect())
     }
 
     async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
         self.check_open()?;
-        let mut shard = self.bus.shard(room.as_str()).lock();
-        let subscribers = shard.entry(room.clone()).or_default();
-        if !subscribers.iter().any(|s| s.node == self.node) {
-            subscribers.push(Subscriber {
-                node: self.node,
-                inbound: self.inbound.clone(),
-            });
-        }
+        self.bus.with_room(room, |state| {
+            if !state.subscribers.iter().any(|s| s.node == self.node) {
+                state.subscribers.push(Subscriber {
+                    node: self.node,
+                    inbound: self.inbound.clone(),
+                });
+            }
+        });
         Ok(())
     }
 
     async fn unsubscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
         let mut shard = self.bus.shard(room.as_str()).lock();
-        if let Some(subscribers) = shard.get_mut(room) {
-            subscribers.retain(|s| s.node != self.node);
-            if subscribers.is_empty() {
-                shard.remove(room);
-            }
+        if let Some(state) = shard.rooms.get_mut(room) {
+            state.subscribers.retain(|s| s.node != self.node);
         }
         Ok(())
     }
@@ -130,10 +374,87 @@ impl Backplane for MemoryBackplane {
     async fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
         for shard in &self.bus.inner.shards {
-            shard.lock().retain(|_, subscribers| {
-                subscribers.retain(|s| s.node != self.node);
-                !subscribers.is_empty()
-            });
+            for state in shard.lock().rooms.values_mut() {
+                state.subscribers.retain(|s| s.node != self.node);
+            }
         }
+    }
+}
+
+fn unix_millis() -> u64 {
+    unix_micros() / 1000
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sink(Mutex<Vec<(u64, u64)>>);
+    impl Inbound for Sink {
+        fn deliver(&self, _room: &str, delivery: Delivery) {
+            self.0.lock().push((delivery.epoch, delivery.seq));
+        }
+    }
+
+    fn outgoing(n: u64, dedup: Option<&str>) -> Outgoing {
+        Outgoing {
+            payload: Bytes::from(n.to_string()),
+            id: format!("id-{n}"),
+            ts: unix_millis(),
+            dedup: dedup.map(|key| crate::Dedup {
+                key: key.into(),
+                reply: Bytes::from_static(b"original"),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn sequences_stores_pages_and_dedups() {
+        let bus = MemoryBus::with_history(HistorySettings {
+            max_len: 5,
+            ..HistorySettings::default()
+        });
+        let sink = Arc::new(Sink(Mutex::default()));
+        let node = bus.attach(sink.clone());
+        let room = RoomName::parse("r").unwrap();
+        node.subscribe(&room).await.unwrap();
+        for n in 1..=8 {
+            node.publish(&room, outgoing(n, None)).await.unwrap();
+        }
+        let seqs: Vec<u64> = sink.0.lock().iter().map(|d| d.1).collect();
+        assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+
+        let latest = node.read(&room, Read::Latest { limit: 3 }).await.unwrap();
+        assert_eq!(latest.position.seq, 8);
+        assert_eq!(latest.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [6, 7, 8]);
+        assert!(latest.more);
+        // Only the last five are kept.
+        let after = node.read(&room, Read::After { seq: 1, limit: 10 }).await.unwrap();
+        assert_eq!(after.entries.first().unwrap().seq, 4);
+        let before = node.read(&room, Read::Before { seq: 6, limit: 10 }).await.unwrap();
+        assert_eq!(before.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+        assert!(!before.more);
+        let by_id = node
+            .read(&room, Read::BeforeId { id: "id-7".into(), limit: 1 })
+            .await
+            .unwrap();
+        assert_eq!(by_id.entries[0].seq, 6);
+        assert!(matches!(
+            node.read(&room, Read::BeforeId { id: "id-1".into(), limit: 1 }).await,
+            Err(BackplaneError::UnknownMessage)
+        ));
+
+        let first = node.publish(&room, outgoing(9, Some("k"))).await.unwrap();
+        let again = node.publish(&room, outgoing(10, Some("k"))).await.unwrap();
+        assert!(matches!(first, Published::New(Position { seq: 9, .. })));
+        assert!(matches!(again, Published::Duplicate { seq: 9, ref reply, .. } if reply == "original"));
+        assert_eq!(sink.0.lock().len(), 9);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use chorus_backplane::{MemoryBus, RedisSettings};
+use chorus_backplane::{HistorySettings, MemoryBus, RedisSettings};
 use clap::{Parser, Subcommand};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
@@ -73,6 +73,30 @@ pub struct Cli {
     /// Bound on closing connections at shutdown.
     #[arg(long, env = "CHORUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Most messages of history kept per room (trimmed approximately in Redis).
+    #[arg(long, env = "CHORUS_HISTORY_MAX_LEN", default_value_t = 10_000)]
+    pub history_max_len: u64,
+    /// Messages older than this leave a room's history.
+    #[arg(long, env = "CHORUS_HISTORY_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub history_max_age: Duration,
+    /// How long a `client_msg_id` is remembered, so a retried send is not stored twice.
+    #[arg(long, env = "CHORUS_DEDUP_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub dedup_window: Duration,
+    /// How long a room's epoch and sequence counter outlive its last message.
+    #[arg(long, env = "CHORUS_ROOM_STATE_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub room_state_ttl: Duration,
+    /// Messages of history sent on a fresh join when the client does not say.
+    #[arg(long, env = "CHORUS_HISTORY_ON_JOIN", default_value_t = 50)]
+    pub history_on_join: usize,
+    /// Most messages in one history page (and on a fresh join).
+    #[arg(long, env = "CHORUS_HISTORY_PAGE_MAX", default_value_t = 200)]
+    pub history_page_max: usize,
+    /// Most missed messages a resume delivers; a longer gap answers `recovered: false`.
+    #[arg(long, env = "CHORUS_RESUME_MAX", default_value_t = 1000)]
+    pub resume_max: usize,
+    /// How often each room's position is compared with the backplane's, to find a lost last message.
+    #[arg(long, env = "CHORUS_POSITION_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub position_check_interval: Duration,
     /// Log format.
     #[arg(long, env = "CHORUS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -212,6 +236,35 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Room-name length and characters.
     pub room_rules: RoomRules,
+    /// History bounds, join and resume sizes, gap checks.
+    pub history: HistoryConfig,
+}
+
+/// How much history rooms keep and clients get.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryConfig {
+    /// What the backplane keeps (length, age, dedup window, state TTL).
+    pub bounds: HistorySettings,
+    /// Messages sent on a fresh join by default.
+    pub on_join: usize,
+    /// Most messages per history page or join.
+    pub page_max: usize,
+    /// Most missed messages one resume delivers.
+    pub resume_max: usize,
+    /// Interval of the position check that finds a lost last message.
+    pub position_check: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            bounds: HistorySettings::default(),
+            on_join: 50,
+            page_max: 200,
+            resume_max: 1000,
+            position_check: Duration::from_secs(2),
+        }
+    }
 }
 
 /// A configuration that cannot work; the binary prints it and exits with status 2.
@@ -239,6 +292,7 @@ impl Default for Config {
             max_connections_per_user: 16,
             rate_limits: RateLimits::default(),
             room_rules: RoomRules::default(),
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -247,8 +301,20 @@ impl Config {
     /// Builds and validates the configuration from the command line.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let node_id = cli.node_id.clone().unwrap_or_else(random_node_id);
+        let history = HistoryConfig {
+            bounds: HistorySettings {
+                max_len: cli.history_max_len,
+                max_age: cli.history_max_age,
+                dedup_window: cli.dedup_window,
+                state_ttl: cli.room_state_ttl,
+            },
+            on_join: cli.history_on_join,
+            page_max: cli.history_page_max,
+            resume_max: cli.resume_max,
+            position_check: cli.position_check_interval,
+        };
         let backplane = match &cli.redis_url {
-            None => BackplaneConfig::InProcess(MemoryBus::new()),
+            None => BackplaneConfig::InProcess(MemoryBus::with_history(history.bounds)),
             Some(url) => {
                 let settings = RedisSettings {
                     url: url.clone(),
@@ -289,6 +355,7 @@ impl Config {
                 max_bytes: cli.max_room_name_bytes,
                 punctuation: cli.room_name_punctuation.clone(),
             },
+            history,
         };
         if let BackplaneConfig::Redis(settings) = &config.backplane {
             check(
@@ -361,6 +428,39 @@ impl Config {
                 .chars()
                 .all(|c| ROOM_NAME_PUNCTUATION.contains(c)),
             "--room-name-punctuation must be a subset of -_.:@+=",
+        )?;
+        let history = &self.history;
+        check(
+            history.bounds.max_len >= 1,
+            "--history-max-len must be at least 1",
+        )?;
+        check(
+            history.bounds.max_age >= Duration::from_secs(1),
+            "--history-max-age must be at least 1s",
+        )?;
+        check(
+            history.bounds.state_ttl >= history.bounds.max_age,
+            "--room-state-ttl must be at least --history-max-age",
+        )?;
+        check(
+            !history.bounds.dedup_window.is_zero(),
+            "--dedup-window must be positive",
+        )?;
+        check(
+            (1..=10_000).contains(&history.page_max),
+            "--history-page-max must be 1-10000",
+        )?;
+        check(
+            history.on_join <= history.page_max,
+            "--history-on-join must be at most --history-page-max",
+        )?;
+        check(
+            (1..=100_000).contains(&history.resume_max),
+            "--resume-max must be 1-100000",
+        )?;
+        check(
+            !history.position_check.is_zero(),
+            "--position-check-interval must be positive",
         )?;
         Ok(())
     }

@@ -1,58 +1,115 @@
-//! Local room membership and fan-out.
+//! Local room membership, ordering and fan-out.
 //!
-//! The hub is what the backplane delivers into. For each message it decodes the
-//! envelope once, encodes the client event at most once per encoding, and pushes
-//! the same frame (a shared buffer: cloning it allocates nothing) into every
-//! local member's outbox. Pushing never waits, so a slow client cannot slow the
-//! reader or anyone else.
+//! The hub is what the backplane delivers into. Each room with local members
+//! has a [`Sequencer`] that passes each sequence number on once, in order; the
+//! hub decodes such a message once, encodes the client event at most once per
+//! encoding, and pushes the same frame (a shared buffer: cloning it allocates
+//! nothing) into every local member's outbox. Pushing never waits, so a slow
+//! client cannot slow the reader or anyone else. Gaps go to the repairer
+//! (see [`crate::repair`]), whose answers come back through [`Hub::repaired`].
+//!
+//! A joining member is added first in catch-up mode: live messages are kept
+//! aside while its history is read, then it gets `joined`, the history, and the
+//! kept messages newer than the history, in that order, with no duplicate.
 
 use std::{collections::HashMap, sync::Arc};
 
 use axum::extract::ws::Message;
-use bytes::Bytes;
-use chorus_backplane::Inbound;
+use chorus_backplane::{Delivery, Inbound, Page, Position};
 use chorus_protocol::{Encoding, Envelope, EnvelopeBody, Frame, RoomName, ServerEvent};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
 use crate::{
     metrics::Metrics,
     outbox::{Outbox, Pushed},
+    repair::RepairRequest,
+    sequencer::{Sequencer, Step},
 };
 
 /// Shards of the room table: fan-out in one room never blocks joins in most others.
 const SHARDS: usize = 32;
+/// Most live frames kept aside for a member whose history is being read; past
+/// it the member is dropped as a slow consumer (it reconnects and resumes).
+const CATCH_UP_MAX: usize = 2048;
 
 /// Identifies a connection within this node.
 pub type ConnId = u64;
 
-/// Rooms of one shard and their local members.
-type RoomTable = HashMap<RoomName, IndexMap<ConnId, Member>>;
+/// Rooms of one shard.
+type RoomTable = HashMap<RoomName, Room>;
+
+/// A room with local members.
+#[derive(Default)]
+struct Room {
+    /// Members, by connection.
+    members: IndexMap<ConnId, Member>,
+    /// The room's order on this node.
+    sequencer: Sequencer,
+}
 
 /// A local member of a room.
-#[derive(Clone)]
 pub struct Member {
     /// Where the member's frames go.
     pub outbox: Arc<Outbox>,
     /// How the member wants events encoded.
     pub encoding: Encoding,
+    /// Messages up to this sequence number reached the member with its history.
+    floor: u64,
+    /// Live frames kept aside while the member's history is read (`None` seq: always pass).
+    catching_up: Option<Vec<(Option<u64>, Message)>>,
 }
+
+impl Member {
+    /// A member in catch-up mode.
+    pub fn joining(outbox: Arc<Outbox>, encoding: Encoding) -> Self {
+        Self {
+            outbox,
+            encoding,
+            floor: 0,
+            catching_up: Some(Vec::new()),
+        }
+    }
+
+    /// Queues a frame, or keeps it aside while catching up.
+    fn push(&mut self, seq: Option<u64>, frame: &Message) -> Pushed {
+        match &mut self.catching_up {
+            None => self.outbox.push(frame.clone()),
+            Some(kept) if kept.len() < CATCH_UP_MAX => {
+                kept.push((seq, frame.clone()));
+                Pushed::Queued
+            }
+            Some(_) => {
+                self.outbox.overflow();
+                Pushed::Dropped
+            }
+        }
+    }
+}
+
+/// The read history is older than what the room follows already: read again.
+#[derive(Debug)]
+pub struct StaleRead;
 
 /// Rooms with local members, and the fan-out into them.
 pub struct Hub {
-    /// Room -> local members, sharded by room hash. Locks are held only for map
-    /// updates and one fan-out loop, never across an await.
+    /// Room -> local members and order, sharded by room hash. Locks are held only
+    /// for map updates and one fan-out loop, never across an await.
     shards: Box<[Mutex<RoomTable>]>,
     /// Where fan-out is counted.
     metrics: Metrics,
+    /// Gap repairs for the repairer task.
+    repairs: mpsc::UnboundedSender<RepairRequest>,
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new(metrics: Metrics) -> Self {
+    /// An empty hub that sends gap repairs to `repairs`.
+    pub fn new(metrics: Metrics, repairs: mpsc::UnboundedSender<RepairRequest>) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             metrics,
+            repairs,
         }
     }
 
@@ -62,46 +119,191 @@ impl Hub {
         &self.shards[(hash as usize) % SHARDS]
     }
 
-    /// Adds a member; messages delivered from now on reach it.
-    pub fn add(&self, room: &RoomName, conn: ConnId, member: Member) {
+    /// Adds a member in catch-up mode: live messages are kept aside for it from now on.
+    pub fn begin_join(&self, room: &RoomName, conn: ConnId, member: Member) {
         let mut shard = self.shard(room.as_str()).lock();
-        let members = shard.entry(room.clone()).or_insert_with(|| {
+        let entry = shard.entry(room.clone()).or_insert_with(|| {
             self.metrics.rooms_local.inc();
-            IndexMap::new()
+            Room::default()
         });
-        members.insert(conn, member);
+        entry.members.insert(conn, member);
+    }
+
+    /// Completes a join: queues `joined` and the history read at `position`, then
+    /// the kept live messages newer than it, and makes the member live.
+    pub fn finish_join(
+        &self,
+        room: &RoomName,
+        conn: ConnId,
+        position: Position,
+        frames: Vec<Message>,
+    ) -> Result<(), StaleRead> {
+        let mut shard = self.shard(room.as_str()).lock();
+        let Some(entry) = shard.get_mut(room) else {
+            return Ok(());
+        };
+        let Room { members, sequencer } = entry;
+        let mut steps = Vec::new();
+        if !sequencer.start(position, &mut |step| steps.push(step)) {
+            return Err(StaleRead);
+        }
+        // Held messages the start released go to everyone (the joiner keeps them aside).
+        for step in steps {
+            self.apply(room.as_str(), members, step);
+        }
+        let Some(member) = members.get_mut(&conn) else {
+            return Ok(());
+        };
+        for frame in frames {
+            member.outbox.push(frame);
+        }
+        let mut floor = position.seq;
+        for (seq, frame) in member.catching_up.take().unwrap_or_default() {
+            match seq {
+                Some(seq) if seq <= floor => {}
+                _ => {
+                    member.outbox.push(frame);
+                    floor = floor.max(seq.unwrap_or(0));
+                }
+            }
+        }
+        member.floor = floor;
+        Ok(())
     }
 
     /// Removes a member; no message delivered after this returns reaches it.
     pub fn remove(&self, room: &RoomName, conn: ConnId) {
         let mut shard = self.shard(room.as_str()).lock();
-        if let Some(members) = shard.get_mut(room) {
-            members.swap_remove(&conn);
-            if members.is_empty() {
+        if let Some(entry) = shard.get_mut(room) {
+            entry.members.swap_remove(&conn);
+            if entry.members.is_empty() {
                 shard.remove(room);
                 self.metrics.rooms_local.dec();
             }
         }
     }
 
-    /// Pushes `event` to every local member of `room`, encoding once per encoding.
-    fn fan_out(&self, room: &str, event: &ServerEvent<'_>) {
-        let shard = self.shard(room).lock();
-        let Some(members) = shard.get(room) else {
-            self.metrics.fanout.observe(0.0);
+    /// Every room whose start is known, with its position (for the position check).
+    pub fn positions(&self) -> Vec<(RoomName, Position)> {
+        let mut rooms = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock();
+            rooms.extend(shard.iter().filter_map(|(room, entry)| {
+                entry
+                    .sequencer
+                    .position()
+                    .map(|position| (room.clone(), position))
+            }));
+        }
+        rooms
+    }
+
+    /// Hands a room's position, read from the backplane, to its sequencer.
+    pub fn check(&self, room: &RoomName, position: Position, delivered_before: u64) {
+        self.with_sequencer(room, |sequencer, out| {
+            sequencer.check(position, delivered_before, &mut { out })
+        });
+    }
+
+    /// Hands the answer to a repair request to the room's sequencer.
+    pub fn repaired(&self, room: &RoomName, token: u64, page: Option<Page>) {
+        self.with_sequencer(room, |sequencer, out| {
+            sequencer.repaired(token, page, &mut { out })
+        });
+    }
+
+    fn with_sequencer(
+        &self,
+        room: &RoomName,
+        f: impl FnOnce(&mut Sequencer, &mut dyn FnMut(Step)),
+    ) {
+        let mut shard = self.shard(room.as_str()).lock();
+        let Some(entry) = shard.get_mut(room) else {
             return;
         };
+        let Room { members, sequencer } = entry;
+        f(sequencer, &mut |step| self.apply(room.as_str(), members, step));
+    }
+
+    /// Carries out one sequencer step.
+    fn apply(&self, room: &str, members: &mut IndexMap<ConnId, Member>, step: Step) {
+        match step {
+            Step::Deliver {
+                seq,
+                payload,
+                repaired,
+            } => {
+                if repaired {
+                    self.metrics.repaired_messages.inc();
+                }
+                match Envelope::decode(&payload) {
+                    Ok(envelope) => self.fan_out(members, seq, envelope),
+                    Err(error) => {
+                        self.metrics.backplane_undecodable.inc();
+                        tracing::warn!(%error, room, "dropping undecodable backplane message");
+                    }
+                }
+            }
+            Step::Reset { epoch, seq, reason } => {
+                self.metrics.reset(reason);
+                tracing::warn!(room, epoch, seq, reason, "room continuity broken; members told");
+                let Ok(room) = RoomName::parse(room) else {
+                    return;
+                };
+                let event = ServerEvent::Reset {
+                    room: &room,
+                    epoch,
+                    seq,
+                    reason,
+                };
+                let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
+                for member in members.values_mut() {
+                    member.floor = 0;
+                    let frame = frames[member.encoding.index()]
+                        .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
+                    member.push(None, frame);
+                }
+            }
+            Step::Repair {
+                token,
+                epoch,
+                after,
+                upto,
+            } => {
+                self.metrics.gap_repairs.inc();
+                tracing::debug!(room, epoch, after, upto, "gap in room sequence; repairing from history");
+                let Ok(room) = RoomName::parse(room) else {
+                    return;
+                };
+                let _ = self.repairs.send(RepairRequest {
+                    room,
+                    token,
+                    after,
+                    upto,
+                });
+            }
+            Step::Dropped => self.metrics.duplicates_dropped.inc(),
+        }
+    }
+
+    /// Pushes a message to every local member that does not have it yet, encoding once per encoding.
+    fn fan_out(&self, members: &mut IndexMap<ConnId, Member>, seq: u64, envelope: Envelope) {
+        let EnvelopeBody::Message(mut message) = envelope.body;
+        message.seq = seq;
+        let event = ServerEvent::Message(&message);
         let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
-        let mut dropped = 0u64;
-        for member in members.values() {
+        let (mut recipients, mut dropped) = (0u64, 0u64);
+        for member in members.values_mut() {
+            if seq <= member.floor {
+                continue;
+            }
+            recipients += 1;
             let frame = frames[member.encoding.index()]
-                .get_or_insert_with(|| ws_message(member.encoding.encode(event)));
-            if member.outbox.push(frame.clone()) == Pushed::Dropped {
+                .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
+            if member.push(Some(seq), frame) == Pushed::Dropped {
                 dropped += 1;
             }
         }
-        let recipients = members.len() as u64;
-        drop(shard);
         self.metrics.fanout.observe(recipients as f64);
         self.metrics.frames_delivered.inc_by(recipients - dropped);
         self.metrics.outbox_drops.inc_by(dropped);
@@ -109,19 +311,20 @@ impl Hub {
 }
 
 impl Inbound for Hub {
-    fn deliver(&self, room: &str, payload: Bytes) {
+    fn deliver(&self, room: &str, delivery: Delivery) {
         self.metrics.backplane_received.inc();
-        let envelope = match Envelope::decode(&payload) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                self.metrics.backplane_undecodable.inc();
-                tracing::warn!(%error, room, "dropping undecodable backplane message");
-                return;
-            }
+        let mut shard = self.shard(room).lock();
+        let Some(entry) = shard.get_mut(room) else {
+            // No local member: nobody to deliver to.
+            return;
         };
-        match &envelope.body {
-            EnvelopeBody::Message(message) => self.fan_out(room, &ServerEvent::Message(message)),
-        }
+        let Room { members, sequencer } = entry;
+        sequencer.accept(
+            delivery.epoch,
+            delivery.seq,
+            delivery.payload,
+            &mut |step| self.apply(room, members, step),
+        );
     }
 }
 

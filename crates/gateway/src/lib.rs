@@ -7,12 +7,15 @@
 pub mod auth;
 pub mod config;
 mod connection;
+mod history;
 mod hub;
 pub mod limits;
 mod login;
 pub mod metrics;
 mod node;
 mod outbox;
+mod repair;
+mod sequencer;
 mod server;
 mod session;
 mod subscriptions;

@@ -89,6 +89,18 @@ pub struct Metrics {
     refusals: IntCounterVec,
     /// Commands refused by a rate limit, by kind (`send` or `join`).
     rate_limited: IntCounterVec,
+    /// Gaps in a room's sequence filled from history (a relayed message was lost).
+    pub gap_repairs: IntCounter,
+    /// Messages delivered to local members from history by gap repair.
+    pub repaired_messages: IntCounter,
+    /// Relayed messages dropped because they were already delivered (or stale).
+    pub duplicates_dropped: IntCounter,
+    /// Continuity breaks told to clients, by reason (a fixed set).
+    resets: IntCounterVec,
+    /// Joins that asked to resume, by result (`recovered`, `not_recovered`).
+    resumes: IntCounterVec,
+    /// Sends that repeated a known `client_msg_id` and were not stored again.
+    pub duplicate_sends: IntCounter,
 }
 
 impl Metrics {
@@ -184,8 +196,47 @@ impl Metrics {
                 "Commands refused by a rate limit, by kind.",
                 "kind",
             ),
+            gap_repairs: counter(
+                "chorus_gap_repairs_total",
+                "Gaps in a room's sequence filled from history.",
+            ),
+            repaired_messages: counter(
+                "chorus_repaired_messages_total",
+                "Messages delivered from history by gap repair.",
+            ),
+            duplicates_dropped: counter(
+                "chorus_duplicate_deliveries_dropped_total",
+                "Relayed messages dropped because they were already delivered.",
+            ),
+            resets: counter_vec(
+                &registry,
+                "chorus_room_resets_total",
+                "Continuity breaks told to clients, by reason.",
+                "reason",
+            ),
+            resumes: counter_vec(
+                &registry,
+                "chorus_resumes_total",
+                "Joins that asked to resume, by result.",
+                "result",
+            ),
+            duplicate_sends: counter(
+                "chorus_duplicate_sends_total",
+                "Sends that repeated a known client_msg_id.",
+            ),
             registry,
         }
+    }
+
+    /// Counts a continuity break told to a room's members.
+    pub fn reset(&self, reason: &'static str) {
+        self.resets.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a resume attempt.
+    pub fn resumed(&self, recovered: bool) {
+        let result = if recovered { "recovered" } else { "not_recovered" };
+        self.resumes.with_label_values(&[result]).inc();
     }
 
     /// Counts a refused token.

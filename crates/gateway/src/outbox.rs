@@ -66,11 +66,8 @@ impl Outbox {
             return Pushed::Dropped;
         }
         if state.bytes + cost > self.max_bytes {
-            state.overflowed = true;
-            state.frames = VecDeque::new();
-            state.bytes = 0;
             drop(state);
-            self.wake.notify_one();
+            self.overflow();
             return Pushed::Dropped;
         }
         state.frames.push_back(frame);
@@ -81,6 +78,16 @@ impl Outbox {
             self.wake.notify_one();
         }
         Pushed::Queued
+    }
+
+    /// Marks the outbox overflowed: the client is disconnected as a slow consumer.
+    pub fn overflow(&self) {
+        let mut state = self.state.lock();
+        state.overflowed = true;
+        state.frames = VecDeque::new();
+        state.bytes = 0;
+        drop(state);
+        self.wake.notify_one();
     }
 
     /// Waits until frames are queued or the outbox overflowed. Cancel-safe.

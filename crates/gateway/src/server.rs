@@ -57,13 +57,27 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     config.validate()?;
     let metrics = Metrics::new();
-    let hub = Arc::new(Hub::new(metrics.clone()));
+    let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
+    let hub = Arc::new(Hub::new(metrics.clone(), repairs));
     let backplane: Arc<dyn Backplane> = match &config.backplane {
         BackplaneConfig::InProcess(bus) => Arc::new(bus.attach(hub.clone())),
-        BackplaneConfig::Redis(settings) => {
-            Arc::new(RedisBackplane::connect(settings, hub.clone(), &metrics.registry).await?)
-        }
+        BackplaneConfig::Redis(settings) => Arc::new(
+            RedisBackplane::connect(
+                settings,
+                config.history.bounds,
+                hub.clone(),
+                &metrics.registry,
+            )
+            .await?,
+        ),
     };
+    crate::repair::start(
+        backplane.clone(),
+        hub.clone(),
+        repair_requests,
+        config.history.position_check,
+        shutdown.clone(),
+    );
     let (subscriptions, _owner) =
         Subscriptions::start(backplane.clone(), config.unsubscribe_delay, metrics.clone());
     let node = Arc::new(Node::new(
@@ -123,6 +137,7 @@ fn router(node: Arc<Node>) -> Router {
             "/api/login",
             post(crate::login::login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
         )
+        .route("/api/rooms/{room}/messages", get(crate::history::messages))
         .route("/", get(index))
         .with_state(node)
 }
@@ -239,7 +254,7 @@ async fn upgrade(
 }
 
 /// The token of an upgrade: `Authorization: Bearer` first, then `?token=`.
-fn presented_token<'a>(
+pub(crate) fn presented_token<'a>(
     headers: &'a HeaderMap,
     query: Option<&'a str>,
 ) -> Result<Option<&'a str>, AuthError> {
@@ -265,7 +280,7 @@ fn presented_token<'a>(
 }
 
 /// 401 for a refused token, with the code a client acts on.
-fn unauthorized(node: &Node, error: &AuthError) -> Response {
+pub(crate) fn unauthorized(node: &Node, error: &AuthError) -> Response {
     node.metrics.refused("unauthorized");
     let code = match error {
         AuthError::Expired => "token_expired",

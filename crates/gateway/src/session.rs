@@ -8,16 +8,19 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use bytes::Bytes;
+use chorus_backplane::{BackplaneError, Dedup, Outgoing, Published};
 use chorus_protocol::{
-    ChatMessage, Command, CommandError, Encoding, Envelope, ErrorCode, ErrorReply, RoomName,
-    ServerEvent, close,
+    Before, ChatMessage, Command, CommandError, Encoding, Envelope, ErrorCode, ErrorReply, Resume,
+    RoomName, ServerEvent, close,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::{
     auth::{Access, AuthError, Identity},
-    hub::{ConnId, Member, ws_message},
+    history,
+    hub::{ConnId, Member, StaleRead, ws_message},
     limits::Bucket,
     metrics::CloseReason,
     node::Node,
@@ -52,6 +55,9 @@ const fn closing(code: u16, reason: &'static str, label: CloseReason) -> Flow {
         label,
     })
 }
+
+/// Reads of a join's history tried before giving up (each retry follows a newer epoch).
+const JOIN_READ_ATTEMPTS: usize = 3;
 
 /// An authenticated user on this connection.
 struct Authed {
@@ -213,8 +219,22 @@ impl Session {
                 self.refresh(&token, reference);
                 Flow::Continue
             }
-            Command::Join { room, reference } => {
-                self.join(room, reference).await;
+            Command::Join {
+                room,
+                resume,
+                history,
+                reference,
+            } => {
+                self.join(room, resume, history, reference).await;
+                Flow::Continue
+            }
+            Command::History {
+                room,
+                before,
+                limit,
+                reference,
+            } => {
+                self.history(room, before, limit, reference).await;
                 Flow::Continue
             }
             Command::Leave { room, reference } => {
@@ -224,9 +244,10 @@ impl Session {
             Command::Send {
                 room,
                 body,
+                client_msg_id,
                 reference,
             } => {
-                self.send(room, body, reference).await;
+                self.send(room, body, client_msg_id, reference).await;
                 Flow::Continue
             }
         };
@@ -378,7 +399,13 @@ impl Session {
         );
     }
 
-    async fn join(&mut self, room: RoomName, reference: Option<String>) {
+    async fn join(
+        &mut self,
+        room: RoomName,
+        resume: Option<Resume>,
+        wanted: Option<u32>,
+        reference: Option<String>,
+    ) {
         if let Err(wait) = self.limit(false) {
             return self.rate_limited(wait, "join", reference, &room);
         }
@@ -417,17 +444,103 @@ impl Session {
                 Some(&room),
             );
         }
-        // Reply first, then become a member: every message of the room comes after `joined`.
-        self.reply(&ServerEvent::Joined {
-            room: &room,
-            reference: reference.as_deref(),
-        });
-        let member = Member {
-            outbox: self.outbox.clone(),
-            encoding: self.encoding,
-        };
-        self.node.hub.add(&room, self.conn, member);
-        self.rooms.insert(room);
+        // Become a member in catch-up mode first, then read history: every message
+        // is then either in the history read or kept aside for this member.
+        let member = Member::joining(self.outbox.clone(), self.encoding);
+        self.node.hub.begin_join(&room, self.conn, member);
+        for _ in 0..JOIN_READ_ATTEMPTS {
+            let catchup = match history::for_join(&self.node, &room, resume, wanted).await {
+                Ok(catchup) => catchup,
+                Err(error) => return self.join_failed(&room, &error, reference),
+            };
+            let mut frames = Vec::with_capacity(catchup.messages.len() + 1);
+            frames.push(self.frame(&ServerEvent::Joined {
+                room: &room,
+                epoch: catchup.position.epoch,
+                seq: catchup.position.seq,
+                recovered: catchup.recovered,
+                reference: reference.as_deref(),
+            }));
+            frames.extend(
+                catchup
+                    .messages
+                    .iter()
+                    .map(|message| self.frame(&ServerEvent::Message(message))),
+            );
+            match self
+                .node
+                .hub
+                .finish_join(&room, self.conn, catchup.position, frames)
+            {
+                Ok(()) => {
+                    self.rooms.insert(room);
+                    return;
+                }
+                Err(StaleRead) => continue,
+            }
+        }
+        let unavailable = BackplaneError::Unavailable("room history changed during the join".into());
+        self.join_failed(&room, &unavailable, reference);
+    }
+
+    fn join_failed(&mut self, room: &RoomName, error: &BackplaneError, reference: Option<String>) {
+        if self.rooms.contains(room) {
+            return;
+        }
+        self.node.hub.remove(room, self.conn);
+        self.node.subscriptions.release(room);
+        let message = format!("could not join: {error}");
+        self.error(
+            ErrorCode::BackplaneUnavailable,
+            message,
+            reference,
+            Some(room),
+        );
+    }
+
+    fn frame(&self, event: &ServerEvent<'_>) -> axum::extract::ws::Message {
+        ws_message(self.encoding.encode(event))
+    }
+
+    async fn history(
+        &mut self,
+        room: RoomName,
+        before: Option<Before>,
+        limit: Option<u32>,
+        reference: Option<String>,
+    ) {
+        if let Err(wait) = self.limit(false) {
+            return self.rate_limited(wait, "join", reference, &room);
+        }
+        if self.access(&room) == Access::Denied {
+            return self.error(
+                ErrorCode::Forbidden,
+                "your token does not allow reading this room".into(),
+                reference,
+                Some(&room),
+            );
+        }
+        match history::page(&self.node, &room, before, limit).await {
+            Ok((position, messages, more)) => self.reply(&ServerEvent::History {
+                room: &room,
+                epoch: position.epoch,
+                messages: &messages,
+                more,
+                reference: reference.as_deref(),
+            }),
+            Err(BackplaneError::UnknownMessage) => self.error(
+                ErrorCode::UnknownMessage,
+                "no message with that id in the room's history".into(),
+                reference,
+                Some(&room),
+            ),
+            Err(error) => self.error(
+                ErrorCode::BackplaneUnavailable,
+                format!("could not read history: {error}"),
+                reference,
+                Some(&room),
+            ),
+        }
     }
 
     fn leave(&mut self, room: RoomName, reference: Option<String>) {
@@ -452,7 +565,13 @@ impl Session {
         self.node.subscriptions.release(&room);
     }
 
-    async fn send(&mut self, room: RoomName, body: String, reference: Option<String>) {
+    async fn send(
+        &mut self,
+        room: RoomName,
+        body: String,
+        client_msg_id: Option<String>,
+        reference: Option<String>,
+    ) {
         if let Err(wait) = self.limit(true) {
             return self.rate_limited(wait, "send", reference, &room);
         }
@@ -492,23 +611,46 @@ impl Session {
             .identity
             .user
             .clone();
+        let (id, ts) = (Uuid::now_v7(), unix_millis());
+        // A retry with the same client id gets this acceptance back: "<id>:<ts>".
+        let dedup = client_msg_id.map(|client_id| Dedup {
+            key: format!("{}:{}:{client_id}", from.id.len(), from.id),
+            reply: Bytes::from(format!("{id}:{ts}")),
+        });
         let message = ChatMessage {
-            id: Uuid::now_v7(),
+            id,
             room,
             from,
-            ts: unix_millis(),
+            ts,
             body,
+            seq: 0,
         };
-        let (id, ts) = (message.id, message.ts);
         let room = message.room.clone();
-        let payload = Envelope::message(self.node.config.node_id.as_str(), message).encode();
-        match self.node.backplane.publish(&room, payload).await {
-            Ok(()) => {
-                self.node.metrics.messages_published.inc();
+        let outgoing = Outgoing {
+            payload: Envelope::message(self.node.config.node_id.as_str(), message).encode(),
+            id: id.to_string(),
+            ts,
+            dedup,
+        };
+        match self.node.backplane.publish(&room, outgoing).await {
+            Ok(published) => {
+                let (id, ts, seq, duplicate) = match published {
+                    Published::New(position) => {
+                        self.node.metrics.messages_published.inc();
+                        (id, ts, position.seq, false)
+                    }
+                    Published::Duplicate { seq, reply, .. } => {
+                        self.node.metrics.duplicate_sends.inc();
+                        let (id, ts) = original_acceptance(&reply).unwrap_or((id, ts));
+                        (id, ts, seq, true)
+                    }
+                };
                 self.reply(&ServerEvent::Sent {
                     room: &room,
                     id,
                     ts,
+                    seq,
+                    duplicate,
                     reference: reference.as_deref(),
                 });
             }
@@ -533,9 +675,16 @@ impl Session {
     }
 }
 
+/// Parses the stored acceptance of an idempotent send: `<id>:<ts>`.
+fn original_acceptance(reply: &[u8]) -> Option<(Uuid, u64)> {
+    let (id, ts) = std::str::from_utf8(reply).ok()?.split_once(':')?;
+    Some((Uuid::parse_str(id).ok()?, ts.parse().ok()?))
+}
+
 fn reference_of(command: &Command) -> Option<String> {
     match command {
         Command::Join { reference, .. }
+        | Command::History { reference, .. }
         | Command::Leave { reference, .. }
         | Command::Send { reference, .. }
         | Command::Ping { reference }

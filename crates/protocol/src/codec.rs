@@ -88,6 +88,7 @@ mod tests {
             },
             ts: 42,
             body: "hi".into(),
+            seq: 3,
         };
         let Frame::Text(json) = Encoding::Json.encode(&ServerEvent::Message(&msg)) else {
             panic!()

@@ -49,6 +49,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The user already holds as many connections to this node as allowed.
     TooManyConnections,
+    /// `history` with a `before_id` that is not (or no longer) in the room's history.
+    UnknownMessage,
 }
 
 impl ErrorCode {
@@ -74,6 +76,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
+            Self::UnknownMessage => "unknown_message",
         }
     }
 }
@@ -137,6 +140,7 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::RateLimited,
             ErrorCode::TooManyConnections,
+            ErrorCode::UnknownMessage,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

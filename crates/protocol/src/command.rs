@@ -11,20 +11,60 @@ pub const MAX_REF_BYTES: usize = 64;
 /// Longest token accepted in `auth` or `refresh`, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Longest client message id accepted in `send`, in bytes.
+pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
+
 /// A client's correlation tag, echoed on the reply or error for the command that carried it.
 pub type Ref = Option<String>;
+
+/// Where a client left a room: the room's epoch and the last sequence number it saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// The room's epoch when the client last saw it (see `joined`).
+    pub epoch: u64,
+    /// The last sequence number the client received in that epoch.
+    pub after: u64,
+}
+
+/// Where a `history` page ends (exclusive): a sequence number or a message id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before {
+    /// Messages with a smaller sequence number.
+    Seq(u64),
+    /// Messages older than the one with this id.
+    Id(uuid::Uuid),
+}
 
 /// A validated command from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Join a room: receive its messages from now on.
-    Join { room: RoomName, reference: Ref },
+    /// Join a room: receive its recent history (or what was missed since `resume`),
+    /// then its messages from now on.
+    Join {
+        room: RoomName,
+        /// Resume after this point instead of getting the latest messages.
+        resume: Option<Resume>,
+        /// How many recent messages to get on a fresh join (the server clamps it).
+        history: Option<u32>,
+        reference: Ref,
+    },
     /// Leave a room: no more of its messages after the `left` reply.
     Leave { room: RoomName, reference: Ref },
     /// Send a text message to a joined room.
     Send {
         room: RoomName,
         body: String,
+        /// The client's own id for this message: a retry with the same id is not stored twice.
+        client_msg_id: Option<String>,
+        reference: Ref,
+    },
+    /// Page backwards through a room's history.
+    History {
+        room: RoomName,
+        /// Older than this; the newest messages when absent.
+        before: Option<Before>,
+        /// Page size (the server clamps it).
+        limit: Option<u32>,
         reference: Ref,
     },
     /// Application-level ping; answered with `pong`.
@@ -52,6 +92,12 @@ pub struct CommandError {
 enum RawCommand {
     Join {
         room: String,
+        #[serde(default)]
+        epoch: Option<u64>,
+        #[serde(default)]
+        after: Option<u64>,
+        #[serde(default)]
+        history: Option<u32>,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -63,6 +109,19 @@ enum RawCommand {
     Send {
         room: String,
         body: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    History {
+        room: String,
+        #[serde(default)]
+        before: Option<u64>,
+        #[serde(default)]
+        before_id: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -125,10 +184,30 @@ pub fn decode_msgpack(bytes: &[u8]) -> Result<Command, CommandError> {
 
 fn validate(raw: RawCommand) -> Result<Command, CommandError> {
     let command = match raw {
-        RawCommand::Join { room, reference } => {
+        RawCommand::Join {
+            room,
+            epoch,
+            after,
+            history,
+            reference,
+        } => {
             let reference = check_ref(reference)?;
+            let resume = match (epoch, after) {
+                (Some(epoch), Some(after)) => Some(Resume { epoch, after }),
+                (None, None) => None,
+                _ => {
+                    return Err(CommandError {
+                        code: ErrorCode::InvalidCommand,
+                        detail: "to resume, give both epoch and after (from joined and messages)"
+                            .into(),
+                        reference,
+                    });
+                }
+            };
             Command::Join {
                 room: room_name(&room, &reference)?,
+                resume,
+                history,
                 reference,
             }
         }
@@ -142,12 +221,47 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
         RawCommand::Send {
             room,
             body,
+            client_msg_id,
             reference,
         } => {
             let reference = check_ref(reference)?;
             Command::Send {
                 room: room_name(&room, &reference)?,
                 body,
+                client_msg_id: check_client_msg_id(client_msg_id, &reference)?,
+                reference,
+            }
+        }
+        RawCommand::History {
+            room,
+            before,
+            before_id,
+            limit,
+            reference,
+        } => {
+            let reference = check_ref(reference)?;
+            let before = match (before, before_id) {
+                (None, None) => None,
+                (Some(seq), None) => Some(Before::Seq(seq)),
+                (None, Some(id)) => Some(Before::Id(uuid::Uuid::parse_str(&id).map_err(
+                    |_| CommandError {
+                        code: ErrorCode::InvalidCommand,
+                        detail: "before_id must be a message id (a UUID)".into(),
+                        reference: reference.clone(),
+                    },
+                )?)),
+                (Some(_), Some(_)) => {
+                    return Err(CommandError {
+                        code: ErrorCode::InvalidCommand,
+                        detail: "give before or before_id, not both".into(),
+                        reference,
+                    });
+                }
+            };
+            Command::History {
+                room: room_name(&room, &reference)?,
+                before,
+                limit,
                 reference,
             }
         }
@@ -171,7 +285,8 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
         RawCommand::Unknown => {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
-                detail: "unknown command type; expected auth, refresh, join, leave, send or ping"
+                detail:
+                    "unknown command type; expected auth, refresh, join, leave, send, history or ping"
                     .into(),
                 reference: None,
             });
@@ -200,6 +315,25 @@ fn check_token(token: String, reference: &Ref) -> Result<String, CommandError> {
         });
     }
     Ok(token)
+}
+
+fn check_client_msg_id(id: Option<String>, reference: &Ref) -> Result<Option<String>, CommandError> {
+    match id {
+        Some(id)
+            if id.is_empty()
+                || id.len() > MAX_CLIENT_MSG_ID_BYTES
+                || id.chars().any(char::is_control) =>
+        {
+            Err(CommandError {
+                code: ErrorCode::InvalidCommand,
+                detail: format!(
+                    "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_BYTES} bytes without control characters"
+                ),
+                reference: reference.clone(),
+            })
+        }
+        other => Ok(other),
+    }
 }
 
 fn room_name(room: &str, reference: &Ref) -> Result<RoomName, CommandError> {
@@ -241,9 +375,28 @@ mod tests {
             decode_json(r#"{"type":"join","room":"lobby","ref":"1"}"#).unwrap(),
             Command::Join {
                 room: RoomName::parse("lobby").unwrap(),
+                resume: None,
+                history: None,
                 reference: Some("1".into())
             }
         );
+        assert_eq!(
+            decode_json(r#"{"type":"join","room":"r","epoch":7,"after":41,"history":5}"#).unwrap(),
+            Command::Join {
+                room: RoomName::parse("r").unwrap(),
+                resume: Some(Resume { epoch: 7, after: 41 }),
+                history: Some(5),
+                reference: None
+            }
+        );
+        assert!(matches!(
+            decode_json(r#"{"type":"history","room":"r","before":9,"limit":3}"#),
+            Ok(Command::History { before: Some(Before::Seq(9)), limit: Some(3), .. })
+        ));
+        assert!(matches!(
+            decode_json(r#"{"type":"send","room":"r","body":"x","client_msg_id":"c-1"}"#),
+            Ok(Command::Send { client_msg_id: Some(ref id), .. }) if id == "c-1"
+        ));
         assert!(matches!(
             decode_json(r#"{"type":"send","room":"r","body":"hi","extra":true}"#).unwrap(),
             Command::Send { ref body, reference: None, .. } if body == "hi"
@@ -287,6 +440,29 @@ mod tests {
             code_of(decode_json(r#"{"type":"join","room":"a b"}"#)),
             ErrorCode::InvalidRoom
         );
+        assert_eq!(
+            code_of(decode_json(r#"{"type":"join","room":"r","after":3}"#)),
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(
+            code_of(decode_json(r#"{"type":"join","room":"r","after":-1,"epoch":1}"#)),
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(
+            code_of(decode_json(
+                r#"{"type":"history","room":"r","before":1,"before_id":"x"}"#
+            )),
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(
+            code_of(decode_json(r#"{"type":"history","room":"r","before_id":"nope"}"#)),
+            ErrorCode::InvalidCommand
+        );
+        let long_id = format!(
+            r#"{{"type":"send","room":"r","body":"x","client_msg_id":"{}"}}"#,
+            "x".repeat(65)
+        );
+        assert_eq!(code_of(decode_json(&long_id)), ErrorCode::InvalidCommand);
         let long_ref = format!(r#"{{"type":"ping","ref":"{}"}}"#, "x".repeat(65));
         assert_eq!(code_of(decode_json(&long_ref)), ErrorCode::InvalidRef);
     }
@@ -351,6 +527,8 @@ mod tests {
                 serde_json::json!({"type": "join", "room": room, "ref": reference}),
                 Command::Join {
                     room: RoomName::parse(&room).unwrap(),
+                    resume: None,
+                    history: None,
                     reference
                 },
             )),
@@ -366,6 +544,7 @@ mod tests {
                 Command::Send {
                     room: RoomName::parse(&room).unwrap(),
                     body,
+                    client_msg_id: None,
                     reference
                 },
             )),
@@ -377,6 +556,37 @@ mod tests {
                 serde_json::json!({"type": "refresh", "token": token, "ref": reference}),
                 Command::Refresh { token, reference },
             )),
+            (room, any::<u64>(), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(
+                |(room, epoch, after, history)| (
+                    serde_json::json!({"type": "join", "room": room, "epoch": epoch, "after": after, "history": history}),
+                    Command::Join {
+                        room: RoomName::parse(&room).unwrap(),
+                        resume: Some(Resume { epoch, after }),
+                        history,
+                        reference: None
+                    },
+                )
+            ),
+            (room, "[!-~]{1,64}").prop_map(|(room, id)| (
+                serde_json::json!({"type": "send", "room": room, "body": "b", "client_msg_id": id}),
+                Command::Send {
+                    room: RoomName::parse(&room).unwrap(),
+                    body: "b".into(),
+                    client_msg_id: Some(id),
+                    reference: None
+                },
+            )),
+            (room, proptest::option::of(any::<u64>()), proptest::option::of(any::<u32>())).prop_map(
+                |(room, before, limit)| (
+                    serde_json::json!({"type": "history", "room": room, "before": before, "limit": limit}),
+                    Command::History {
+                        room: RoomName::parse(&room).unwrap(),
+                        before: before.map(Before::Seq),
+                        limit,
+                        reference: None
+                    },
+                )
+            ),
             reference.prop_map(|reference| (
                 serde_json::json!({"type": "ping", "ref": reference}),
                 Command::Ping { reference },

@@ -82,6 +82,7 @@ mod tests {
                 },
                 ts: 1_700_000_000_000,
                 body: "hello 👋".into(),
+                seq: 0,
             },
         )
     }

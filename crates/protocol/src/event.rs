@@ -31,6 +31,10 @@ pub struct ChatMessage {
     pub ts: u64,
     /// The text.
     pub body: String,
+    /// Position in the room's total order within its epoch (1, 2, 3 ...), assigned by
+    /// the backplane when the message is stored; 0 before that.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// Limits a client must respect, announced in `welcome`.
@@ -97,9 +101,38 @@ pub struct ErrorReply {
 pub enum ServerEvent<'a> {
     /// First event of a connection.
     Welcome(&'a Welcome),
-    /// A `join` succeeded: messages of `room` follow.
+    /// A `join` succeeded: the room's recent history (or the messages missed since
+    /// the resume point) follows, then its live messages, in sequence order.
     Joined {
         room: &'a RoomName,
+        /// The room's epoch: sequence numbers compare only within one epoch.
+        epoch: u64,
+        /// The room's last sequence number when the join was served.
+        seq: u64,
+        /// On a resume: whether exactly the missed messages follow (`true`), or the
+        /// gap could not be filled and the latest messages follow instead (`false`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    /// The room's continuity broke for this client: messages up to `seq` of `epoch`
+    /// may be missing (`reason`: `epoch_changed` when the backplane lost the room's
+    /// history, `history_trimmed` when a gap was older than the history kept).
+    /// Messages after `seq` follow in order; fetch `history` to fill the view.
+    Reset {
+        room: &'a RoomName,
+        epoch: u64,
+        seq: u64,
+        reason: &'a str,
+    },
+    /// A page of a room's history, oldest first.
+    History {
+        room: &'a RoomName,
+        epoch: u64,
+        messages: &'a [ChatMessage],
+        /// Whether older messages remain.
+        more: bool,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },
@@ -133,6 +166,12 @@ pub enum ServerEvent<'a> {
         room: &'a RoomName,
         id: Uuid,
         ts: u64,
+        /// The message's sequence number in the room.
+        seq: u64,
+        /// Set when this send repeated a `client_msg_id` already accepted: nothing new
+        /// was stored, and this is the original acceptance.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },

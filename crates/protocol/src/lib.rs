@@ -12,7 +12,8 @@ mod room;
 pub use codec::{Encoding, Frame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 pub use codes::{ErrorCode, close};
 pub use command::{
-    Command, CommandError, MAX_REF_BYTES, MAX_TOKEN_BYTES, Ref, decode_json, decode_msgpack,
+    Before, Command, CommandError, MAX_CLIENT_MSG_ID_BYTES, MAX_REF_BYTES, MAX_TOKEN_BYTES, Ref,
+    Resume, decode_json, decode_msgpack,
 };
 pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError};
 pub use event::{ChatMessage, ErrorReply, Limits, Sender, ServerEvent, Welcome};

@@ -1,6 +1,7 @@
-//! The Redis backplane: one pub/sub channel per room.
+//! The Redis backplane: a history Stream and a pub/sub channel per room, tied
+//! together by a publish script (see [`log`]).
 //!
-//! Two connections per node: a publisher (fred pipelines concurrent PUBLISHes
+//! Two connections per node: a publisher (fred pipelines concurrent scripts
 //! on it) and a subscriber whose reader hands each message to [`Inbound`]
 //! without awaiting anything, so a slow client can never stall it. Both
 //! reconnect forever with backoff; fred re-subscribes every tracked channel
@@ -9,7 +10,6 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{
     clients::{Client, SubscriberClient},
@@ -20,7 +20,12 @@ use fred::{
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
-use crate::{Backplane, BackplaneError, ChannelNames, Inbound};
+use crate::{
+    Backplane, BackplaneError, ChannelNames, Delivery, HistorySettings, Inbound, Outgoing, Page,
+    Position, Published, Read,
+};
+
+mod log;
 
 /// How many messages the subscriber may buffer between fred's socket reader and ours.
 /// fred preallocates this many slots in each of a client's event channels, so only
@@ -152,6 +157,8 @@ pub struct RedisBackplane {
     subscriber: SubscriberClient,
     /// Room <-> channel naming.
     names: ChannelNames,
+    /// The room history scripts.
+    log: log::RoomLog,
     /// Reader, resubscriber and event-watcher tasks, aborted at shutdown.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -163,6 +170,7 @@ impl RedisBackplane {
     /// the clients keep reconnecting and [`Backplane::is_ready`] stays false until they succeed.
     pub async fn connect(
         settings: &RedisSettings,
+        history: HistorySettings,
         inbound: Arc<dyn Inbound>,
         registry: &Registry,
     ) -> Result<Self, BackplaneError> {
@@ -215,6 +223,7 @@ impl RedisBackplane {
         Ok(Self {
             publisher,
             subscriber,
+            log: log::RoomLog::new(names.clone(), history),
             names,
             tasks,
         })
@@ -235,15 +244,16 @@ fn spawn_reader(
                     let Some(room) = names.room_of(&message.channel) else {
                         continue;
                     };
-                    let payload = match message.value {
-                        Value::Bytes(bytes) => bytes,
-                        Value::String(text) => text.into_inner(),
-                        other => {
-                            tracing::warn!(kind = ?other.kind(), "ignoring non-binary pub/sub payload");
-                            continue;
-                        }
+                    let relayed = match message.value {
+                        Value::Bytes(bytes) => log::parse_relayed(bytes),
+                        Value::String(text) => log::parse_relayed(text.into_inner()),
+                        _ => None,
                     };
-                    inbound.deliver(room, payload);
+                    let Some((epoch, seq, payload)) = relayed else {
+                        tracing::warn!(room, "ignoring a pub/sub payload without epoch and sequence");
+                        continue;
+                    };
+                    inbound.deliver(room, Delivery { epoch, seq, payload });
                 }
                 Err(RecvError::Lagged(missed)) => {
                     lagged.inc_by(missed);
@@ -332,12 +342,20 @@ fn watch_events(client: &Client, role: &'static str, metrics: &RedisMetrics) -> 
 
 #[async_trait]
 impl Backplane for RedisBackplane {
-    async fn publish(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
-        self.publisher
-            .publish::<i64, _, _>(self.names.room_channel(room), Value::Bytes(payload))
-            .await
-            .map(|_receivers| ())
-            .map_err(unavailable)
+    async fn publish(
+        &self,
+        room: &RoomName,
+        message: Outgoing,
+    ) -> Result<Published, BackplaneError> {
+        self.log.publish(&self.publisher, room, message).await
+    }
+
+    async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError> {
+        self.log.read(&self.publisher, room, read).await
+    }
+
+    async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError> {
+        self.log.positions(&self.publisher, rooms).await
     }
 
     async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {

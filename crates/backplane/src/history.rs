@@ -1,0 +1,136 @@
+//! What the backplane stores and reads: positions, history pages, and the
+//! bounds that keep every room's history finite.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// How much history every room keeps, and for how long dedup keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// Most messages kept per room (older ones are trimmed, approximately for Redis).
+    pub max_len: u64,
+    /// Messages older than this are trimmed; a room idle this long loses its history.
+    pub max_age: Duration,
+    /// How long a `client_msg_id` is remembered for idempotent retries.
+    pub dedup_window: Duration,
+    /// How long a room's epoch and sequence counter outlive its last message.
+    /// Past it the room starts a new epoch (clients resuming are told `recovered: false`).
+    pub state_ttl: Duration,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self {
+            max_len: 10_000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            dedup_window: Duration::from_secs(10 * 60),
+            state_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// A room's place in its total order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Identifies one continuous numbering of the room. A new epoch (a larger number:
+    /// microseconds since the Unix epoch when it began) means the previous history was lost.
+    pub epoch: u64,
+    /// Sequence number of the room's last message (0 when it has none in this epoch).
+    pub seq: u64,
+}
+
+/// A relayed message as a node receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The room's epoch when the message was stored.
+    pub epoch: u64,
+    /// Its sequence number in that epoch.
+    pub seq: u64,
+    /// The encoded envelope.
+    pub payload: Bytes,
+}
+
+/// A message read back from history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The encoded envelope.
+    pub payload: Bytes,
+}
+
+/// Makes a publish idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dedup {
+    /// Unique per sender and client message id (the room is implied).
+    pub key: String,
+    /// What to hand back to a retry: opaque to the backplane, at most a few hundred bytes.
+    pub reply: Bytes,
+}
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The encoded envelope.
+    pub payload: Bytes,
+    /// The message id, so a history page can start from it.
+    pub id: String,
+    /// Acceptance time in milliseconds since the Unix epoch, for trimming by age.
+    pub ts: u64,
+    /// Idempotency, when the client gave a message id.
+    pub dedup: Option<Dedup>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Stored and relayed at this position.
+    New(Position),
+    /// The dedup key was seen: nothing stored; the original acceptance.
+    Duplicate {
+        /// The room's current epoch.
+        epoch: u64,
+        /// The original message's sequence number.
+        seq: u64,
+        /// The reply stored with the original.
+        reply: Bytes,
+    },
+}
+
+/// Which part of a room's history to read. Every page is returned oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// The newest `limit` messages.
+    Latest { limit: usize },
+    /// Up to `limit` messages after `seq` (exclusive), oldest first.
+    After { seq: u64, limit: usize },
+    /// Up to `limit` messages before `seq` (exclusive), the newest of them.
+    Before { seq: u64, limit: usize },
+    /// Up to `limit` messages older than the message with this id.
+    BeforeId { id: String, limit: usize },
+}
+
+impl Read {
+    /// The page size asked for.
+    pub fn limit(&self) -> usize {
+        match self {
+            Self::Latest { limit }
+            | Self::After { limit, .. }
+            | Self::Before { limit, .. }
+            | Self::BeforeId { limit, .. } => *limit,
+        }
+    }
+}
+
+/// A page of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The room's position when the page was read.
+    pub position: Position,
+    /// The messages, oldest first.
+    pub entries: Vec<Stored>,
+    /// Whether more messages lie beyond the page in the direction read
+    /// (older for `Latest`/`Before*`, newer for `After`).
+    pub more: bool,
+}
