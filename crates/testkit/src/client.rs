@@ -246,6 +246,41 @@ impl Client {
         self.room_command("join", room, "joined").await;
     }
 
+    /// Sends a command with a fresh `ref` added and returns its reply (never a `message`).
+    pub async fn request_reply(&mut self, mut command: Value) -> Value {
+        let reference = self.fresh_ref();
+        command["ref"] = json!(reference);
+        self.send(command).await;
+        self.wait_for("the reply", |v| {
+            v["ref"] == reference.as_str() && v["type"] != "message"
+        })
+        .await
+    }
+
+    /// Joins with extra fields (`history`, `epoch`, `after`) and returns `joined`.
+    pub async fn join_with(&mut self, room: &str, extra: Value) -> Value {
+        let mut command = json!({"type": "join", "room": room});
+        for (key, value) in extra.as_object().expect("extra fields are an object") {
+            command[key] = value.clone();
+        }
+        let reply = self.request_reply(command).await;
+        assert_eq!(reply["type"], "joined", "join {room}: {reply}");
+        reply
+    }
+
+    /// Reads the next `n` messages of `room` and returns their sequence numbers and bodies.
+    pub async fn messages_in(&mut self, room: &str, n: usize) -> Vec<(u64, String)> {
+        let mut seen = Vec::with_capacity(n);
+        for _ in 0..n {
+            let message = self.message_in(room).await;
+            seen.push((
+                message["seq"].as_u64().expect("a message has a seq"),
+                message["body"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        seen
+    }
+
     /// Leaves `room` and waits for `left`.
     pub async fn leave(&mut self, room: &str) {
         self.room_command("leave", room, "left").await;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chorus_backplane::{MemoryBus, RedisSettings};
-use chorus_gateway::{BackplaneConfig, Config, limits::RateLimits};
+use chorus_gateway::{BackplaneConfig, Config, config::HistoryConfig, limits::RateLimits};
 
 use crate::{InProcessNode, RedisServer};
 
@@ -36,15 +36,19 @@ impl Cluster {
             BackplaneKind::Redis => Some(RedisServer::start().await),
             BackplaneKind::InProcess => None,
         };
-        let bus = MemoryBus::new();
+        let mut bus: Option<MemoryBus> = None;
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let mut config = test_config(&format!("node-{i}"));
+            tweak(&mut config);
+            // One bus for all nodes, with the history bounds the tweak chose.
+            let bus = bus
+                .get_or_insert_with(|| MemoryBus::with_history(config.history.bounds))
+                .clone();
             config.backplane = match &redis {
                 Some(redis) => BackplaneConfig::Redis(redis_settings(&redis.url())),
-                None => BackplaneConfig::InProcess(bus.clone()),
+                None => BackplaneConfig::InProcess(bus),
             };
-            tweak(&mut config);
             nodes.push(InProcessNode::start(config).await);
         }
         Self { nodes, redis }
@@ -57,13 +61,18 @@ impl Cluster {
 }
 
 /// A node configuration for tests: production defaults, short linger, the test
-/// secret, and no rate limits (tests of the limits set their own).
+/// secret, no rate limits (tests of the limits set their own), and a quick
+/// position check.
 pub fn test_config(node_id: &str) -> Config {
     Config {
         node_id: node_id.into(),
         unsubscribe_delay: Duration::from_millis(200),
         auth: crate::test_auth(),
         rate_limits: RateLimits::unlimited(),
+        history: HistoryConfig {
+            position_check: Duration::from_millis(250),
+            ..HistoryConfig::default()
+        },
         ..Config::default()
     }
 }

@@ -205,7 +205,16 @@ async fn wait_ready(addr: SocketAddr) {
 
 /// A minimal HTTP/1.1 GET on loopback: returns the status and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    http_request(addr, "GET", path, None).await
+    http_request(addr, "GET", path, None, None).await
+}
+
+/// A GET with `Authorization: Bearer <token>`.
+pub async fn http_get_authorized(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, None, Some(token)).await
 }
 
 /// A minimal HTTP/1.1 POST of a JSON body on loopback: returns the status and the body.
@@ -214,7 +223,7 @@ pub async fn http_post_json(
     path: &str,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
-    http_request(addr, "POST", path, Some(body)).await
+    http_request(addr, "POST", path, Some(body), None).await
 }
 
 async fn http_request(
@@ -222,9 +231,13 @@ async fn http_request(
     method: &str,
     path: &str,
     body: Option<&str>,
+    token: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr).await?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     if let Some(body) = body {
         request.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

@@ -204,6 +204,42 @@ impl RedisServer {
         client
     }
 
+    /// Stores a message as the publish script would, but relays it to nobody: what
+    /// a node sees when pub/sub loses a message. Returns its sequence number.
+    pub async fn store_without_relay(&self, room: &str, body: &str) -> u64 {
+        use chorus_protocol::{ChatMessage, Envelope, RoomName, Sender};
+        use fred::interfaces::{HashesInterface, StreamsInterface};
+        let client = self.client().await;
+        let state = format!("chorus:room:{{{room}}}:state");
+        let log = format!("chorus:room:{{{room}}}:log");
+        let seq: u64 = client.hincrby(&state, "seq", 1).await.expect("HINCRBY");
+        let message = ChatMessage {
+            id: uuid::Uuid::now_v7(),
+            room: RoomName::parse(room).expect("room name"),
+            from: Sender {
+                id: "injector".into(),
+                name: None,
+                avatar: None,
+            },
+            ts: 0,
+            body: body.into(),
+            seq: 0,
+        };
+        let id = message.id.to_string();
+        let payload = Envelope::message("test", message).encode();
+        let fields: Vec<(&str, Value)> = vec![
+            ("m", Value::Bytes(payload)),
+            ("t", Value::from(u64::MAX.to_string())),
+            ("i", Value::from(id)),
+        ];
+        let _: Value = client
+            .xadd(&log, false, None, format!("{seq}-0"), fields)
+            .await
+            .expect("XADD");
+        let _ = client.quit().await;
+        seq
+    }
+
     /// Subscribers of `channel` (PUBSUB NUMSUB).
     pub async fn numsub(&self, channel: &str) -> i64 {
         let client = self.client().await;
