@@ -20,7 +20,9 @@ use async_trait::async_trait;
 use chorus_protocol::RoomName;
 
 pub use channel::ChannelNames;
-pub use history::{Delivery, Dedup, HistorySettings, Outgoing, Page, Position, Published, Read, Stored};
+pub use history::{
+    Dedup, Delivery, HistorySettings, Outgoing, Page, Position, Published, Read, Stored,
+};
 pub use memory::{MemoryBackplane, MemoryBus};
 pub use redis::{RedisBackplane, RedisSettings};
 

@@ -144,7 +144,7 @@ impl MemoryBus {
         let settings = self.inner.settings;
         let mut shard = self.shard(room.as_str()).lock();
         shard.operations += 1;
-        if shard.operations % SWEEP_EVERY == 0 {
+        if shard.operations.is_multiple_of(SWEEP_EVERY) {
             sweep(&mut shard, &settings);
         }
         let now = Instant::now();
@@ -238,10 +238,7 @@ impl RoomState {
             Read::After { seq, .. } => {
                 let start = self.log.partition_point(|e| e.seq <= *seq);
                 let end = (start + limit).min(self.log.len());
-                (
-                    self.log.range(start..end).collect(),
-                    end < self.log.len(),
-                )
+                (self.log.range(start..end).collect(), end < self.log.len())
             }
         };
         Ok(take(entries, more))
@@ -290,14 +287,16 @@ impl Backplane for MemoryBackplane {
         self.bus.with_room(room, |state| {
             let now = Instant::now();
             state.trim(now, &settings);
-            if let Some(dedup) = &message.dedup {
-                if let Some((seq, reply)) = state.dedup.get(&dedup.key) {
-                    return Ok(Published::Duplicate {
-                        epoch: state.epoch,
-                        seq: *seq,
-                        reply: reply.clone(),
-                    });
-                }
+            if let Some((seq, reply)) = message
+                .dedup
+                .as_ref()
+                .and_then(|dedup| state.dedup.get(&dedup.key))
+            {
+                return Ok(Published::Duplicate {
+                    epoch: state.epoch,
+                    seq: *seq,
+                    reply: reply.clone(),
+                });
             }
             state.seq += 1;
             state.touched = now;
@@ -433,28 +432,55 @@ mod tests {
 
         let latest = node.read(&room, Read::Latest { limit: 3 }).await.unwrap();
         assert_eq!(latest.position.seq, 8);
-        assert_eq!(latest.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [6, 7, 8]);
+        assert_eq!(
+            latest.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [6, 7, 8]
+        );
         assert!(latest.more);
         // Only the last five are kept.
-        let after = node.read(&room, Read::After { seq: 1, limit: 10 }).await.unwrap();
+        let after = node
+            .read(&room, Read::After { seq: 1, limit: 10 })
+            .await
+            .unwrap();
         assert_eq!(after.entries.first().unwrap().seq, 4);
-        let before = node.read(&room, Read::Before { seq: 6, limit: 10 }).await.unwrap();
-        assert_eq!(before.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+        let before = node
+            .read(&room, Read::Before { seq: 6, limit: 10 })
+            .await
+            .unwrap();
+        assert_eq!(
+            before.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [4, 5]
+        );
         assert!(!before.more);
         let by_id = node
-            .read(&room, Read::BeforeId { id: "id-7".into(), limit: 1 })
+            .read(
+                &room,
+                Read::BeforeId {
+                    id: "id-7".into(),
+                    limit: 1,
+                },
+            )
             .await
             .unwrap();
         assert_eq!(by_id.entries[0].seq, 6);
         assert!(matches!(
-            node.read(&room, Read::BeforeId { id: "id-1".into(), limit: 1 }).await,
+            node.read(
+                &room,
+                Read::BeforeId {
+                    id: "id-1".into(),
+                    limit: 1
+                }
+            )
+            .await,
             Err(BackplaneError::UnknownMessage)
         ));
 
         let first = node.publish(&room, outgoing(9, Some("k"))).await.unwrap();
         let again = node.publish(&room, outgoing(10, Some("k"))).await.unwrap();
         assert!(matches!(first, Published::New(Position { seq: 9, .. })));
-        assert!(matches!(again, Published::Duplicate { seq: 9, ref reply, .. } if reply == "original"));
+        assert!(
+            matches!(again, Published::Duplicate { seq: 9, ref reply, .. } if reply == "original")
+        );
         assert_eq!(sink.0.lock().len(), 9);
     }
 }

@@ -222,7 +222,9 @@ impl Hub {
             return;
         };
         let Room { members, sequencer } = entry;
-        f(sequencer, &mut |step| self.apply(room.as_str(), members, step));
+        f(sequencer, &mut |step| {
+            self.apply(room.as_str(), members, step)
+        });
     }
 
     /// Carries out one sequencer step.
@@ -246,7 +248,13 @@ impl Hub {
             }
             Step::Reset { epoch, seq, reason } => {
                 self.metrics.reset(reason);
-                tracing::warn!(room, epoch, seq, reason, "room continuity broken; members told");
+                tracing::warn!(
+                    room,
+                    epoch,
+                    seq,
+                    reason,
+                    "room continuity broken; members told"
+                );
                 let Ok(room) = RoomName::parse(room) else {
                     return;
                 };
@@ -271,7 +279,13 @@ impl Hub {
                 upto,
             } => {
                 self.metrics.gap_repairs.inc();
-                tracing::debug!(room, epoch, after, upto, "gap in room sequence; repairing from history");
+                tracing::debug!(
+                    room,
+                    epoch,
+                    after,
+                    upto,
+                    "gap in room sequence; repairing from history"
+                );
                 let Ok(room) = RoomName::parse(room) else {
                     return;
                 };

@@ -235,7 +235,11 @@ impl Metrics {
 
     /// Counts a resume attempt.
     pub fn resumed(&self, recovered: bool) {
-        let result = if recovered { "recovered" } else { "not_recovered" };
+        let result = if recovered {
+            "recovered"
+        } else {
+            "not_recovered"
+        };
         self.resumes.with_label_values(&[result]).inc();
     }
 

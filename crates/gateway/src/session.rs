@@ -479,7 +479,8 @@ impl Session {
                 Err(StaleRead) => continue,
             }
         }
-        let unavailable = BackplaneError::Unavailable("room history changed during the join".into());
+        let unavailable =
+            BackplaneError::Unavailable("room history changed during the join".into());
         self.join_failed(&room, &unavailable, reference);
     }
 

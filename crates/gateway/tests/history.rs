@@ -57,7 +57,10 @@ async fn a_join_gets_recent_history_then_live_messages_in_sequence(kind: Backpla
 
     let mut bob = Client::connect(&cluster.url(1)).await;
     let joined = bob.join_with("hist", json!({"history": 3})).await;
-    assert_eq!((joined["epoch"].as_u64(), joined["seq"].as_u64()), (Some(epoch), Some(5)));
+    assert_eq!(
+        (joined["epoch"].as_u64(), joined["seq"].as_u64()),
+        (Some(epoch), Some(5))
+    );
     assert!(joined.get("recovered").is_none(), "not a resume: {joined}");
     let history = bob.messages_in("hist", 3).await;
     assert_eq!(
@@ -67,7 +70,12 @@ async fn a_join_gets_recent_history_then_live_messages_in_sequence(kind: Backpla
     ann.say_ok("hist", "live").await;
     assert_eq!(bob.messages_in("hist", 1).await, [(6, "live".into())]);
     // The sender sees its own messages with the same numbers.
-    let own: Vec<u64> = ann.messages_in("hist", 6).await.iter().map(|m| m.0).collect();
+    let own: Vec<u64> = ann
+        .messages_in("hist", 6)
+        .await
+        .iter()
+        .map(|m| m.0)
+        .collect();
     assert_eq!(own, [1, 2, 3, 4, 5, 6]);
 }
 
@@ -101,7 +109,9 @@ async fn history_pages_backwards_by_seq_and_by_id(kind: BackplaneKind) {
         .await;
     assert_eq!(unknown["code"], "unknown_message", "{unknown}");
     let both = reader
-        .request_reply(json!({"type": "history", "room": "pages", "before": 3, "before_id": ids[0]}))
+        .request_reply(
+            json!({"type": "history", "room": "pages", "before": 3, "before_id": ids[0]}),
+        )
         .await;
     assert_eq!(both["code"], "invalid_command", "{both}");
     let others_dm = reader
@@ -124,18 +134,46 @@ async fn history_over_http_checks_the_token_and_the_query(kind: BackplaneKind) {
     assert_eq!(status, 200, "{body}");
     let page: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seqs(&page["messages"]), [2, 3]);
-    assert_eq!((page["seq"].as_u64(), page["more"].as_bool()), (Some(3), Some(true)));
+    assert_eq!(
+        (page["seq"].as_u64(), page["more"].as_bool()),
+        (Some(3), Some(true))
+    );
     let path = format!("/api/rooms/web/messages?before_id={}", ids[1]);
     let (_, body) = http_get_authorized(addr, &path, &user_token).await.unwrap();
     let page: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seqs(&page["messages"]), [1]);
 
     let cases = [
-        ("/api/rooms/web/messages", "not-a-token", 401, "invalid_token"),
-        ("/api/rooms/dm:a+b/messages", user_token.as_str(), 403, "forbidden"),
-        ("/api/rooms/web/messages?before=x", user_token.as_str(), 400, "invalid_query"),
-        ("/api/rooms/web/messages?before_id=nope", user_token.as_str(), 400, "invalid_query"),
-        ("/api/rooms/bad%20room/messages", user_token.as_str(), 400, "invalid_room"),
+        (
+            "/api/rooms/web/messages",
+            "not-a-token",
+            401,
+            "invalid_token",
+        ),
+        (
+            "/api/rooms/dm:a+b/messages",
+            user_token.as_str(),
+            403,
+            "forbidden",
+        ),
+        (
+            "/api/rooms/web/messages?before=x",
+            user_token.as_str(),
+            400,
+            "invalid_query",
+        ),
+        (
+            "/api/rooms/web/messages?before_id=nope",
+            user_token.as_str(),
+            400,
+            "invalid_query",
+        ),
+        (
+            "/api/rooms/bad%20room/messages",
+            user_token.as_str(),
+            400,
+            "invalid_room",
+        ),
     ];
     for (path, token, want_status, want_code) in cases {
         let (status, body) = http_get_authorized(addr, path, token).await.unwrap();
@@ -144,9 +182,13 @@ async fn history_over_http_checks_the_token_and_the_query(kind: BackplaneKind) {
         assert_eq!(error["code"], want_code, "{path}: {body}");
     }
     let unknown = format!("/api/rooms/web/messages?before_id={}", uuid::Uuid::now_v7());
-    let (status, _) = http_get_authorized(addr, &unknown, &user_token).await.unwrap();
+    let (status, _) = http_get_authorized(addr, &unknown, &user_token)
+        .await
+        .unwrap();
     assert_eq!(status, 404);
-    let (status, body) = chorus_testkit::http_get(addr, "/api/rooms/web/messages").await.unwrap();
+    let (status, body) = chorus_testkit::http_get(addr, "/api/rooms/web/messages")
+        .await
+        .unwrap();
     assert_eq!(status, 401, "{body}");
 }
 
@@ -164,7 +206,10 @@ async fn a_retried_send_with_the_same_client_id_is_stored_once(kind: BackplaneKi
     assert_eq!(retry["type"], "sent", "{retry}");
     assert_eq!(retry["duplicate"], true);
     for field in ["id", "ts", "seq"] {
-        assert_eq!(retry[field], first[field], "the retry gets the original {field}");
+        assert_eq!(
+            retry[field], first[field],
+            "the retry gets the original {field}"
+        );
     }
     // The same client id from another user is another message.
     let mut cat = Client::connect(&cluster.url(1)).await;
@@ -209,7 +254,12 @@ async fn a_resume_on_another_node_gets_exactly_the_missed_messages(kind: Backpla
     assert_eq!(joined["recovered"], true, "{joined}");
     assert_eq!(joined["seq"], 8);
     bob.say_ok("resume", "m9").await;
-    let got: Vec<u64> = ann.messages_in("resume", 6).await.iter().map(|m| m.0).collect();
+    let got: Vec<u64> = ann
+        .messages_in("resume", 6)
+        .await
+        .iter()
+        .map(|m| m.0)
+        .collect();
     assert_eq!(got, [4, 5, 6, 7, 8, 9], "missed ones, in order, then live");
     ann.sync().await;
     assert!(
@@ -244,7 +294,10 @@ async fn a_resume_that_cannot_be_filled_says_so(kind: BackplaneKind) {
     );
     ann.leave("lossy").await;
     let other_epoch = ann
-        .join_with("lossy", json!({"epoch": epoch - 1, "after": 299, "history": 1}))
+        .join_with(
+            "lossy",
+            json!({"epoch": epoch - 1, "after": 299, "history": 1}),
+        )
         .await;
     assert_eq!(other_epoch["recovered"], false, "{other_epoch}");
     ann.leave("lossy").await;
@@ -317,7 +370,10 @@ async fn redis_losing_its_data_is_told_to_clients_not_hidden() {
     .await;
     assert_eq!(sent["seq"], 1, "numbering restarts in the new epoch");
     let message = ann.message_in("wiped").await;
-    assert_eq!((message["seq"].as_u64(), message["body"].as_str()), (Some(1), Some("fresh")));
+    assert_eq!(
+        (message["seq"].as_u64(), message["body"].as_str()),
+        (Some(1), Some("fresh"))
+    );
 
     let mut late = Client::connect(&url).await;
     let joined = late

@@ -243,13 +243,13 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             let before = match (before, before_id) {
                 (None, None) => None,
                 (Some(seq), None) => Some(Before::Seq(seq)),
-                (None, Some(id)) => Some(Before::Id(uuid::Uuid::parse_str(&id).map_err(
-                    |_| CommandError {
+                (None, Some(id)) => Some(Before::Id(uuid::Uuid::parse_str(&id).map_err(|_| {
+                    CommandError {
                         code: ErrorCode::InvalidCommand,
                         detail: "before_id must be a message id (a UUID)".into(),
                         reference: reference.clone(),
-                    },
-                )?)),
+                    }
+                })?)),
                 (Some(_), Some(_)) => {
                     return Err(CommandError {
                         code: ErrorCode::InvalidCommand,
@@ -317,7 +317,10 @@ fn check_token(token: String, reference: &Ref) -> Result<String, CommandError> {
     Ok(token)
 }
 
-fn check_client_msg_id(id: Option<String>, reference: &Ref) -> Result<Option<String>, CommandError> {
+fn check_client_msg_id(
+    id: Option<String>,
+    reference: &Ref,
+) -> Result<Option<String>, CommandError> {
     match id {
         Some(id)
             if id.is_empty()
@@ -384,14 +387,21 @@ mod tests {
             decode_json(r#"{"type":"join","room":"r","epoch":7,"after":41,"history":5}"#).unwrap(),
             Command::Join {
                 room: RoomName::parse("r").unwrap(),
-                resume: Some(Resume { epoch: 7, after: 41 }),
+                resume: Some(Resume {
+                    epoch: 7,
+                    after: 41
+                }),
                 history: Some(5),
                 reference: None
             }
         );
         assert!(matches!(
             decode_json(r#"{"type":"history","room":"r","before":9,"limit":3}"#),
-            Ok(Command::History { before: Some(Before::Seq(9)), limit: Some(3), .. })
+            Ok(Command::History {
+                before: Some(Before::Seq(9)),
+                limit: Some(3),
+                ..
+            })
         ));
         assert!(matches!(
             decode_json(r#"{"type":"send","room":"r","body":"x","client_msg_id":"c-1"}"#),
@@ -445,7 +455,9 @@ mod tests {
             ErrorCode::InvalidCommand
         );
         assert_eq!(
-            code_of(decode_json(r#"{"type":"join","room":"r","after":-1,"epoch":1}"#)),
+            code_of(decode_json(
+                r#"{"type":"join","room":"r","after":-1,"epoch":1}"#
+            )),
             ErrorCode::InvalidCommand
         );
         assert_eq!(
@@ -455,7 +467,9 @@ mod tests {
             ErrorCode::InvalidCommand
         );
         assert_eq!(
-            code_of(decode_json(r#"{"type":"history","room":"r","before_id":"nope"}"#)),
+            code_of(decode_json(
+                r#"{"type":"history","room":"r","before_id":"nope"}"#
+            )),
             ErrorCode::InvalidCommand
         );
         let long_id = format!(

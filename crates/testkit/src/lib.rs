@@ -2,6 +2,7 @@
 //! all on loopback. Every wait has a deadline ([`WAIT`]) and fails loudly.
 
 mod certs;
+pub mod chaos;
 mod client;
 mod cluster;
 mod node;
@@ -14,9 +15,7 @@ use std::{future::Future, time::Duration};
 
 pub use client::{Client, Event};
 pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};
-pub use node::{
-    InProcessNode, ProcessNode, http_get, http_get_authorized, http_post_json, metric,
-};
+pub use node::{InProcessNode, ProcessNode, http_get, http_get_authorized, http_post_json, metric};
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::{APP_PASSWORD, APP_USER, RedisServer};

@@ -240,6 +240,25 @@ impl RedisServer {
         seq
     }
 
+    /// Drops every pub/sub connection (`CLIENT KILL TYPE pubsub`), as a network
+    /// blip would; returns how many were killed.
+    pub async fn kill_pubsub_clients(&self) -> u64 {
+        let client = self.client().await;
+        let killed: Value = client
+            .custom(
+                fred::types::CustomCommand::new_static(
+                    "CLIENT",
+                    fred::types::ClusterHash::FirstKey,
+                    false,
+                ),
+                vec!["KILL", "TYPE", "pubsub"],
+            )
+            .await
+            .expect("CLIENT KILL TYPE pubsub");
+        let _ = client.quit().await;
+        killed.as_u64().unwrap_or(0)
+    }
+
     /// Subscribers of `channel` (PUBSUB NUMSUB).
     pub async fn numsub(&self, channel: &str) -> i64 {
         let client = self.client().await;

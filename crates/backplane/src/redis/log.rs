@@ -91,7 +91,10 @@ impl RoomLog {
             })),
             b"dup" => {
                 let stored = parts.next().and_then(bytes_of).ok_or_else(|| bad("dup"))?;
-                let colon = stored.iter().position(|b| *b == b':').ok_or_else(|| bad("dup"))?;
+                let colon = stored
+                    .iter()
+                    .position(|b| *b == b':')
+                    .ok_or_else(|| bad("dup"))?;
                 let seq = std::str::from_utf8(&stored[..colon])
                     .ok()
                     .and_then(|s| s.parse().ok())
@@ -207,7 +210,10 @@ pub(super) fn parse_relayed(payload: Bytes) -> Option<(u64, u64, Bytes)> {
 
 fn entry(value: Value) -> Result<Stored, BackplaneError> {
     let mut parts = array(value)?.into_iter();
-    let id = parts.next().and_then(bytes_of).ok_or_else(|| bad("entry id"))?;
+    let id = parts
+        .next()
+        .and_then(bytes_of)
+        .ok_or_else(|| bad("entry id"))?;
     let seq = std::str::from_utf8(&id)
         .ok()
         .and_then(|id| id.strip_suffix("-0"))
@@ -265,7 +271,10 @@ mod tests {
     #[test]
     fn parses_relayed_payloads() {
         let parsed = parse_relayed(Bytes::from_static(b"1700000000000001:42:\x81a:b")).unwrap();
-        assert_eq!(parsed, (1_700_000_000_000_001, 42, Bytes::from_static(b"\x81a:b")));
+        assert_eq!(
+            parsed,
+            (1_700_000_000_000_001, 42, Bytes::from_static(b"\x81a:b"))
+        );
         assert!(parse_relayed(Bytes::from_static(b"garbage")).is_none());
         assert!(parse_relayed(Bytes::from_static(b"1:x:")).is_none());
     }

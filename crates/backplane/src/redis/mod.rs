@@ -250,10 +250,20 @@ fn spawn_reader(
                         _ => None,
                     };
                     let Some((epoch, seq, payload)) = relayed else {
-                        tracing::warn!(room, "ignoring a pub/sub payload without epoch and sequence");
+                        tracing::warn!(
+                            room,
+                            "ignoring a pub/sub payload without epoch and sequence"
+                        );
                         continue;
                     };
-                    inbound.deliver(room, Delivery { epoch, seq, payload });
+                    inbound.deliver(
+                        room,
+                        Delivery {
+                            epoch,
+                            seq,
+                            payload,
+                        },
+                    );
                 }
                 Err(RecvError::Lagged(missed)) => {
                     lagged.inc_by(missed);

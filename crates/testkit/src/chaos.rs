@@ -1,0 +1,462 @@
+//! Clients that survive chaos, and the ledger that checks nothing was lost.
+//!
+//! [`Member`]s join rooms and record every message, `reset` and unrecovered
+//! resume they see; when their connection dies they reconnect to another node
+//! and resume each room from the last sequence number they saw. [`Publisher`]s
+//! send with client message ids and resend whatever was not acknowledged
+//! (same ids) after a reconnect. [`Ledger::report`] then compares: every
+//! acknowledged message must reach every member of its room, once, in order.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::{net::TcpStream, task::JoinHandle};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use tokio_util::sync::CancellationToken;
+
+use crate::Client;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Bound on connecting to one node; a dead one is skipped after it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause before trying the next node (a client's reconnect backoff).
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+/// A connection silent this long is treated as dead.
+const SILENCE: Duration = Duration::from_secs(10);
+
+/// The node URLs clients may use; a restarted node replaces its entry.
+#[derive(Clone, Default)]
+pub struct Urls(Arc<RwLock<Vec<String>>>);
+
+impl Urls {
+    /// URLs of the nodes.
+    pub fn new(urls: Vec<String>) -> Self {
+        Self(Arc::new(RwLock::new(urls)))
+    }
+
+    /// Replaces node `i`'s URL.
+    pub fn set(&self, i: usize, url: String) {
+        self.0.write().unwrap()[i] = url;
+    }
+
+    /// Node `i`'s URL.
+    pub fn get(&self, i: usize) -> String {
+        self.0.read().unwrap()[i].clone()
+    }
+
+    fn pick(&self, attempt: usize) -> String {
+        let urls = self.0.read().unwrap();
+        urls[attempt % urls.len()].clone()
+    }
+}
+
+/// What one member saw in one room.
+#[derive(Debug, Default, Clone)]
+pub struct RoomView {
+    /// Epoch followed.
+    epoch: u64,
+    /// Last sequence number seen in it.
+    last: u64,
+    /// Whether the room was joined at least once.
+    joined_once: bool,
+    /// Bodies in arrival order, with epoch and sequence number.
+    messages: Vec<(u64, u64, String)>,
+    /// Continuity breaks the server announced (reset events, unrecovered resumes).
+    breaks: u64,
+    /// Sequence numbers that skipped ahead without an announced break.
+    gaps: u64,
+    /// Sequence numbers that went backwards without an announced break.
+    reorders: u64,
+}
+
+/// One member's views, by room.
+type Views = Arc<Mutex<HashMap<String, RoomView>>>;
+
+/// Acknowledged messages and everything members saw.
+#[derive(Default)]
+pub struct Ledger {
+    /// Room -> acknowledged bodies, with the phase they were acknowledged in.
+    acked: Mutex<HashMap<String, Vec<(String, u32)>>>,
+    /// Sends attempted (first attempts).
+    pub sent: AtomicU64,
+    /// Sends repeated after a failure or a lost connection.
+    pub resent: AtomicU64,
+    /// Retries the server recognised as duplicates.
+    pub duplicate_acks: AtomicU64,
+    /// The current phase: acknowledgements are tagged with it (see the no-persistence test).
+    pub phase: AtomicU32,
+    /// Each member's views, by room.
+    views: Mutex<Vec<Views>>,
+    /// Reconnections of members.
+    pub member_reconnects: AtomicU64,
+}
+
+/// What the checker found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Messages first sent.
+    pub sent: u64,
+    /// Messages acknowledged.
+    pub acknowledged: u64,
+    /// Messages delivered to members (all rooms, all members).
+    pub delivered: u64,
+    /// Deliveries of a message a member already had.
+    pub duplicates: u64,
+    /// Unannounced skips in a room's sequence.
+    pub gaps: u64,
+    /// Unannounced backward steps.
+    pub reorders: u64,
+    /// Acknowledged messages (of the phases checked) a member lacks.
+    pub missing: u64,
+    /// Announced continuity breaks.
+    pub breaks: u64,
+    /// Member-rooms that saw no break.
+    pub rooms_without_break: u64,
+    /// Member reconnections.
+    pub reconnects: u64,
+}
+
+impl Ledger {
+    fn ack(&self, room: &str, body: String) {
+        let phase = self.phase.load(Ordering::SeqCst);
+        self.acked
+            .lock()
+            .unwrap()
+            .entry(room.to_owned())
+            .or_default()
+            .push((body, phase));
+    }
+
+    /// Acknowledged messages so far.
+    pub fn acknowledged(&self) -> u64 {
+        self.acked
+            .lock()
+            .unwrap()
+            .values()
+            .map(|v| v.len() as u64)
+            .sum()
+    }
+
+    /// Whether every member has every acknowledged message (of phase >= `from_phase`) of its rooms.
+    pub fn complete(&self, from_phase: u32) -> bool {
+        self.report(from_phase).missing == 0
+    }
+
+    /// Compares what members saw with what was acknowledged in phase `from_phase` or later.
+    pub fn report(&self, from_phase: u32) -> Report {
+        let acked = self.acked.lock().unwrap();
+        let mut report = Report {
+            sent: self.sent.load(Ordering::SeqCst),
+            acknowledged: acked.values().map(|v| v.len() as u64).sum(),
+            reconnects: self.member_reconnects.load(Ordering::SeqCst),
+            ..Report::default()
+        };
+        for member in self.views.lock().unwrap().iter() {
+            for (room, view) in member.lock().unwrap().iter() {
+                report.delivered += view.messages.len() as u64;
+                report.gaps += view.gaps;
+                report.reorders += view.reorders;
+                report.breaks += view.breaks;
+                if view.breaks == 0 {
+                    report.rooms_without_break += 1;
+                }
+                // A send retried across a lost epoch may rightly arrive once in each.
+                let mut seen = HashSet::new();
+                for (epoch, _, body) in &view.messages {
+                    if !seen.insert((*epoch, body.as_str())) {
+                        report.duplicates += 1;
+                    }
+                }
+                let bodies: HashSet<&str> = seen.iter().map(|(_, body)| *body).collect();
+                for (body, phase) in acked.get(room).map(Vec::as_slice).unwrap_or_default() {
+                    if *phase >= from_phase && !bodies.contains(body.as_str()) {
+                        report.missing += 1;
+                    }
+                }
+            }
+        }
+        report
+    }
+}
+
+/// A member that stays in its rooms through crashes.
+pub struct Member {
+    /// Its task.
+    task: JoinHandle<()>,
+}
+
+impl Member {
+    /// Starts a member of `rooms` (a user of its own) and waits until it has joined them all.
+    pub async fn start(
+        urls: Urls,
+        first: usize,
+        rooms: Vec<String>,
+        ledger: Arc<Ledger>,
+        stop: CancellationToken,
+    ) -> Self {
+        let views: Views = Arc::default();
+        ledger.views.lock().unwrap().push(views.clone());
+        let token = crate::token(&crate::fresh_user());
+        let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(member_loop(
+            urls, first, rooms, token, views, ledger, stop, joined_tx,
+        ));
+        tokio::time::timeout(crate::WAIT, joined_rx)
+            .await
+            .expect("member joined its rooms in time")
+            .expect("member task alive");
+        Self { task }
+    }
+
+    /// Waits for the member's task to end (after `stop`).
+    pub async fn finish(self) {
+        let _ = tokio::time::timeout(crate::WAIT, self.task).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn member_loop(
+    urls: Urls,
+    first: usize,
+    rooms: Vec<String>,
+    token: String,
+    views: Views,
+    ledger: Arc<Ledger>,
+    stop: CancellationToken,
+    joined_tx: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut joined_tx = Some(joined_tx);
+    let mut attempt = first;
+    let mut connected_before = false;
+    while !stop.is_cancelled() {
+        let Some(mut ws) = connect(&urls.pick(attempt), &token).await else {
+            attempt += 1;
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+            continue;
+        };
+        if std::mem::replace(&mut connected_before, true) {
+            ledger.member_reconnects.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut waiting: HashSet<String> = rooms.iter().cloned().collect();
+        for room in &rooms {
+            let view = views.lock().unwrap().get(room).cloned().unwrap_or_default();
+            let join = if view.joined_once {
+                json!({"type": "join", "room": room, "epoch": view.epoch, "after": view.last, "history": 0, "ref": room})
+            } else {
+                json!({"type": "join", "room": room, "history": 0, "ref": room})
+            };
+            if ws
+                .send(Message::Text(join.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        loop {
+            let frame = tokio::select! {
+                () = stop.cancelled() => return,
+                frame = tokio::time::timeout(SILENCE, ws.next()) => frame,
+            };
+            let text = match frame {
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(_))) => continue,
+                _ => break,
+            };
+            let event: Value = serde_json::from_str(&text).expect("server sent JSON");
+            let room = event["room"].as_str().unwrap_or_default().to_owned();
+            match event["type"].as_str().unwrap_or_default() {
+                "joined" => {
+                    let mut views = views.lock().unwrap();
+                    let view = views.entry(room.clone()).or_default();
+                    if view.joined_once && event["recovered"] != true {
+                        view.breaks += 1;
+                    }
+                    if !view.joined_once || event["recovered"] != true {
+                        view.epoch = event["epoch"].as_u64().unwrap();
+                        view.last = event["seq"].as_u64().unwrap();
+                    }
+                    view.joined_once = true;
+                    drop(views);
+                    waiting.remove(&room);
+                    if let Some(tx) = joined_tx.take_if(|_| waiting.is_empty()) {
+                        let _ = tx.send(());
+                    }
+                }
+                "error" if event["ref"].is_string() => {
+                    // A join refused while the backplane is down: start over on this node.
+                    break;
+                }
+                "message" => {
+                    let mut views = views.lock().unwrap();
+                    let view = views.entry(room).or_default();
+                    let seq = event["seq"].as_u64().unwrap();
+                    if seq > view.last + 1 {
+                        view.gaps += 1;
+                    } else if seq <= view.last {
+                        view.reorders += 1;
+                    }
+                    view.last = view.last.max(seq);
+                    let body = event["body"].as_str().unwrap().to_owned();
+                    view.messages.push((view.epoch, seq, body));
+                }
+                "reset" => {
+                    let mut views = views.lock().unwrap();
+                    let view = views.entry(room).or_default();
+                    view.breaks += 1;
+                    view.epoch = event["epoch"].as_u64().unwrap();
+                    view.last = event["seq"].as_u64().unwrap();
+                }
+                _ => {}
+            }
+        }
+        attempt += 1;
+        if !stop.is_cancelled() {
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+        }
+    }
+}
+
+/// When publishers stop.
+#[derive(Clone)]
+pub struct Stops {
+    /// No new messages after this; unacknowledged ones are still retried.
+    pub stop: CancellationToken,
+    /// Stop retrying too.
+    pub give_up: CancellationToken,
+}
+
+/// A sender of numbered messages that retries until each is acknowledged.
+pub struct Publisher {
+    /// Its task.
+    task: JoinHandle<()>,
+}
+
+impl Publisher {
+    /// Starts sending one message every `every` to `rooms` in turn, until `stop`; then
+    /// it keeps retrying what is unacknowledged until `give_up`.
+    pub fn start(
+        name: &str,
+        urls: Urls,
+        first: usize,
+        rooms: Vec<String>,
+        every: Duration,
+        ledger: Arc<Ledger>,
+        stops: Stops,
+    ) -> Self {
+        let Stops { stop, give_up } = stops;
+        let name = name.to_owned();
+        let token = crate::token(&crate::fresh_user());
+        let task = tokio::spawn(async move {
+            let mut outstanding: BTreeMap<u64, (String, String)> = BTreeMap::new();
+            let mut next = 0u64;
+            let mut attempt = first;
+            let mut ticks = tokio::time::interval(every);
+            while !(give_up.is_cancelled() || stop.is_cancelled() && outstanding.is_empty()) {
+                let Some(mut ws) = connect(&urls.pick(attempt), &token).await else {
+                    attempt += 1;
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    continue;
+                };
+                let mut joined = HashSet::new();
+                for room in &rooms {
+                    let join = json!({"type": "join", "room": room, "history": 0, "ref": format!("join:{room}")});
+                    let _ = ws.send(Message::Text(join.to_string().into())).await;
+                }
+                let mut resend_due = true;
+                loop {
+                    if stop.is_cancelled() && outstanding.is_empty() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = give_up.cancelled() => return,
+                        _ = ticks.tick() => {
+                            if !stop.is_cancelled() && joined.len() == rooms.len() {
+                                next += 1;
+                                let room = rooms[next as usize % rooms.len()].clone();
+                                let body = format!("{name}-{next}");
+                                ledger.sent.fetch_add(1, Ordering::SeqCst);
+                                outstanding.insert(next, (room.clone(), body.clone()));
+                                if send(&mut ws, next, &room, &body).await.is_err() {
+                                    break;
+                                }
+                            }
+                            if resend_due && joined.len() == rooms.len() {
+                                resend_due = false;
+                                let pending: Vec<_> = outstanding.iter().filter(|(n, _)| **n != next).map(|(n, v)| (*n, v.clone())).collect();
+                                for (n, (room, body)) in pending {
+                                    ledger.resent.fetch_add(1, Ordering::SeqCst);
+                                    if send(&mut ws, n, &room, &body).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        frame = tokio::time::timeout(SILENCE, ws.next()) => {
+                            let text = match frame {
+                                Ok(Some(Ok(Message::Text(text)))) => text,
+                                Ok(Some(Ok(_))) => continue,
+                                _ => break,
+                            };
+                            let event: Value = serde_json::from_str(&text).expect("server sent JSON");
+                            let reference = event["ref"].as_str().unwrap_or_default();
+                            match event["type"].as_str().unwrap_or_default() {
+                                "joined" => { joined.insert(event["room"].as_str().unwrap().to_owned()); }
+                                "sent" => {
+                                    let n: u64 = reference.parse().expect("numbered ref");
+                                    if event["duplicate"] == true {
+                                        ledger.duplicate_acks.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                    if let Some((room, body)) = outstanding.remove(&n) {
+                                        ledger.ack(&room, body);
+                                    }
+                                }
+                                // A refused join or send (backplane down): reconnect and retry everything.
+                                "error" => break,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                attempt += 1;
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+            }
+        });
+        Self { task }
+    }
+
+    /// Waits for the publisher to finish (every message acknowledged, or `give_up`).
+    pub async fn finish(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn send(ws: &mut Socket, n: u64, room: &str, body: &str) -> Result<(), ()> {
+    let command = json!({"type": "send", "room": room, "body": body, "client_msg_id": body, "ref": n.to_string()});
+    ws.send(Message::Text(command.to_string().into()))
+        .await
+        .map_err(|_| ())
+}
+
+async fn connect(url: &str, token: &str) -> Option<Socket> {
+    let request = Client::request(url, None, Some(token));
+    let (mut ws, _) =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
+            .await
+            .ok()?
+            .ok()?;
+    // The welcome.
+    match tokio::time::timeout(CONNECT_TIMEOUT, ws.next()).await {
+        Ok(Some(Ok(Message::Text(_)))) => Some(ws),
+        _ => None,
+    }
+}
