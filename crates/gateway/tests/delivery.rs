@@ -6,20 +6,7 @@ use chorus_gateway::auth::TokenRequest;
 use chorus_testkit::{BackplaneKind, Client, Cluster, everywhere, token_for};
 use serde_json::{Value, json};
 
-macro_rules! on_both_backplanes {
-    ($($name:ident),* $(,)?) => {
-        mod in_process {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(chorus_testkit::BackplaneKind::InProcess).await })*
-        }
-        mod redis {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(chorus_testkit::BackplaneKind::Redis).await })*
-        }
-    };
-}
-
-on_both_backplanes!(
+chorus_testkit::on_both_backplanes!(
     every_member_on_every_node_gets_every_message_once_in_one_order,
     rooms_are_isolated,
     leave_stops_delivery,

@@ -6,20 +6,7 @@ use chorus_testkit::{
 };
 use serde_json::{Value, json};
 
-macro_rules! on_both_backplanes {
-    ($($name:ident),* $(,)?) => {
-        mod in_process {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(chorus_testkit::BackplaneKind::InProcess).await })*
-        }
-        mod redis {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(chorus_testkit::BackplaneKind::Redis).await })*
-        }
-    };
-}
-
-on_both_backplanes!(
+chorus_testkit::on_both_backplanes!(
     a_join_gets_recent_history_then_live_messages_in_sequence,
     history_pages_backwards_by_seq_and_by_id,
     history_over_http_checks_the_token_and_the_query,

@@ -44,20 +44,7 @@ struct Args {
 
 /// `url?token=...` for a new user that may join and post to the bench room.
 fn authed_url(url: &str, secret: &str, i: usize) -> String {
-    let minter = chorus_gateway::auth::Minter::new(
-        jsonwebtoken::Algorithm::HS256,
-        jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-        None,
-        None,
-    );
-    let (token, _) = minter
-        .mint(chorus_gateway::auth::TokenRequest {
-            sub: format!("bench-{i}"),
-            ttl: Duration::from_secs(3600),
-            rooms: chorus_testkit::everywhere(),
-            ..Default::default()
-        })
-        .expect("minting a token");
+    let token = chorus_testkit::token_with_secret(secret, &format!("bench-{i}"));
     format!("{url}?token={token}")
 }
 

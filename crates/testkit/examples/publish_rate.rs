@@ -60,26 +60,13 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let minter = chorus_gateway::auth::Minter::new(
-        jsonwebtoken::Algorithm::HS256,
-        jsonwebtoken::EncodingKey::from_secret(args.secret.as_bytes()),
-        None,
-        None,
-    );
     let body = "x".repeat(args.body);
     let deadline_after = args.duration;
     let mut tasks = Vec::new();
     let start_cpu: Vec<u64> = args.pid.iter().map(|p| cpu_ticks(*p)).collect();
     let started = Instant::now();
     for i in 0..args.senders {
-        let (token, _) = minter
-            .mint(chorus_gateway::auth::TokenRequest {
-                sub: format!("pub-{i}"),
-                ttl: Duration::from_secs(3600),
-                rooms: chorus_testkit::everywhere(),
-                ..Default::default()
-            })
-            .expect("minting a token");
+        let token = chorus_testkit::token_with_secret(&args.secret, &format!("pub-{i}"));
         let url = format!("{}?token={token}", args.url);
         let body = body.clone();
         let (window, idempotent) = (args.window, args.idempotent);

@@ -19,7 +19,25 @@ pub use node::{InProcessNode, ProcessNode, http_get, http_get_authorized, http_p
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::{APP_PASSWORD, APP_USER, RedisServer};
-pub use tokens::{TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for};
+pub use tokens::{
+    TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for, token_with_secret,
+};
+
+/// Runs each named `async fn(BackplaneKind)` of the test file twice: on the
+/// in-process bus (module `in_process`) and on a real Redis (module `redis`).
+#[macro_export]
+macro_rules! on_both_backplanes {
+    ($($name:ident),* $(,)?) => {
+        mod in_process {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::BackplaneKind::InProcess).await })*
+        }
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::BackplaneKind::Redis).await })*
+        }
+    };
+}
 
 /// Default bound on any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(15);

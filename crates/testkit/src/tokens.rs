@@ -41,6 +41,26 @@ pub fn token(sub: &str) -> String {
     })
 }
 
+/// An HS256 token for `sub`, valid for an hour in every room, signed with `secret`
+/// (for benchmarks against nodes started with another secret).
+pub fn token_with_secret(secret: &str, sub: &str) -> String {
+    let minter = chorus_gateway::auth::Minter::new(
+        jsonwebtoken::Algorithm::HS256,
+        jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        None,
+        None,
+    );
+    let (token, _) = minter
+        .mint(TokenRequest {
+            sub: sub.into(),
+            ttl: Duration::from_secs(3600),
+            rooms: everywhere(),
+            ..Default::default()
+        })
+        .expect("minting a token");
+    token
+}
+
 /// Grants to join and post in every room.
 pub fn everywhere() -> RoomClaims {
     RoomClaims {

@@ -30,6 +30,9 @@ pub(super) struct RoomLog {
     names: ChannelNames,
     /// History bounds, passed to the scripts.
     settings: HistorySettings,
+    /// The bounds as script arguments, formatted once: max length, max age,
+    /// state TTL and dedup window (ms).
+    bounds: [Value; 4],
 }
 
 fn script(body: &str) -> Script {
@@ -44,6 +47,12 @@ impl RoomLog {
             positions: script(include_str!("positions.lua")),
             names,
             settings,
+            bounds: [
+                settings.max_len.to_string().into(),
+                millis(settings.max_age).into(),
+                millis(settings.state_ttl).into(),
+                millis(settings.dedup_window).into(),
+            ],
         }
     }
 
@@ -64,16 +73,16 @@ impl RoomLog {
         if let Some(key) = key {
             keys.push(self.names.room_key(room, &format!("dedup:{key}")));
         }
-        let s = &self.settings;
+        let [max_len, max_age, state_ttl, dedup_window] = self.bounds.clone();
         let args: Vec<Value> = vec![
             self.names.room_channel(room).into(),
             Value::Bytes(message.payload),
             message.ts.to_string().into(),
             message.id.into(),
-            s.max_len.to_string().into(),
-            millis(s.max_age).into(),
-            millis(s.state_ttl).into(),
-            millis(s.dedup_window).into(),
+            max_len,
+            max_age,
+            state_ttl,
+            dedup_window,
             Value::Bytes(reply),
         ];
         let answer: Value = self
