@@ -8,19 +8,16 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use bytes::Bytes;
-use chorus_backplane::{BackplaneError, Dedup, Outgoing, Published};
 use chorus_protocol::{
-    Before, ChatMessage, Command, CommandError, Encoding, Envelope, ErrorCode, ErrorReply, Resume,
-    RoomName, ServerEvent, close,
+    Command, CommandError, Encoding, ErrorCode, ErrorReply, RoomName, ServerEvent, close,
 };
 use tokio::time::Instant;
-use uuid::Uuid;
+
+mod rooms;
 
 use crate::{
     auth::{Access, AuthError, Identity},
-    history,
-    hub::{ConnId, Member, StaleRead, ws_message},
+    hub::{ConnId, ws_message},
     limits::Bucket,
     metrics::CloseReason,
     node::Node,
@@ -55,9 +52,6 @@ const fn closing(code: u16, reason: &'static str, label: CloseReason) -> Flow {
         label,
     })
 }
-
-/// Reads of a join's history tried before giving up (each retry follows a newer epoch).
-const JOIN_READ_ATTEMPTS: usize = 3;
 
 /// An authenticated user on this connection.
 struct Authed {
@@ -399,274 +393,6 @@ impl Session {
         );
     }
 
-    async fn join(
-        &mut self,
-        room: RoomName,
-        resume: Option<Resume>,
-        wanted: Option<u32>,
-        reference: Option<String>,
-    ) {
-        if let Err(wait) = self.limit(false) {
-            return self.rate_limited(wait, "join", reference, &room);
-        }
-        if let Err(message) = self.node.config.room_rules.check(room.as_str()) {
-            return self.error(ErrorCode::InvalidRoom, message, reference, Some(&room));
-        }
-        if self.access(&room) == Access::Denied {
-            return self.error(
-                ErrorCode::Forbidden,
-                "your token does not allow joining this room".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        if self.rooms.contains(&room) {
-            return self.error(
-                ErrorCode::AlreadyJoined,
-                "already a member of this room".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        if self.rooms.len() >= self.node.config.max_rooms {
-            let message = format!(
-                "a connection may be in at most {} rooms",
-                self.node.config.max_rooms
-            );
-            return self.error(ErrorCode::TooManyRooms, message, reference, Some(&room));
-        }
-        if let Err(error) = self.node.subscriptions.acquire(&room).await {
-            let message = format!("could not join: {error}");
-            return self.error(
-                ErrorCode::BackplaneUnavailable,
-                message,
-                reference,
-                Some(&room),
-            );
-        }
-        // Become a member in catch-up mode first, then read history: every message
-        // is then either in the history read or kept aside for this member.
-        let member = Member::joining(self.outbox.clone(), self.encoding);
-        self.node.hub.begin_join(&room, self.conn, member);
-        for _ in 0..JOIN_READ_ATTEMPTS {
-            let catchup = match history::for_join(&self.node, &room, resume, wanted).await {
-                Ok(catchup) => catchup,
-                Err(error) => return self.join_failed(&room, &error, reference),
-            };
-            let mut frames = Vec::with_capacity(catchup.messages.len() + 1);
-            frames.push(self.frame(&ServerEvent::Joined {
-                room: &room,
-                epoch: catchup.position.epoch,
-                seq: catchup.position.seq,
-                recovered: catchup.recovered,
-                reference: reference.as_deref(),
-            }));
-            frames.extend(
-                catchup
-                    .messages
-                    .iter()
-                    .map(|message| self.frame(&ServerEvent::Message(message))),
-            );
-            match self
-                .node
-                .hub
-                .finish_join(&room, self.conn, catchup.position, frames)
-            {
-                Ok(()) => {
-                    self.rooms.insert(room);
-                    return;
-                }
-                Err(StaleRead) => continue,
-            }
-        }
-        let unavailable =
-            BackplaneError::Unavailable("room history changed during the join".into());
-        self.join_failed(&room, &unavailable, reference);
-    }
-
-    fn join_failed(&mut self, room: &RoomName, error: &BackplaneError, reference: Option<String>) {
-        if self.rooms.contains(room) {
-            return;
-        }
-        self.node.hub.remove(room, self.conn);
-        self.node.subscriptions.release(room);
-        let message = format!("could not join: {error}");
-        self.error(
-            ErrorCode::BackplaneUnavailable,
-            message,
-            reference,
-            Some(room),
-        );
-    }
-
-    fn frame(&self, event: &ServerEvent<'_>) -> axum::extract::ws::Message {
-        ws_message(self.encoding.encode(event))
-    }
-
-    async fn history(
-        &mut self,
-        room: RoomName,
-        before: Option<Before>,
-        limit: Option<u32>,
-        reference: Option<String>,
-    ) {
-        if let Err(wait) = self.limit(false) {
-            return self.rate_limited(wait, "join", reference, &room);
-        }
-        if self.access(&room) == Access::Denied {
-            return self.error(
-                ErrorCode::Forbidden,
-                "your token does not allow reading this room".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        match history::page(&self.node, &room, before, limit).await {
-            Ok((position, messages, more)) => self.reply(&ServerEvent::History {
-                room: &room,
-                epoch: position.epoch,
-                messages: &messages,
-                more,
-                reference: reference.as_deref(),
-            }),
-            Err(BackplaneError::UnknownMessage) => self.error(
-                ErrorCode::UnknownMessage,
-                "no message with that id in the room's history".into(),
-                reference,
-                Some(&room),
-            ),
-            Err(error) => self.error(
-                ErrorCode::BackplaneUnavailable,
-                format!("could not read history: {error}"),
-                reference,
-                Some(&room),
-            ),
-        }
-    }
-
-    fn leave(&mut self, room: RoomName, reference: Option<String>) {
-        if let Err(wait) = self.limit(false) {
-            return self.rate_limited(wait, "join", reference, &room);
-        }
-        if !self.rooms.remove(&room) {
-            return self.error(
-                ErrorCode::NotJoined,
-                "not a member of this room".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        // Stop membership first, then reply: no message of the room comes after `left`.
-        self.node.hub.remove(&room, self.conn);
-        self.reply(&ServerEvent::Left {
-            room: &room,
-            reference: reference.as_deref(),
-            reason: None,
-        });
-        self.node.subscriptions.release(&room);
-    }
-
-    async fn send(
-        &mut self,
-        room: RoomName,
-        body: String,
-        client_msg_id: Option<String>,
-        reference: Option<String>,
-    ) {
-        if let Err(wait) = self.limit(true) {
-            return self.rate_limited(wait, "send", reference, &room);
-        }
-        if !self.rooms.contains(&room) {
-            return self.error(
-                ErrorCode::NotJoined,
-                "join the room before sending to it".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        if self.access(&room) != Access::ReadWrite {
-            return self.error(
-                ErrorCode::Forbidden,
-                "your token does not allow posting to this room".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        if body.is_empty() {
-            return self.error(
-                ErrorCode::EmptyBody,
-                "message body is empty".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        let max = self.node.config.max_body_bytes;
-        if body.len() > max {
-            let message = format!("message body is {} bytes; the limit is {max}", body.len());
-            return self.error(ErrorCode::BodyTooLarge, message, reference, Some(&room));
-        }
-        let from = self
-            .authed
-            .as_ref()
-            .expect("send needs authentication")
-            .identity
-            .user
-            .clone();
-        let (id, ts) = (Uuid::now_v7(), unix_millis());
-        // A retry with the same client id gets this acceptance back: "<id>:<ts>".
-        let dedup = client_msg_id.map(|client_id| Dedup {
-            key: format!("{}:{}:{client_id}", from.id.len(), from.id),
-            reply: Bytes::from(format!("{id}:{ts}")),
-        });
-        let message = ChatMessage {
-            id,
-            room,
-            from,
-            ts,
-            body,
-            seq: 0,
-        };
-        let room = message.room.clone();
-        let outgoing = Outgoing {
-            payload: Envelope::message(self.node.config.node_id.as_str(), message).encode(),
-            id: id.to_string(),
-            ts,
-            dedup,
-        };
-        match self.node.backplane.publish(&room, outgoing).await {
-            Ok(published) => {
-                let (id, ts, seq, duplicate) = match published {
-                    Published::New(position) => {
-                        self.node.metrics.messages_published.inc();
-                        (id, ts, position.seq, false)
-                    }
-                    Published::Duplicate { seq, reply, .. } => {
-                        self.node.metrics.duplicate_sends.inc();
-                        let (id, ts) = original_acceptance(&reply).unwrap_or((id, ts));
-                        (id, ts, seq, true)
-                    }
-                };
-                self.reply(&ServerEvent::Sent {
-                    room: &room,
-                    id,
-                    ts,
-                    seq,
-                    duplicate,
-                    reference: reference.as_deref(),
-                });
-            }
-            Err(error) => {
-                let message = format!("message not delivered: {error}");
-                self.error(
-                    ErrorCode::BackplaneUnavailable,
-                    message,
-                    reference,
-                    Some(&room),
-                );
-            }
-        }
-    }
-
     /// Leaves every room; called once when the connection ends.
     pub fn close(&mut self) {
         for room in self.rooms.drain() {
@@ -674,12 +400,6 @@ impl Session {
             self.node.subscriptions.release(&room);
         }
     }
-}
-
-/// Parses the stored acceptance of an idempotent send: `<id>:<ts>`.
-fn original_acceptance(reply: &[u8]) -> Option<(Uuid, u64)> {
-    let (id, ts) = std::str::from_utf8(reply).ok()?.split_once(':')?;
-    Some((Uuid::parse_str(id).ok()?, ts.parse().ok()?))
 }
 
 fn reference_of(command: &Command) -> Option<String> {
