@@ -191,26 +191,9 @@ pub async fn messages(
             "before and limit are numbers, before_id a message id",
         );
     };
-    let before = match (query.before, query.before_id) {
-        (None, None) => None,
-        (Some(seq), None) => Some(Before::Seq(seq)),
-        (None, Some(id)) => match uuid::Uuid::parse_str(&id) {
-            Ok(id) => Some(Before::Id(id)),
-            Err(_) => {
-                return refusal(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    "before_id must be a message id (a UUID)",
-                );
-            }
-        },
-        (Some(_), Some(_)) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "give before or before_id, not both",
-            );
-        }
+    let before = match Before::from_fields(query.before, query.before_id.as_deref()) {
+        Ok(before) => before,
+        Err(message) => return refusal(StatusCode::BAD_REQUEST, "invalid_query", message),
     };
     let access = node
         .config

@@ -35,6 +35,24 @@ pub enum Before {
     Id(uuid::Uuid),
 }
 
+impl Before {
+    /// The page end from the `before` and `before_id` fields (of a command or a
+    /// query string); `Err` says what is wrong with them.
+    pub fn from_fields(
+        before: Option<u64>,
+        before_id: Option<&str>,
+    ) -> Result<Option<Self>, &'static str> {
+        match (before, before_id) {
+            (None, None) => Ok(None),
+            (Some(seq), None) => Ok(Some(Self::Seq(seq))),
+            (None, Some(id)) => uuid::Uuid::parse_str(id)
+                .map(|id| Some(Self::Id(id)))
+                .map_err(|_| "before_id must be a message id (a UUID)"),
+            (Some(_), Some(_)) => Err("give before or before_id, not both"),
+        }
+    }
+}
+
 /// A validated command from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -240,24 +258,13 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             reference,
         } => {
             let reference = check_ref(reference)?;
-            let before = match (before, before_id) {
-                (None, None) => None,
-                (Some(seq), None) => Some(Before::Seq(seq)),
-                (None, Some(id)) => Some(Before::Id(uuid::Uuid::parse_str(&id).map_err(|_| {
-                    CommandError {
-                        code: ErrorCode::InvalidCommand,
-                        detail: "before_id must be a message id (a UUID)".into(),
-                        reference: reference.clone(),
-                    }
-                })?)),
-                (Some(_), Some(_)) => {
-                    return Err(CommandError {
-                        code: ErrorCode::InvalidCommand,
-                        detail: "give before or before_id, not both".into(),
-                        reference,
-                    });
+            let before = Before::from_fields(before, before_id.as_deref()).map_err(|detail| {
+                CommandError {
+                    code: ErrorCode::InvalidCommand,
+                    detail: detail.into(),
+                    reference: reference.clone(),
                 }
-            };
+            })?;
             Command::History {
                 room: room_name(&room, &reference)?,
                 before,

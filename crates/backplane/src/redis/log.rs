@@ -92,11 +92,19 @@ impl RoomLog {
             .map_err(unavailable)?;
         let mut parts = array(answer)?.into_iter();
         let kind = parts.next().and_then(bytes_of).unwrap_or_default();
-        let epoch = parts.next().and_then(number).ok_or_else(|| bad("epoch"))?;
+        let epoch = parts
+            .next()
+            .as_ref()
+            .and_then(number)
+            .ok_or_else(|| bad("epoch"))?;
         match &kind[..] {
             b"new" => Ok(Published::New(Position {
                 epoch,
-                seq: parts.next().and_then(number).ok_or_else(|| bad("seq"))?,
+                seq: parts
+                    .next()
+                    .as_ref()
+                    .and_then(number)
+                    .ok_or_else(|| bad("seq"))?,
             })),
             b"dup" => {
                 let stored = parts.next().and_then(bytes_of).ok_or_else(|| bad("dup"))?;
@@ -151,11 +159,19 @@ impl RoomLog {
             .map_err(unavailable)?;
         let mut parts = array(answer)?.into_iter();
         let position = Position {
-            epoch: parts.next().and_then(number).ok_or_else(|| bad("epoch"))?,
-            seq: parts.next().and_then(number).ok_or_else(|| bad("seq"))?,
+            epoch: parts
+                .next()
+                .as_ref()
+                .and_then(number)
+                .ok_or_else(|| bad("epoch"))?,
+            seq: parts
+                .next()
+                .as_ref()
+                .and_then(number)
+                .ok_or_else(|| bad("seq"))?,
         };
         let raw = parts.next().ok_or_else(|| bad("entries"))?;
-        if bytes_of(raw.clone()).is_some_and(|b| b == "unknown") {
+        if text_of(&raw) == Some(b"unknown") {
             return Err(BackplaneError::UnknownMessage);
         }
         let mut entries = array(raw)?
@@ -196,8 +212,8 @@ impl RoomLog {
                     return Err(bad("positions"));
                 };
                 positions.push(Position {
-                    epoch: number(epoch.clone()).ok_or_else(|| bad("epoch"))?,
-                    seq: number(seq.clone()).ok_or_else(|| bad("seq"))?,
+                    epoch: number(epoch).ok_or_else(|| bad("epoch"))?,
+                    seq: number(seq).ok_or_else(|| bad("seq"))?,
                 });
             }
         }
@@ -228,13 +244,15 @@ fn entry(value: Value) -> Result<Stored, BackplaneError> {
         .and_then(|id| id.strip_suffix("-0"))
         .and_then(|seq| seq.parse().ok())
         .ok_or_else(|| bad("entry id"))?;
-    let fields = array(parts.next().ok_or_else(|| bad("entry fields"))?)?;
-    let payload = fields
-        .chunks(2)
-        .find(|pair| bytes_of(pair[0].clone()).is_some_and(|name| name == "m"))
-        .and_then(|pair| pair.get(1).cloned())
-        .and_then(bytes_of)
-        .ok_or_else(|| bad("entry payload"))?;
+    let mut fields = array(parts.next().ok_or_else(|| bad("entry fields"))?)?.into_iter();
+    let mut payload = None;
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        if text_of(&name) == Some(b"m") {
+            payload = bytes_of(value);
+            break;
+        }
+    }
+    let payload = payload.ok_or_else(|| bad("entry payload"))?;
     Ok(Stored { seq, payload })
 }
 
@@ -254,10 +272,19 @@ fn bytes_of(value: Value) -> Option<Bytes> {
     }
 }
 
-fn number(value: Value) -> Option<u64> {
+/// The bytes of a string reply, borrowed (for comparisons and numbers).
+fn text_of(value: &Value) -> Option<&[u8]> {
     match value {
-        Value::Integer(n) => u64::try_from(n).ok(),
-        other => std::str::from_utf8(&bytes_of(other)?).ok()?.parse().ok(),
+        Value::Bytes(bytes) => Some(bytes),
+        Value::String(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+fn number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Integer(n) => u64::try_from(*n).ok(),
+        other => std::str::from_utf8(text_of(other)?).ok()?.parse().ok(),
     }
 }
 

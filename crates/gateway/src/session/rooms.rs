@@ -103,9 +103,6 @@ impl Session {
     }
 
     fn join_failed(&mut self, room: &RoomName, error: &BackplaneError, reference: Option<String>) {
-        if self.rooms.contains(room) {
-            return;
-        }
         self.node.hub.remove(room, self.conn);
         self.node.subscriptions.release(room);
         let message = format!("could not join: {error}");
