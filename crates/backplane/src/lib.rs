@@ -16,6 +16,8 @@ mod memory;
 mod redis;
 mod tls;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chorus_protocol::RoomName;
 
@@ -68,8 +70,21 @@ pub trait Backplane: Send + Sync + 'static {
     async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError>;
     /// Stops delivering `room`'s messages to this node.
     async fn unsubscribe(&self, room: &RoomName) -> Result<(), BackplaneError>;
-    /// Whether publishing and subscribing can work right now.
+    /// Whether publishing and subscribing can work right now: for Redis, both
+    /// connections are up and the last probe went through pub/sub and back.
     fn is_ready(&self) -> bool;
+    /// Announces this node (`status`, opaque JSON) to the cluster for `ttl`; a node
+    /// repeats it well before the TTL runs out, and disappears when it stops.
+    async fn announce(
+        &self,
+        node_id: &str,
+        status: String,
+        ttl: Duration,
+    ) -> Result<(), BackplaneError>;
+    /// The statuses of every node whose announcement has not run out (this one included).
+    async fn nodes(&self) -> Result<Vec<String>, BackplaneError>;
+    /// Removes this node's announcement at once (a clean exit).
+    async fn withdraw(&self, node_id: &str) -> Result<(), BackplaneError>;
     /// Closes connections; later calls fail.
     async fn shutdown(&self);
 }

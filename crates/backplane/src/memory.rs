@@ -9,7 +9,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -44,6 +44,8 @@ struct BusInner {
     last_epoch: AtomicU64,
     /// History bounds.
     settings: HistorySettings,
+    /// Announced nodes: id -> (status, expiry).
+    nodes: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 #[derive(Default)]
@@ -368,6 +370,32 @@ impl Backplane for MemoryBackplane {
 
     fn is_ready(&self) -> bool {
         !self.closed.load(Ordering::Acquire)
+    }
+
+    async fn announce(
+        &self,
+        node_id: &str,
+        status: String,
+        ttl: Duration,
+    ) -> Result<(), BackplaneError> {
+        self.check_open()?;
+        let expires = Instant::now() + ttl;
+        let mut nodes = self.bus.inner.nodes.lock();
+        nodes.insert(node_id.to_owned(), (status, expires));
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<String>, BackplaneError> {
+        self.check_open()?;
+        let now = Instant::now();
+        let mut nodes = self.bus.inner.nodes.lock();
+        nodes.retain(|_, (_, expires)| *expires > now);
+        Ok(nodes.values().map(|(status, _)| status.clone()).collect())
+    }
+
+    async fn withdraw(&self, node_id: &str) -> Result<(), BackplaneError> {
+        self.bus.inner.nodes.lock().remove(node_id);
+        Ok(())
     }
 
     async fn shutdown(&self) {

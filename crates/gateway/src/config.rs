@@ -6,6 +6,10 @@ use chorus_backplane::{HistorySettings, MemoryBus, RedisSettings};
 use clap::{Parser, Subcommand};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
+mod ops;
+
+pub use ops::{Operations, OpsArgs};
+
 use crate::{
     auth::{AuthConfig, Minter, Origins, Patterns, RoomPolicy, Verifier, parse_algorithm},
     limits::{ROOM_NAME_PUNCTUATION, Rate, RateLimits, RoomRules},
@@ -97,9 +101,12 @@ pub struct Cli {
     /// How often each room's position is compared with the backplane's, to find a lost last message.
     #[arg(long, env = "CHORUS_POSITION_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub position_check_interval: Duration,
-    /// Log format.
+    /// Log format: `text` for people, `json` (one object per line) for log pipelines.
     #[arg(long, env = "CHORUS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Admin port, draining, heartbeats, readiness probe.
+    #[command(flatten)]
+    pub ops: OpsArgs,
 
     /// Token secret, algorithm, issuer and audience (shared with `chorus token`).
     /// Without a secret or --jwt-public-key, a single node makes up a random secret
@@ -177,7 +184,10 @@ pub struct JwtArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum CliCommand {
     /// Mint a token for scripts and load tests, and print it.
-    Token(TokenArgs),
+    Token(Box<TokenArgs>),
+    /// Probe a running node's /readyz (for container health checks without curl);
+    /// exits 0 when ready, 1 otherwise.
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
 }
 
 /// Where the node's backplane lives.
@@ -238,6 +248,8 @@ pub struct Config {
     pub room_rules: RoomRules,
     /// History bounds, join and resume sizes, gap checks.
     pub history: HistoryConfig,
+    /// Draining and cluster heartbeats.
+    pub ops: Operations,
 }
 
 /// How much history rooms keep and clients get.
@@ -293,6 +305,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             room_rules: RoomRules::default(),
             history: HistoryConfig::default(),
+            ops: Operations::default(),
         }
     }
 }
@@ -322,6 +335,7 @@ impl Config {
                     prefix: cli.redis_prefix.clone(),
                     command_timeout: cli.redis_timeout,
                     connect_timeout: cli.redis_timeout,
+                    probe_interval: cli.ops.readiness_probe_interval,
                 };
                 settings
                     .validate()
@@ -356,6 +370,7 @@ impl Config {
                 punctuation: cli.room_name_punctuation.clone(),
             },
             history,
+            ops: Operations::from_args(&cli.ops),
         };
         if let BackplaneConfig::Redis(settings) = &config.backplane {
             check(
@@ -462,7 +477,13 @@ impl Config {
             !history.position_check.is_zero(),
             "--position-check-interval must be positive",
         )?;
-        Ok(())
+        if let BackplaneConfig::Redis(settings) = &self.backplane {
+            check(
+                !settings.probe_interval.is_zero(),
+                "--readiness-probe-interval must be positive",
+            )?;
+        }
+        self.ops.validate()
     }
 }
 

@@ -1,15 +1,17 @@
 //! The life of one WebSocket connection, in one task.
 //!
-//! The task waits on four things at once: the node shutting down, frames queued
-//! in the outbox (written as one batch with one flush), frames from the client
-//! (decoded and handed to the session), and the heartbeat. Every write is
-//! bounded by the write timeout, so a client that stops reading is closed as a
-//! slow consumer instead of holding anything up.
+//! The task waits on four things at once: its turn to close when the node
+//! drains, frames queued in the outbox (written as one batch with one flush),
+//! frames from the client (decoded and handed to the session), and the
+//! heartbeat. Every write is bounded by the write timeout, so a client that
+//! stops reading is closed as a slow consumer instead of holding anything up.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use chorus_protocol::{Encoding, Limits, ServerEvent, Welcome, close, decode_json, decode_msgpack};
+use chorus_protocol::{
+    Encoding, Limits, ServerEvent, Welcome, close, decode_json, decode_msgpack, unix_micros,
+};
 use futures_util::SinkExt;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use uuid::Uuid;
@@ -17,9 +19,9 @@ use uuid::Uuid;
 use crate::{
     auth::Identity,
     hub::ConnId,
-    metrics::CloseReason,
+    metrics::{CloseReason, Metrics},
     node::Node,
-    outbox::Outbox,
+    outbox::{Outbox, Queued, frame_len},
     session::{Closing, Flow, Session},
     users::UserLease,
 };
@@ -78,9 +80,12 @@ pub async fn run(node: Arc<Node>, mut socket: WebSocket, handshake: Handshake) {
             joins_per_second: config.rate_limits.join.per_second,
         },
     }));
-    let reason = drive(&node, &mut socket, &mut session, &outbox).await;
+    tracing::debug!("connection opened");
+    // The connection id's random bits pick its batch when the node drains.
+    let seed = handshake.public_id.as_u128() as u64;
+    let reason = drive(&node, &mut socket, &mut session, &outbox, seed).await;
     session.close();
-    tracing::debug!(conn = handshake.conn, ?reason, "connection closed");
+    tracing::debug!(?reason, "connection closed");
     node.metrics.connection_closed(reason);
 }
 
@@ -89,8 +94,12 @@ async fn drive(
     socket: &mut WebSocket,
     session: &mut Session,
     outbox: &Outbox,
+    seed: u64,
 ) -> CloseReason {
     let config = &node.config;
+    let my_turn = node.drain.turn(seed);
+    tokio::pin!(my_turn);
+    let mut writer = Writer::default();
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -100,11 +109,11 @@ async fn drive(
         // Authentication or token expiry: the session says when, and how to close.
         let (deadline, expiry) = session.deadline();
         tokio::select! {
-            () = node.shutdown.cancelled() => {
+            () = &mut my_turn => {
                 // Finish what is queued, then tell the client to go elsewhere.
                 let going_away = Closing {
                     code: close::GOING_AWAY,
-                    reason: "server shutting down; reconnect",
+                    reason: "node draining; reconnect and resume",
                     label: CloseReason::Shutdown,
                 };
                 return finish(socket, outbox, &mut batch, going_away).await;
@@ -114,9 +123,14 @@ async fn drive(
                     send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect").await;
                     return CloseReason::SlowConsumer;
                 }
-                match timeout(config.write_timeout, write_batch(socket, &mut batch)).await {
-                    Ok(Ok(())) if batch.capacity() > BATCH_KEEP => batch = VecDeque::new(),
-                    Ok(Ok(())) => {}
+                match timeout(config.write_timeout, writer.write(socket, &mut batch)).await {
+                    Ok(Ok(())) => {
+                        writer.count(&node.metrics);
+                        if batch.capacity() > BATCH_KEEP {
+                            batch = VecDeque::new();
+                            writer = Writer::default();
+                        }
+                    }
                     Ok(Err(_)) => return CloseReason::Error,
                     Err(_) => return CloseReason::SlowConsumer,
                 }
@@ -128,12 +142,14 @@ async fn drive(
                     None => return CloseReason::Normal,
                     Some(Err(error)) => return read_failed(socket, error).await,
                     Some(Ok(Message::Text(text))) => {
+                        node.metrics.bytes_received.inc_by(text.len() as u64);
                         let flow = dispatch(session, decode_json(text.as_str())).await;
                         if let Flow::Close(closing) = flow {
                             return finish(socket, outbox, &mut batch, closing).await;
                         }
                     }
                     Some(Ok(Message::Binary(bytes))) => {
+                        node.metrics.bytes_received.inc_by(bytes.len() as u64);
                         let flow = dispatch(session, decode_msgpack(&bytes)).await;
                         if let Flow::Close(closing) = flow {
                             return finish(socket, outbox, &mut batch, closing).await;
@@ -174,25 +190,56 @@ async fn dispatch(
 async fn finish(
     socket: &mut WebSocket,
     outbox: &Outbox,
-    batch: &mut VecDeque<Message>,
+    batch: &mut VecDeque<Queued>,
     closing: Closing,
 ) -> CloseReason {
     if outbox.take(batch).is_ok() {
-        let _ = timeout(CLOSE_TIMEOUT, write_batch(socket, batch)).await;
+        let _ = timeout(CLOSE_TIMEOUT, Writer::default().write(socket, batch)).await;
     }
     send_close(socket, closing.code, closing.reason).await;
     closing.label
 }
 
-/// Writes a batch of frames with a single flush at the end.
-async fn write_batch(
-    socket: &mut WebSocket,
-    batch: &mut VecDeque<Message>,
-) -> Result<(), axum::Error> {
-    while let Some(frame) = batch.pop_front() {
-        socket.feed(frame).await?;
+/// Writes batches and keeps what the metrics need from the last one.
+#[derive(Default)]
+struct Writer {
+    /// Payload bytes of the last batch.
+    bytes: u64,
+    /// Publication times (µs) of the live messages in the last batch.
+    published: Vec<u64>,
+}
+
+impl Writer {
+    /// Writes a batch of frames with a single flush at the end.
+    async fn write(
+        &mut self,
+        socket: &mut WebSocket,
+        batch: &mut VecDeque<Queued>,
+    ) -> Result<(), axum::Error> {
+        self.bytes = 0;
+        self.published.clear();
+        while let Some(queued) = batch.pop_front() {
+            self.bytes += frame_len(&queued.frame) as u64;
+            if queued.published_us != 0 {
+                self.published.push(queued.published_us);
+            }
+            socket.feed(queued.frame).await?;
+        }
+        socket.flush().await
     }
-    socket.flush().await
+
+    /// Counts the last batch: bytes sent, and each live message's delivery latency.
+    fn count(&self, metrics: &Metrics) {
+        metrics.bytes_sent.inc_by(self.bytes);
+        if self.published.is_empty() {
+            return;
+        }
+        let now = unix_micros();
+        for &published in &self.published {
+            let micros = now.saturating_sub(published);
+            metrics.delivery_latency.observe(micros as f64 / 1e6);
+        }
+    }
 }
 
 async fn read_failed(socket: &mut WebSocket, error: axum::Error) -> CloseReason {

@@ -57,8 +57,9 @@ pub struct Member {
     pub encoding: Encoding,
     /// Messages up to this sequence number reached the member with its history.
     floor: u64,
-    /// Live frames kept aside while the member's history is read (`None` seq: always pass).
-    catching_up: Option<Vec<(Option<u64>, Message)>>,
+    /// Live frames kept aside while the member's history is read (`None` seq: always
+    /// pass), with their publication time.
+    catching_up: Option<Vec<(Option<u64>, Message, u64)>>,
 }
 
 impl Member {
@@ -72,12 +73,12 @@ impl Member {
         }
     }
 
-    /// Queues a frame, or keeps it aside while catching up.
-    fn push(&mut self, seq: Option<u64>, frame: &Message) -> Pushed {
+    /// Queues a frame (published at `published_us`), or keeps it aside while catching up.
+    fn push(&mut self, seq: Option<u64>, frame: &Message, published_us: u64) -> Pushed {
         match &mut self.catching_up {
-            None => self.outbox.push(frame.clone()),
+            None => self.outbox.push_live(frame.clone(), published_us),
             Some(kept) if kept.len() < CATCH_UP_MAX => {
-                kept.push((seq, frame.clone()));
+                kept.push((seq, frame.clone(), published_us));
                 Pushed::Queued
             }
             Some(_) => {
@@ -158,11 +159,11 @@ impl Hub {
             member.outbox.push(frame);
         }
         let mut floor = position.seq;
-        for (seq, frame) in member.catching_up.take().unwrap_or_default() {
+        for (seq, frame, published_us) in member.catching_up.take().unwrap_or_default() {
             match seq {
                 Some(seq) if seq <= floor => {}
                 _ => {
-                    member.outbox.push(frame);
+                    member.outbox.push_live(frame, published_us);
                     floor = floor.max(seq.unwrap_or(0));
                 }
             }
@@ -269,7 +270,7 @@ impl Hub {
                     member.floor = 0;
                     let frame = frames[member.encoding.index()]
                         .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
-                    member.push(None, frame);
+                    member.push(None, frame, 0);
                 }
             }
             Step::Repair {
@@ -302,6 +303,7 @@ impl Hub {
 
     /// Pushes a message to every local member that does not have it yet, encoding once per encoding.
     fn fan_out(&self, members: &mut IndexMap<ConnId, Member>, seq: u64, envelope: Envelope) {
+        let published_us = envelope.published_us;
         let EnvelopeBody::Message(mut message) = envelope.body;
         message.seq = seq;
         let event = ServerEvent::Message(&message);
@@ -314,7 +316,7 @@ impl Hub {
             recipients += 1;
             let frame = frames[member.encoding.index()]
                 .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
-            if member.push(Some(seq), frame) == Pushed::Dropped {
+            if member.push(Some(seq), frame, published_us) == Pushed::Dropped {
                 dropped += 1;
             }
         }

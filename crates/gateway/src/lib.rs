@@ -5,8 +5,11 @@
 //! and calls it. See `docs/architecture.md` for the picture.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 mod connection;
+pub mod drain;
+pub mod healthcheck;
 mod history;
 mod hub;
 pub mod limits;
@@ -23,4 +26,5 @@ pub mod token_cmd;
 mod users;
 
 pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError};
-pub use server::{ServeError, serve};
+pub use healthcheck::HealthcheckArgs;
+pub use server::{ServeError, serve, serve_with_admin};

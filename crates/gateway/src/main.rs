@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use chorus_gateway::{Cli, CliCommand, Config, serve, token_cmd};
+use chorus_gateway::{Cli, CliCommand, Config, healthcheck, serve_with_admin, token_cmd};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,19 @@ fn main() -> ExitCode {
             Err(error) => {
                 eprintln!("chorus token: {error}");
                 ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(CliCommand::Healthcheck(args)) = &cli.command {
+        let listen = cli.ops.admin_listen.unwrap_or(cli.listen);
+        return match healthcheck::probe(args, listen) {
+            Ok(status) => {
+                println!("{status}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("chorus healthcheck: {error}");
+                ExitCode::FAILURE
             }
         };
     }
@@ -58,9 +71,24 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let admin = match cli.ops.admin_listen {
+        None => None,
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(admin) => {
+                if let Ok(addr) = admin.local_addr() {
+                    println!("chorus admin on http://{addr}");
+                }
+                Some(admin)
+            }
+            Err(error) => {
+                eprintln!("chorus: cannot listen on {addr} (--admin-listen): {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    match serve(listener, config, shutdown).await {
+    match serve_with_admin(listener, admin, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("chorus: {error}");
@@ -82,8 +110,23 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutdown requested; closing connections");
+    tracing::info!("shutdown requested; draining");
     shutdown.cancel();
+    // A second signal means "now": skip the rest of the drain.
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::warn!("second shutdown signal; exiting without finishing the drain");
+    std::process::exit(130);
 }
 
 fn init_tracing(format: &str) {

@@ -1,9 +1,15 @@
 //! Prometheus metrics of one node. Labels have bounded cardinality: never a room or a user.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder, core::Collector,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder, core::Collector,
 };
+
+/// Buckets of latency histograms (seconds): 100 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 /// Why a connection closed (the `reason` label); a fixed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,12 +107,46 @@ pub struct Metrics {
     resumes: IntCounterVec,
     /// Sends that repeated a known `client_msg_id` and were not stored again.
     pub duplicate_sends: IntCounter,
+    /// `send` commands received from clients (before any check).
+    pub messages_received: IntCounter,
+    /// WebSocket payload bytes read from clients.
+    pub bytes_received: IntCounter,
+    /// WebSocket payload bytes written to clients.
+    pub bytes_sent: IntCounter,
+    /// From the publishing node's clock at publish to the write on this node.
+    pub delivery_latency: Histogram,
+    /// Time of one publish on the backplane (Redis round trip with the script).
+    pub publish_latency: Histogram,
+    /// 1 when the node reports ready, refreshed at each scrape and heartbeat.
+    pub ready: IntGauge,
+    /// 1 while the node drains for shutdown.
+    pub draining: IntGauge,
+    /// Nodes in the cluster view (this one included).
+    pub cluster_nodes: IntGauge,
 }
 
 impl Metrics {
-    /// Creates and registers every metric in a new registry.
-    pub fn new() -> Self {
+    /// Creates and registers every metric in a new registry, with the process's
+    /// own metrics (CPU, memory, file descriptors) on Linux.
+    pub fn new(node_id: &str) -> Self {
         let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics register once");
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "chorus_node_info",
+                "Always 1; labels name the node and its version.",
+            ),
+            &["node", "version"],
+        )
+        .unwrap();
+        info.with_label_values(&[node_id, env!("CARGO_PKG_VERSION")])
+            .set(1);
+        register(&registry, info);
         let counter =
             |name: &str, help: &str| register(&registry, IntCounter::new(name, help).unwrap());
         let gauge =
@@ -224,6 +264,34 @@ impl Metrics {
                 "chorus_duplicate_sends_total",
                 "Sends that repeated a known client_msg_id.",
             ),
+            messages_received: counter(
+                "chorus_messages_received_total",
+                "Send commands received from clients.",
+            ),
+            bytes_received: counter(
+                "chorus_received_bytes_total",
+                "WebSocket payload bytes read from clients.",
+            ),
+            bytes_sent: counter(
+                "chorus_sent_bytes_total",
+                "WebSocket payload bytes written to clients.",
+            ),
+            delivery_latency: latency(
+                &registry,
+                "chorus_delivery_latency_seconds",
+                "From publish on the origin node to the write to a client here (clocks must agree).",
+            ),
+            publish_latency: latency(
+                &registry,
+                "chorus_backplane_publish_seconds",
+                "Time to publish one message on the backplane (store and relay).",
+            ),
+            ready: gauge("chorus_ready", "1 when the node reports ready."),
+            draining: gauge("chorus_draining", "1 while the node drains for shutdown."),
+            cluster_nodes: gauge(
+                "chorus_cluster_nodes",
+                "Nodes alive in the cluster view, this one included.",
+            ),
             registry,
         }
     }
@@ -277,16 +345,18 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
     register(
         registry,
         IntCounterVec::new(Opts::new(name, help), &[label]).unwrap(),
+    )
+}
+
+fn latency(registry: &Registry, name: &str, help: &str) -> Histogram {
+    register(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+            .unwrap(),
     )
 }
 

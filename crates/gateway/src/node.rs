@@ -8,11 +8,14 @@ use std::sync::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use chorus_backplane::Backplane;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use chorus_protocol::unix_micros;
+use tokio_util::task::TaskTracker;
 
 use crate::{
     auth::{AuthError, Identity},
+    cluster::{ClusterView, NodeStatus},
     config::Config,
+    drain::Drain,
     hub::Hub,
     metrics::Metrics,
     subscriptions::Subscriptions,
@@ -31,8 +34,12 @@ pub struct Node {
     pub subscriptions: Subscriptions,
     /// The node's metrics.
     pub metrics: Metrics,
-    /// Cancelled when the node shuts down; connections close with `going_away`.
-    pub shutdown: CancellationToken,
+    /// Draining state: not ready, then closing connections, then stopped.
+    pub drain: Drain,
+    /// The peers alive, as last read from the backplane.
+    pub cluster: ClusterView,
+    /// When the node started (ms since the Unix epoch).
+    pub started_at: u64,
     /// Tracks connection tasks, which axum's graceful shutdown does not see.
     pub connections: TaskTracker,
     /// Authenticated users here: per-user connection counts and rate buckets.
@@ -51,7 +58,7 @@ impl Node {
         backplane: Arc<dyn Backplane>,
         subscriptions: Subscriptions,
         metrics: Metrics,
-        shutdown: CancellationToken,
+        drain: Drain,
     ) -> Self {
         let config_max = config.max_connections;
         let users = Users::new(config.max_connections_per_user, config.rate_limits);
@@ -62,7 +69,9 @@ impl Node {
             backplane,
             subscriptions,
             metrics,
-            shutdown,
+            drain,
+            cluster: ClusterView::default(),
+            started_at: unix_micros() / 1000,
             connections: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
             admissions: Arc::new(Semaphore::new(config_max)),
@@ -84,6 +93,39 @@ impl Node {
                 self.metrics.auth_failed(error.label());
                 tracing::debug!(%error, "token refused");
             })
+    }
+
+    /// Why the node is not ready, if it is not: `(code, message)`.
+    pub fn unready(&self) -> Option<(&'static str, &'static str)> {
+        if self.drain.is_draining() {
+            Some(("draining", "node is draining for shutdown"))
+        } else if !self.backplane.is_ready() {
+            Some((
+                "backplane_down",
+                "backplane (Redis) is not reachable or its pub/sub probe did not come back",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// This node's status for the cluster view (also refreshes the readiness gauges).
+    pub fn status(&self) -> NodeStatus {
+        let ready = self.unready().is_none();
+        self.metrics.ready.set(i64::from(ready));
+        self.metrics
+            .draining
+            .set(i64::from(self.drain.is_draining()));
+        NodeStatus {
+            id: self.config.node_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: self.started_at,
+            heartbeat_at: unix_micros() / 1000,
+            connections: self.metrics.connections_open.get(),
+            rooms: self.metrics.rooms_local.get(),
+            ready,
+            draining: self.drain.is_draining(),
+        }
     }
 
     /// A fresh connection id.

@@ -24,6 +24,15 @@ pub enum Pushed {
     Dropped,
 }
 
+/// A frame waiting to be written.
+pub struct Queued {
+    /// The frame (shared with every other recipient of the same message).
+    pub frame: Message,
+    /// When its message was published (µs since the Unix epoch), for the delivery
+    /// latency; 0 for replies and history, which are not live deliveries.
+    pub published_us: u64,
+}
+
 /// The outbox was overflowed: the client must be disconnected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflowed;
@@ -41,7 +50,7 @@ pub struct Outbox {
 #[derive(Default)]
 struct State {
     /// Frames waiting to be written.
-    frames: VecDeque<Message>,
+    frames: VecDeque<Queued>,
     /// Their cost in bytes.
     bytes: usize,
     /// Set once the bound was exceeded; the queue stays empty from then on.
@@ -58,8 +67,13 @@ impl Outbox {
         }
     }
 
-    /// Queues a frame without waiting.
+    /// Queues a reply or history frame without waiting.
     pub fn push(&self, frame: Message) -> Pushed {
+        self.push_live(frame, 0)
+    }
+
+    /// Queues a live message published at `published_us`, without waiting.
+    pub fn push_live(&self, frame: Message, published_us: u64) -> Pushed {
         let cost = frame_len(&frame) + FRAME_OVERHEAD;
         let mut state = self.state.lock();
         if state.overflowed {
@@ -70,7 +84,10 @@ impl Outbox {
             self.overflow();
             return Pushed::Dropped;
         }
-        state.frames.push_back(frame);
+        state.frames.push_back(Queued {
+            frame,
+            published_us,
+        });
         state.bytes += cost;
         let first = state.frames.len() == 1;
         drop(state);
@@ -96,7 +113,7 @@ impl Outbox {
     }
 
     /// Moves every queued frame into `batch` (which must be empty), keeping both buffers' capacity.
-    pub fn take(&self, batch: &mut VecDeque<Message>) -> Result<(), Overflowed> {
+    pub fn take(&self, batch: &mut VecDeque<Queued>) -> Result<(), Overflowed> {
         debug_assert!(batch.is_empty());
         let mut state = self.state.lock();
         if state.overflowed {
@@ -108,7 +125,8 @@ impl Outbox {
     }
 }
 
-fn frame_len(frame: &Message) -> usize {
+/// Payload length of a frame.
+pub fn frame_len(frame: &Message) -> usize {
     match frame {
         Message::Text(text) => text.len(),
         Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),

@@ -1,6 +1,6 @@
 //! The HTTP side of a node: routes, the WebSocket upgrade, and [`serve`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -15,12 +15,14 @@ use chorus_protocol::{Encoding, MAX_TOKEN_BYTES, SUBPROTOCOL_JSON, SUBPROTOCOL_M
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
     auth::AuthError,
     config::{BackplaneConfig, Config},
     connection::{self, Handshake},
+    drain::Drain,
     hub::Hub,
     metrics::Metrics,
     node::Node,
@@ -49,14 +51,26 @@ pub enum ServeError {
 }
 
 /// Runs a node on an already-bound listener until `shutdown` is cancelled, then
-/// closes every connection with `going_away` and returns.
+/// drains (see [`crate::drain`]) and returns.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    serve_with_admin(listener, None, config, shutdown).await
+}
+
+/// [`serve`], with a second listener for the admin routes (`/metrics`, `/livez`,
+/// `/readyz`, `/api/cluster`), which keeps answering until the node exits.
+pub async fn serve_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     config.validate()?;
-    let metrics = Metrics::new();
+    let metrics = Metrics::new(&config.node_id);
+    let drain = Drain::new(config.ops.drain_window);
     let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
     let hub = Arc::new(Hub::new(metrics.clone(), repairs));
     let backplane: Arc<dyn Backplane> = match &config.backplane {
@@ -76,18 +90,21 @@ pub async fn serve(
         hub.clone(),
         repair_requests,
         config.history.position_check,
-        shutdown.clone(),
+        drain.stopped(),
     );
     let (subscriptions, _owner) =
         Subscriptions::start(backplane.clone(), config.unsubscribe_delay, metrics.clone());
+    let ops = config.ops;
     let node = Arc::new(Node::new(
         config,
         hub,
         backplane.clone(),
         subscriptions,
         metrics,
-        shutdown.clone(),
+        drain.clone(),
     ));
+    tokio::spawn(drain.clone().follow(shutdown, ops));
+    let heartbeats = crate::cluster::start(node.clone());
     tracing::info!(
         node = %node.config.node_id,
         addr = %listener.local_addr()?,
@@ -101,6 +118,15 @@ pub async fn serve(
              never expose this node to the internet (--dev-login off)"
         );
     }
+    let admin = admin.map(|admin| {
+        let app = admin_routes(Router::new()).with_state(node.clone());
+        let stopped = drain.stopped();
+        tokio::spawn(async move {
+            axum::serve(admin, app)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await
+        })
+    });
 
     let app = router(node.clone());
     // Chat frames are small and latency matters: no Nagle delay on client sockets.
@@ -108,19 +134,25 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(drain.closing().cancelled_owned())
         .await?;
 
-    // The listener is closed; connection tasks saw the same token and are closing.
+    // The listener is closed; connections close batch by batch over the drain window.
     node.connections.close();
-    if tokio::time::timeout(node.config.shutdown_timeout, node.connections.wait())
+    let bound = ops.drain_window + node.config.shutdown_timeout;
+    if tokio::time::timeout(bound, node.connections.wait())
         .await
         .is_err()
     {
         tracing::warn!(
             left = node.connections.len(),
-            "connections still open after the shutdown timeout"
+            "connections still open after the drain window and shutdown timeout"
         );
+    }
+    drain.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(3), heartbeats).await;
+    if let Some(admin) = admin {
+        let _ = tokio::time::timeout(Duration::from_secs(3), admin).await;
     }
     backplane.shutdown().await;
     tracing::info!(node = %node.config.node_id, "node stopped");
@@ -128,11 +160,8 @@ pub async fn serve(
 }
 
 fn router(node: Arc<Node>) -> Router {
-    Router::new()
+    admin_routes(Router::new())
         .route("/ws", get(upgrade))
-        .route("/livez", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route(
             "/api/login",
             post(crate::login::login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
@@ -140,6 +169,15 @@ fn router(node: Arc<Node>) -> Router {
         .route("/api/rooms/{room}/messages", get(crate::history::messages))
         .route("/", get(index))
         .with_state(node)
+}
+
+/// Routes for operators, on the main port and the admin port.
+fn admin_routes(router: Router<Arc<Node>>) -> Router<Arc<Node>> {
+    router
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/cluster", get(crate::cluster::handler))
 }
 
 /// Query parameters of `/ws`.
@@ -157,7 +195,7 @@ async fn upgrade(
     params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if node.shutdown.is_cancelled() {
+    if node.drain.is_closing() {
         node.metrics.refused("shutting_down");
         return refusal(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -243,13 +281,26 @@ async fn upgrade(
         encoding,
     };
     let tracked = node.connections.token();
+    // One span per connection, so a user's session can be followed through the logs.
+    let span = tracing::info_span!(
+        "conn",
+        conn = %handshake.public_id,
+        node = %node.config.node_id,
+        user = tracing::field::Empty,
+    );
+    if let Some((identity, _)) = &handshake.authed {
+        span.record("user", identity.user.id.as_str());
+    }
     ws.on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| async move {
-            let _tracked = tracked;
-            let _admission = admission;
-            node.metrics.connections_opened.inc();
-            node.metrics.connections_open.inc();
-            connection::run(node, socket, handshake).await;
+        .on_upgrade(move |socket| {
+            async move {
+                let _tracked = tracked;
+                let _admission = admission;
+                node.metrics.connections_opened.inc();
+                node.metrics.connections_open.inc();
+                connection::run(node, socket, handshake).await;
+            }
+            .instrument(span)
         })
 }
 
@@ -304,24 +355,15 @@ pub(crate) fn refusal(status: StatusCode, code: &'static str, message: &'static 
 }
 
 async fn readyz(State(node): State<Arc<Node>>) -> Response {
-    if node.shutdown.is_cancelled() {
-        refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "node is shutting down",
-        )
-    } else if !node.backplane.is_ready() {
-        refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "backplane_down",
-            "backplane (Redis) is not reachable",
-        )
-    } else {
-        (StatusCode::OK, "ready").into_response()
+    match node.unready() {
+        Some((code, message)) => refusal(StatusCode::SERVICE_UNAVAILABLE, code, message),
+        None => (StatusCode::OK, "ready").into_response(),
     }
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    // Readiness gauges are computed, not tracked: refresh them for this scrape.
+    let _ = node.status();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         node.metrics.render(),
@@ -332,7 +374,7 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 async fn index(State(node): State<Arc<Node>>) -> String {
     format!(
         "Chorus node {}\nWebSocket endpoint: /ws (subprotocols {SUBPROTOCOL_JSON}, {SUBPROTOCOL_MSGPACK})\n\
-         Health: /livez /readyz   Metrics: /metrics   Dev login: POST /api/login ({})\n",
+         Health: /livez /readyz   Metrics: /metrics   Cluster: /api/cluster   Dev login: POST /api/login ({})\n",
         node.config.node_id,
         if node.config.auth.dev_login {
             "on"

@@ -298,6 +298,7 @@ impl Session {
             token_expires_at: identity.expires_at,
             reference: reference.as_deref(),
         });
+        tracing::Span::current().record("user", identity.user.id.as_str());
         self.authed = Some(Authed { identity, lease });
         Flow::Continue
     }

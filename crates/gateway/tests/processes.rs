@@ -132,7 +132,16 @@ async fn no_secret_token_or_body_appears_in_logs_or_metrics() {
     let redis = RedisServer::start().await;
     let (mut node, logs) = ProcessNode::spawn_logged(
         chorus(),
-        &["--redis-url", &redis.url(), "--node-id", "leaky"],
+        &[
+            "--redis-url",
+            &redis.url(),
+            "--node-id",
+            "leaky",
+            "--drain-grace",
+            "0s",
+            "--drain-window",
+            "0s",
+        ],
         "debug",
     )
     .await;

@@ -16,6 +16,10 @@ pub struct Envelope {
     pub v: u8,
     /// Id of the node that accepted the message (for metrics and debugging).
     pub origin: String,
+    /// When the origin published it (µs since the Unix epoch; 0 from older nodes),
+    /// for the end-to-end delivery latency.
+    #[serde(default)]
+    pub published_us: u64,
     /// The payload.
     pub body: EnvelopeBody,
 }
@@ -45,6 +49,7 @@ impl Envelope {
         Self {
             v: ENVELOPE_VERSION,
             origin: origin.into(),
+            published_us: unix_micros(),
             body: EnvelopeBody::Message(message),
         }
     }
@@ -62,6 +67,14 @@ impl Envelope {
         }
         Ok(envelope)
     }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

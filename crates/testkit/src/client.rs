@@ -225,6 +225,15 @@ impl Client {
         self.wait_for(kind, |v| v["type"] == kind).await
     }
 
+    /// Closes the connection normally (1000) and waits for it to end.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(WAIT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
     /// Reads until the connection ends and returns how it ended (data is discarded).
     pub async fn closed(&mut self) -> Event {
         self.pending.clear();

@@ -3,7 +3,11 @@
 use std::time::Duration;
 
 use chorus_backplane::{MemoryBus, RedisSettings};
-use chorus_gateway::{BackplaneConfig, Config, config::HistoryConfig, limits::RateLimits};
+use chorus_gateway::{
+    BackplaneConfig, Config,
+    config::{HistoryConfig, Operations},
+    limits::RateLimits,
+};
 
 use crate::{InProcessNode, RedisServer};
 
@@ -61,8 +65,8 @@ impl Cluster {
 }
 
 /// A node configuration for tests: production defaults, short linger, the test
-/// secret, no rate limits (tests of the limits set their own), and a quick
-/// position check.
+/// secret, no rate limits (tests of the limits set their own), a quick
+/// position check, quick heartbeats, and no drain delays (stopping is immediate).
 pub fn test_config(node_id: &str) -> Config {
     Config {
         node_id: node_id.into(),
@@ -72,6 +76,12 @@ pub fn test_config(node_id: &str) -> Config {
         history: HistoryConfig {
             position_check: Duration::from_millis(250),
             ..HistoryConfig::default()
+        },
+        ops: Operations {
+            drain_grace: Duration::ZERO,
+            drain_window: Duration::ZERO,
+            heartbeat_interval: Duration::from_millis(200),
+            node_ttl: Duration::from_secs(1),
         },
         ..Config::default()
     }
@@ -85,5 +95,6 @@ pub fn redis_settings(url: &str) -> RedisSettings {
         prefix: "chorus".into(),
         command_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
+        probe_interval: Duration::from_millis(250),
     }
 }

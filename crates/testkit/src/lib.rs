@@ -9,6 +9,7 @@ mod node;
 mod proxy;
 mod raw;
 mod redis;
+mod scrape;
 mod tokens;
 
 use std::{future::Future, time::Duration};
@@ -19,6 +20,7 @@ pub use node::{InProcessNode, ProcessNode, http_get, http_get_authorized, http_p
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::{APP_PASSWORD, APP_USER, RedisServer};
+pub use scrape::Scrape;
 pub use tokens::{
     TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for, token_with_secret,
 };

@@ -1,5 +1,6 @@
 //! A TCP proxy that delays everything a client sends upstream, to make a slow
-//! link between a node and Redis reproducible on loopback.
+//! link between a node and Redis reproducible on loopback; it can also freeze,
+//! holding everything while connections stay open (a link that silently died).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{mpsc, watch},
     task::JoinHandle,
     time::{Instant, sleep_until},
 };
@@ -18,6 +19,8 @@ pub struct DelayProxy {
     pub addr: SocketAddr,
     /// The accept loop (and, through it, every connection's tasks).
     task: JoinHandle<()>,
+    /// True while frozen: nothing is forwarded upstream.
+    frozen: watch::Sender<bool>,
 }
 
 impl DelayProxy {
@@ -27,13 +30,24 @@ impl DelayProxy {
             .await
             .expect("binding the proxy");
         let addr = listener.local_addr().unwrap();
+        let (frozen, watch_frozen) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                connections.spawn(relay(client, upstream, delay));
+                connections.spawn(relay(client, upstream, delay, watch_frozen.clone()));
             }
         });
-        Self { addr, task }
+        Self { addr, task, frozen }
+    }
+
+    /// Stops forwarding anything upstream; connections stay open.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Forwards again, starting with what was held.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
     }
 
     /// `redis://<addr>`, for a proxied Redis.
@@ -53,7 +67,12 @@ impl Drop for DelayProxy {
     }
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, delay: Duration) {
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    delay: Duration,
+    mut frozen: watch::Receiver<bool>,
+) {
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
@@ -75,6 +94,9 @@ async fn relay(client: TcpStream, upstream: SocketAddr, delay: Duration) {
     let upstream_writer = async move {
         while let Some((due, chunk)) = delayed.recv().await {
             sleep_until(due).await;
+            if frozen.wait_for(|frozen| !frozen).await.is_err() {
+                break;
+            }
             if server_write.write_all(&chunk).await.is_err() {
                 break;
             }

@@ -17,7 +17,7 @@ use fred::{
     prelude::{Builder, Config, ReconnectPolicy, Value},
     types::config::{ConnectionConfig, PerformanceConfig},
 };
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use crate::{
@@ -26,6 +26,8 @@ use crate::{
 };
 
 mod log;
+mod probe;
+mod registry;
 
 /// How many messages the subscriber may buffer between fred's socket reader and ours.
 /// fred preallocates this many slots in each of a client's event channels, so only
@@ -48,6 +50,8 @@ pub struct RedisSettings {
     pub command_timeout: Duration,
     /// How long start-up waits for the first connection before going on not-ready.
     pub connect_timeout: Duration,
+    /// How often a probe goes through pub/sub and back to prove the node can deliver.
+    pub probe_interval: Duration,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -101,6 +105,8 @@ struct RedisMetrics {
     reconnects: IntCounterVec,
     /// Messages fred dropped because our reader fell behind.
     lagged: IntCounter,
+    /// The readiness probe's round trips and failures.
+    probe: probe::ProbeMetrics,
 }
 
 impl RedisMetrics {
@@ -126,10 +132,29 @@ impl RedisMetrics {
             "Pub/sub messages lost because the node's reader fell behind.",
         )
         .map_err(config_error)?;
+        let probe = probe::ProbeMetrics {
+            round_trip: Histogram::with_opts(
+                HistogramOpts::new(
+                    "chorus_backplane_probe_seconds",
+                    "Round trip of the readiness probe through Redis pub/sub.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+            )
+            .map_err(config_error)?,
+            failures: IntCounter::new(
+                "chorus_backplane_probe_failures_total",
+                "Readiness probes that did not come back through Redis pub/sub in time.",
+            )
+            .map_err(config_error)?,
+        };
         for metric in [
             Box::new(errors.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconnects.clone()),
             Box::new(lagged.clone()),
+            Box::new(probe.round_trip.clone()),
+            Box::new(probe.failures.clone()),
         ] {
             registry.register(metric).map_err(config_error)?;
         }
@@ -137,6 +162,7 @@ impl RedisMetrics {
             errors,
             reconnects,
             lagged,
+            probe,
         })
     }
 }
@@ -159,6 +185,10 @@ pub struct RedisBackplane {
     names: ChannelNames,
     /// The room history scripts.
     log: log::RoomLog,
+    /// The cluster's node registry.
+    registry: registry::Registry,
+    /// The pub/sub round-trip probe behind readiness.
+    probe: Arc<probe::Probe>,
     /// Reader, resubscriber and event-watcher tasks, aborted at shutdown.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -192,10 +222,17 @@ impl RedisBackplane {
         builder.with_performance_config(|perf| perf.broadcast_channel_capacity = SUBSCRIBER_BUFFER);
         let subscriber = builder.build_subscriber_client().map_err(config_error)?;
         let names = ChannelNames::new(&settings.prefix);
+        let probe = probe::Probe::new(&settings.prefix);
 
         // Every watcher subscribes to fred's events before the first connect, so none is missed.
         let mut tasks = vec![
-            spawn_reader(&subscriber, names.clone(), inbound, metrics.lagged.clone()),
+            spawn_reader(
+                &subscriber,
+                names.clone(),
+                inbound,
+                probe.clone(),
+                metrics.lagged.clone(),
+            ),
             spawn_resubscriber(&subscriber),
             watch_events(&publisher, "publisher", &metrics),
             watch_events(&subscriber.to_client(), "subscriber", &metrics),
@@ -220,9 +257,18 @@ impl RedisBackplane {
                 "Redis not reachable yet; retrying in the background, node not ready"
             ),
         }
+        tasks.push(probe::spawn(
+            probe.clone(),
+            publisher.clone(),
+            subscriber.clone(),
+            settings.probe_interval,
+            metrics.probe.clone(),
+        ));
         Ok(Self {
             publisher,
             subscriber,
+            registry: registry::Registry::new(&settings.prefix),
+            probe,
             log: log::RoomLog::new(names.clone(), history),
             names,
             tasks,
@@ -234,6 +280,7 @@ fn spawn_reader(
     subscriber: &SubscriberClient,
     names: ChannelNames,
     inbound: Arc<dyn Inbound>,
+    probe: Arc<probe::Probe>,
     lagged: IntCounter,
 ) -> JoinHandle<()> {
     let mut rx = subscriber.message_rx();
@@ -241,6 +288,10 @@ fn spawn_reader(
         loop {
             match rx.recv().await {
                 Ok(message) => {
+                    if probe.is_probe(&message.channel) {
+                        probe.echo(&message.value);
+                        continue;
+                    }
                     let Some(room) = names.room_of(&message.channel) else {
                         continue;
                     };
@@ -392,7 +443,26 @@ impl Backplane for RedisBackplane {
     }
 
     fn is_ready(&self) -> bool {
-        self.publisher.is_connected() && self.subscriber.is_connected()
+        self.publisher.is_connected() && self.subscriber.is_connected() && self.probe.is_healthy()
+    }
+
+    async fn announce(
+        &self,
+        node_id: &str,
+        status: String,
+        ttl: Duration,
+    ) -> Result<(), BackplaneError> {
+        self.registry
+            .announce(&self.publisher, node_id, status, ttl)
+            .await
+    }
+
+    async fn nodes(&self) -> Result<Vec<String>, BackplaneError> {
+        self.registry.nodes(&self.publisher).await
+    }
+
+    async fn withdraw(&self, node_id: &str) -> Result<(), BackplaneError> {
+        self.registry.withdraw(&self.publisher, node_id).await
     }
 
     async fn shutdown(&self) {

@@ -188,6 +188,7 @@ impl Session {
         client_msg_id: Option<String>,
         reference: Option<String>,
     ) {
+        self.node.metrics.messages_received.inc();
         if let Err(wait) = self.limit(true) {
             return self.rate_limited(wait, "send", reference, &room);
         }
@@ -248,7 +249,13 @@ impl Session {
             ts,
             dedup,
         };
-        match self.node.backplane.publish(&room, outgoing).await {
+        let started = std::time::Instant::now();
+        let published = self.node.backplane.publish(&room, outgoing).await;
+        self.node
+            .metrics
+            .publish_latency
+            .observe(started.elapsed().as_secs_f64());
+        match published {
             Ok(published) => {
                 let (id, ts, seq, duplicate) = match published {
                     Published::New(position) => {
