@@ -1,5 +1,6 @@
 //! Chaos: three `chorus` processes and a real Redis under continuous traffic,
-//! while nodes are SIGKILLed, Redis restarts or drops its pub/sub connections.
+//! while nodes are SIGKILLed or restarted one by one (a rolling deploy), Redis
+//! restarts or drops its pub/sub connections.
 //! Every acknowledged message must reach every member of its room once, in
 //! order; when Redis loses its data, members must be told.
 
@@ -49,6 +50,10 @@ async fn spawn_node(redis: &RedisServer, i: usize) -> ProcessNode {
             "--position-check-interval",
             "250ms",
             "--redis-timeout",
+            "1s",
+            "--drain-grace",
+            "500ms",
+            "--drain-window",
             "1s",
         ],
     )
@@ -269,4 +274,27 @@ async fn dropped_subscriber_connections_are_repaired_without_disconnecting_anyon
         repairs += metric(node.addr, "chorus_repaired_messages_total").await;
     }
     eprintln!("messages repaired from history: {repairs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_node_under_traffic_loses_nothing() {
+    let mut run = Run::start(&[]).await;
+    for i in 0..NODES {
+        run.acknowledged_more(20).await;
+        run.nodes[i].terminate();
+        assert_eq!(
+            run.nodes[i].wait_exit(Duration::from_secs(10)).await,
+            Some(0),
+            "node {i} drained and exited cleanly"
+        );
+        run.nodes[i] = spawn_node(&run.redis, i).await;
+        run.urls.set(i, run.nodes[i].ws_url());
+    }
+    run.acknowledged_more(20).await;
+    let (report, _) = run.finish(0).await;
+    assert_nothing_lost(&report);
+    assert!(
+        report.reconnects >= MEMBERS as u64,
+        "every member was moved at least once: {report:?}"
+    );
 }

@@ -2,6 +2,8 @@
 
 use std::{path::Path, time::Duration};
 
+use tokio::time::Instant;
+
 use chorus_testkit::{Client, Event, ProcessNode, RedisServer, http_get};
 
 fn chorus() -> &'static Path {
@@ -44,16 +46,77 @@ async fn sigkill_of_one_node_leaves_the_others_chatting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_closes_clients_with_going_away_and_exits_cleanly() {
-    let mut node = ProcessNode::spawn(chorus(), &["--shutdown-timeout", "5s"]).await;
-    let mut a = Client::connect(&node.ws_url()).await;
-    let mut b = Client::connect(&node.ws_url()).await;
-    a.join("lobby").await;
-    b.join("lobby").await;
+async fn sigterm_drains_then_closes_clients_in_batches_with_reconnect_and_exits_in_time() {
+    const GRACE: Duration = Duration::from_secs(3);
+    const WINDOW: Duration = Duration::from_secs(2);
+    let redis = RedisServer::start().await;
+    let mut node = ProcessNode::spawn(
+        chorus(),
+        &[
+            "--redis-url",
+            &redis.url(),
+            "--drain-grace",
+            "3s",
+            "--drain-window",
+            "2s",
+            "--shutdown-timeout",
+            "3s",
+        ],
+    )
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        let mut client = Client::connect(&node.ws_url()).await;
+        client.join("lobby").await;
+        clients.push(client);
+    }
+    let sigterm = Instant::now();
     node.terminate();
-    assert_eq!(a.closed().await, Event::Closed(4000));
-    assert_eq!(b.closed().await, Event::Closed(4000));
-    assert_eq!(node.wait_exit(Duration::from_secs(10)).await, Some(0));
+    let (_, body) = chorus_testkit::eventually("not ready at once", || async {
+        let answer = http_get(node.addr, "/readyz").await.ok()?;
+        (answer.0 == 503).then_some(answer)
+    })
+    .await;
+    assert!(body.contains("draining"), "{body}");
+    // Still serving during the grace period: new clients and messages go through.
+    let mut late = Client::connect(&node.ws_url()).await;
+    late.join("lobby").await;
+    clients[0].say_ok("lobby", "during the grace period").await;
+    assert_eq!(
+        late.message_in("lobby").await["body"],
+        "during the grace period"
+    );
+    clients.push(late);
+
+    let closes: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let event = client.closed().await;
+                (event, sigterm.elapsed())
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for close in closes {
+        let (event, at) = close.await.unwrap();
+        assert_eq!(event, Event::Closed(4000), "closed with reconnect");
+        times.push(at);
+    }
+    let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    assert!(
+        *first >= GRACE,
+        "no client closed before the grace period ended: {first:?}"
+    );
+    assert!(
+        *last - *first >= WINDOW / 4,
+        "closes spread over the drain window, not all at once: {first:?}..{last:?}"
+    );
+    assert_eq!(
+        node.wait_exit(GRACE + WINDOW + Duration::from_secs(5))
+            .await,
+        Some(0)
+    );
 }
 
 #[tokio::test]
