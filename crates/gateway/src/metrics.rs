@@ -39,6 +39,21 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, so each series exists (at 0) from the start.
+    const ALL: [Self; 11] = [
+        Self::Normal,
+        Self::SlowConsumer,
+        Self::PingTimeout,
+        Self::FrameTooLarge,
+        Self::Shutdown,
+        Self::Error,
+        Self::AuthTimeout,
+        Self::TokenExpired,
+        Self::Unauthorized,
+        Self::TooManyConnections,
+        Self::Flooding,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Self::Normal => "normal",
@@ -151,7 +166,7 @@ impl Metrics {
             |name: &str, help: &str| register(&registry, IntCounter::new(name, help).unwrap());
         let gauge =
             |name: &str, help: &str| register(&registry, IntGauge::new(name, help).unwrap());
-        Self {
+        let metrics = Self {
             connections_open: gauge("chorus_connections_open", "WebSocket connections open now."),
             connections_opened: counter(
                 "chorus_connections_opened_total",
@@ -293,6 +308,37 @@ impl Metrics {
                 "Nodes alive in the cluster view, this one included.",
             ),
             registry,
+        };
+        metrics.initialize_labels();
+        metrics
+    }
+
+    /// Creates every series of the fixed label sets at 0, so they are scraped (and
+    /// `rate()` works) before the first event.
+    fn initialize_labels(&self) {
+        for reason in CloseReason::ALL {
+            self.connections_closed.with_label_values(&[reason.label()]);
+        }
+        for reason in crate::auth::AuthError::LABELS {
+            self.auth_failures.with_label_values(&[reason]);
+        }
+        for reason in [
+            "node_full",
+            "origin",
+            "shutting_down",
+            "too_many_connections",
+            "unauthorized",
+        ] {
+            self.refusals.with_label_values(&[reason]);
+        }
+        for kind in ["send", "join"] {
+            self.rate_limited.with_label_values(&[kind]);
+        }
+        for reason in ["epoch_changed", "history_trimmed", "history_rewound"] {
+            self.resets.with_label_values(&[reason]);
+        }
+        for result in ["recovered", "not_recovered"] {
+            self.resumes.with_label_values(&[result]);
         }
     }
 

@@ -239,3 +239,73 @@ async fn the_cluster_view_lists_live_nodes_with_their_connections() {
     .await;
     assert_eq!(Scrape::of(first).await.get("chorus_cluster_nodes"), 2.0);
 }
+
+/// Metric names in a PromQL expression: identifiers starting with `chorus_` or `process_`.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut current = String::new();
+    for c in expr.chars().chain([' ']) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            current.push(c);
+        } else {
+            if current.starts_with("chorus_") || current.starts_with("process_") {
+                names.push(current.clone());
+            }
+            current.clear();
+        }
+    }
+    names
+}
+
+fn exprs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", Value::String(expr)) => out.push(expr.clone()),
+                    _ => exprs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| exprs(item, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_grafana_panel_queries_metrics_a_node_exposes() {
+    let dashboard: Value = serde_json::from_str(include_str!(
+        "../../../deploy/grafana/dashboards/chorus.json"
+    ))
+    .expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    exprs(&dashboard["panels"], &mut queries);
+    assert!(queries.len() >= 20, "{} queries", queries.len());
+    let cluster = Cluster::start(BackplaneKind::Redis, 1).await;
+    let scrape = Scrape::of(cluster.nodes[0].addr).await;
+    let mut missing = BTreeSet::new();
+    for expr in &queries {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "no metric in {expr}");
+        missing.extend(names.into_iter().filter(|name| !scrape.has_sample(name)));
+    }
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics nobody exposes: {missing:?}"
+    );
+    let titles: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    for needed in [
+        "Connections per node",
+        "Disconnects per second by reason",
+        "End-to-end delivery latency",
+        "Drops and slow consumers",
+        "Redis health",
+    ] {
+        assert!(titles.contains(&needed), "panel {needed:?} in {titles:?}");
+    }
+}

@@ -59,6 +59,13 @@ impl Scrape {
         self.samples.get(sample).copied().unwrap_or(0.0)
     }
 
+    /// Whether a sample of this name (any labels) is exposed.
+    pub fn has_sample(&self, name: &str) -> bool {
+        self.samples
+            .keys()
+            .any(|sample| sample.split('{').next() == Some(name))
+    }
+
     /// Whether a metric family is exposed (with its `# TYPE`).
     pub fn has_family(&self, name: &str) -> bool {
         self.types.contains_key(name)

@@ -149,6 +149,10 @@ impl RedisMetrics {
             )
             .map_err(config_error)?,
         };
+        for role in ["publisher", "subscriber"] {
+            errors.with_label_values(&[role]);
+            reconnects.with_label_values(&[role]);
+        }
         for metric in [
             Box::new(errors.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconnects.clone()),

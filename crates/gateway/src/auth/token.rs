@@ -94,6 +94,19 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every value of [`label`](Self::label).
+    pub const LABELS: [&'static str; 9] = [
+        "missing",
+        "malformed",
+        "bad_signature",
+        "bad_algorithm",
+        "expired",
+        "not_yet_valid",
+        "wrong_issuer",
+        "wrong_audience",
+        "bad_claim",
+    ];
+
     /// The `reason` label of the auth-failure metric (a fixed set).
     pub fn label(&self) -> &'static str {
         match self {
