@@ -239,3 +239,52 @@ async fn no_secret_token_or_body_appears_in_logs_or_metrics() {
         assert!(!metrics.contains(secret), "the {what} leaked into /metrics");
     }
 }
+
+/// `--log-format json`: one JSON object per line, and a connection's lines carry
+/// its span (connection id, node, user) so a session can be followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_a_span_per_connection_with_node_and_user() {
+    let (mut node, logs) = ProcessNode::spawn_logged(
+        chorus(),
+        &[
+            "--log-format",
+            "json",
+            "--node-id",
+            "logged",
+            "--drain-grace",
+            "0s",
+            "--drain-window",
+            "0s",
+        ],
+        "info,chorus_gateway=debug",
+    )
+    .await;
+    let token = chorus_testkit::token("followed-user");
+    let client = Client::connect_as(&node.ws_url(), &token).await;
+    let conn = client.welcome["conn"].as_str().unwrap().to_owned();
+    client.close().await;
+    node.terminate();
+    assert_eq!(node.wait_exit(Duration::from_secs(10)).await, Some(0));
+
+    let logs = logs.lock().unwrap().clone();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let session: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["span"]["user"] == "followed-user")
+        .collect();
+    let messages: Vec<&str> = session
+        .iter()
+        .filter_map(|line| line["fields"]["message"].as_str())
+        .collect();
+    assert!(
+        messages.contains(&"connection opened") && messages.contains(&"connection closed"),
+        "the session's lines carry its span: {logs}"
+    );
+    for line in session {
+        assert_eq!(line["span"]["conn"], conn.as_str());
+        assert_eq!(line["span"]["node"], "logged");
+    }
+}
