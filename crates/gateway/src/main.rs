@@ -97,36 +97,27 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
     }
 }
 
+/// Drains on the first SIGTERM or ctrl-c; exits at once on the second.
 async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    for signals in 0.. {
+        #[cfg(unix)]
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested; draining");
-    shutdown.cancel();
-    // A second signal means "now": skip the rest of the drain.
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        if signals == 0 {
+            tracing::info!("shutdown requested; draining");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second shutdown signal; exiting without finishing the drain");
+            std::process::exit(130);
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::warn!("second shutdown signal; exiting without finishing the drain");
-    std::process::exit(130);
 }
 
 fn init_tracing(format: &str) {

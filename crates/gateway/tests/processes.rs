@@ -129,6 +129,9 @@ async fn bad_configuration_fails_fast_with_status_2_and_names_the_flag() {
         (&["--listen", "not-an-address"][..], "--listen"),
         (&["--redis-url", "redis://127.0.0.1:1"][..], "--jwt-secret"),
         (&["--jwt-secret", "too-short"][..], "--jwt-secret"),
+        (&["--node-ttl", "1s"][..], "--node-ttl"),
+        (&["--drain-grace", "2h"][..], "--drain-grace"),
+        (&["--admin-listen", "nowhere"][..], "--admin-listen"),
         (
             &["--jwt-public-key", "/nonexistent.pem"][..],
             "--jwt-public-key",
@@ -287,4 +290,17 @@ async fn json_logs_carry_a_span_per_connection_with_node_and_user() {
         assert_eq!(line["span"]["conn"], conn.as_str());
         assert_eq!(line["span"]["node"], "logged");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_skips_the_drain() {
+    let mut node = ProcessNode::spawn(chorus(), &["--drain-grace", "60s"]).await;
+    let _client = Client::connect(&node.ws_url()).await;
+    node.terminate();
+    chorus_testkit::eventually("draining after the first SIGTERM", || async {
+        matches!(http_get(node.addr, "/readyz").await, Ok((503, _))).then_some(())
+    })
+    .await;
+    node.terminate();
+    assert_eq!(node.wait_exit(Duration::from_secs(10)).await, Some(130));
 }

@@ -265,7 +265,7 @@ impl RedisBackplane {
             probe.clone(),
             publisher.clone(),
             subscriber.clone(),
-            settings.probe_interval,
+            (settings.probe_interval, settings.command_timeout),
             metrics.probe.clone(),
         ));
         Ok(Self {

@@ -95,12 +95,12 @@ impl Probe {
     }
 }
 
-/// Probes every `interval` until aborted.
+/// Probes every `interval` until aborted; re-subscribing is bounded by `command_timeout`.
 pub(super) fn spawn(
     probe: Arc<Probe>,
     publisher: Client,
     subscriber: SubscriberClient,
-    interval: Duration,
+    (interval, command_timeout): (Duration, Duration),
     metrics: ProbeMetrics,
 ) -> JoinHandle<()> {
     let timeout = interval.max(MIN_TIMEOUT);
@@ -112,7 +112,7 @@ pub(super) fn spawn(
         loop {
             ticks.tick().await;
             if !subscribed {
-                subscribed = resubscribe(&probe, &subscriber, timeout).await;
+                subscribed = resubscribe(&probe, &subscriber, command_timeout).await;
                 if !subscribed {
                     fail(&probe, &metrics);
                     continue;
