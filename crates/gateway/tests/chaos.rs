@@ -8,7 +8,7 @@ use std::{path::Path, sync::Arc, sync::atomic::Ordering, time::Duration};
 
 use chorus_testkit::{
     Client, ProcessNode, RedisServer,
-    chaos::{Ledger, Member, Publisher, Report, Stops, Urls},
+    chaos::{self, Ledger, Member, Publisher, Report, Stops, Urls},
     eventually, metric,
 };
 use tokio_util::sync::CancellationToken;
@@ -137,40 +137,19 @@ impl Run {
 
     /// Stops sending, waits for every send to be acknowledged and delivered, and reports.
     async fn finish(self, from_phase: u32) -> (Report, Vec<ProcessNode>) {
-        self.stop_publishing.cancel();
-        let give_up = self.give_up.clone();
-        let publishers = async {
-            for publisher in self.publishers {
-                publisher.finish().await;
-            }
+        let stops = Stops {
+            stop: self.stop_publishing,
+            give_up: self.give_up,
         };
-        if tokio::time::timeout(Duration::from_secs(30), publishers)
-            .await
-            .is_err()
-        {
-            give_up.cancel();
-        }
-        let ledger = self.ledger.clone();
-        let delivered = tokio::time::timeout(Duration::from_secs(30), async {
-            while !ledger.complete(from_phase) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
+        let report = chaos::settle(
+            &self.ledger,
+            self.publishers,
+            self.members,
+            &stops,
+            &self.stop_members,
+            from_phase,
+        )
         .await;
-        self.stop_members.cancel();
-        for member in self.members {
-            member.finish().await;
-        }
-        let report = self.ledger.report(from_phase);
-        eprintln!(
-            "chaos report: {report:?}, resent {}, duplicate acks {}",
-            self.ledger.resent.load(Ordering::SeqCst),
-            self.ledger.duplicate_acks.load(Ordering::SeqCst)
-        );
-        assert!(
-            delivered.is_ok(),
-            "not every acknowledged message arrived: {report:?}"
-        );
         (report, self.nodes)
     }
 }

@@ -440,6 +440,52 @@ impl Publisher {
     }
 }
 
+/// Stops sending, waits (30 s at most each) for every send to be acknowledged and
+/// every acknowledged message (of phase `from_phase` or later) to be delivered,
+/// stops the members and reports; panics if an acknowledged message never arrived.
+pub async fn settle(
+    ledger: &Ledger,
+    publishers: Vec<Publisher>,
+    members: Vec<Member>,
+    stops: &Stops,
+    stop_members: &CancellationToken,
+    from_phase: u32,
+) -> Report {
+    stops.stop.cancel();
+    let all_acknowledged = async {
+        for publisher in publishers {
+            publisher.finish().await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), all_acknowledged)
+        .await
+        .is_err()
+    {
+        stops.give_up.cancel();
+    }
+    let delivered = tokio::time::timeout(Duration::from_secs(30), async {
+        while !ledger.complete(from_phase) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    stop_members.cancel();
+    for member in members {
+        member.finish().await;
+    }
+    let report = ledger.report(from_phase);
+    eprintln!(
+        "chaos report: {report:?}, resent {}, duplicate acks {}",
+        ledger.resent.load(Ordering::SeqCst),
+        ledger.duplicate_acks.load(Ordering::SeqCst)
+    );
+    assert!(
+        delivered.is_ok(),
+        "not every acknowledged message arrived: {report:?}"
+    );
+    report
+}
+
 async fn send(ws: &mut Socket, n: u64, room: &str, body: &str) -> Result<(), ()> {
     let command = json!({"type": "send", "room": room, "body": body, "client_msg_id": body, "ref": n.to_string()});
     ws.send(Message::Text(command.to_string().into()))
