@@ -77,7 +77,9 @@ async fn clients_through_nginx_spread_over_the_nodes_and_hear_each_other() {
             .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("from client 5"), "{body}");
-    let (status, _) = chorus_testkit::http_get(cluster.addr, "/metrics").await.unwrap();
+    let (status, _) = chorus_testkit::http_get(cluster.addr, "/metrics")
+        .await
+        .unwrap();
     assert_eq!(status, 404, "metrics are not public through nginx");
     cluster.stop().await.unwrap();
 }
@@ -93,8 +95,9 @@ async fn a_sigkilled_node_behind_nginx_loses_nothing_its_clients_were_sent() {
     let mut members = Vec::new();
     for i in 0..6 {
         let rooms = vec![ROOMS[i % 3].to_owned(), ROOMS[(i + 1) % 3].to_owned()];
-        members
-            .push(Member::start(urls.clone(), 0, rooms, ledger.clone(), stop_members.clone()).await);
+        members.push(
+            Member::start(urls.clone(), 0, rooms, ledger.clone(), stop_members.clone()).await,
+        );
     }
     let stops = Stops {
         stop: CancellationToken::new(),

@@ -65,7 +65,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("Chorus cluster: {}  (WebSocket {})", cluster.url(), cluster.ws_url());
+    println!(
+        "Chorus cluster: {}  (WebSocket {})",
+        cluster.url(),
+        cluster.ws_url()
+    );
     println!("  redis   {}", cluster.redis);
     for node in &cluster.nodes {
         println!(
