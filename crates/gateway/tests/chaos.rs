@@ -36,28 +36,18 @@ struct Run {
 
 async fn spawn_node(redis: &RedisServer, i: usize) -> ProcessNode {
     let id = format!("chaos-{i}");
-    ProcessNode::spawn(
-        chorus(),
-        &[
-            "--redis-url",
-            &redis.url(),
-            "--node-id",
-            &id,
-            "--send-rate",
-            "1000/s:1000",
-            "--user-send-rate",
-            "1000/s:1000",
-            "--position-check-interval",
-            "250ms",
-            "--redis-timeout",
-            "1s",
-            "--drain-grace",
-            "500ms",
-            "--drain-window",
-            "1s",
-        ],
-    )
-    .await
+    let url = redis.url();
+    let mut args = vec![
+        "--redis-url",
+        &url,
+        "--node-id",
+        &id,
+        "--redis-timeout",
+        "1s",
+    ];
+    args.extend(["--drain-grace", "500ms", "--drain-window", "1s"]);
+    args.extend(chaos::NODE_ARGS);
+    ProcessNode::spawn(chorus(), &args).await
 }
 
 impl Run {

@@ -18,20 +18,11 @@ async fn cluster(nodes: usize) -> LocalCluster {
         ("CHORUS_JWT_SECRET".into(), TEST_SECRET.into()),
         ("RUST_LOG".into(), "warn".into()),
     ];
-    options.node_args = [
-        "--send-rate",
-        "1000/s:1000",
-        "--user-send-rate",
-        "1000/s:1000",
-        "--position-check-interval",
-        "250ms",
-        "--drain-grace",
-        "0s",
-        "--drain-window",
-        "0s",
-    ]
-    .map(String::from)
-    .to_vec();
+    options.node_args = ["--drain-grace", "0s", "--drain-window", "0s"]
+        .into_iter()
+        .chain(chaos::NODE_ARGS)
+        .map(String::from)
+        .collect();
     LocalCluster::start(&options)
         .await
         .expect("the local cluster starts (redis-server, chorus, nginx)")

@@ -26,6 +26,17 @@ use crate::Client;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Flags for nodes under chaos traffic: rates high enough for the publishers,
+/// and a quick position check.
+pub const NODE_ARGS: [&str; 6] = [
+    "--send-rate",
+    "1000/s:1000",
+    "--user-send-rate",
+    "1000/s:1000",
+    "--position-check-interval",
+    "250ms",
+];
+
 /// Bound on connecting to one node; a dead one is skipped after it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause before trying the next node (a client's reconnect backoff).
