@@ -24,6 +24,7 @@ mod session;
 mod subscriptions;
 pub mod token_cmd;
 mod users;
+mod web;
 
 pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError};
 pub use healthcheck::HealthcheckArgs;

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::{
     auth::{AuthError, Identity},
-    cluster::{ClusterView, NodeStatus},
+    cluster::{ClusterView, NodeStatus, Totals},
     config::Config,
     drain::Drain,
     hub::Hub,
@@ -125,6 +125,12 @@ impl Node {
             rooms: self.metrics.rooms_local.get(),
             ready,
             draining: self.drain.is_draining(),
+            totals: Totals {
+                messages_received: self.metrics.messages_received.get(),
+                messages_published: self.metrics.messages_published.get(),
+                frames_delivered: self.metrics.frames_delivered.get(),
+            },
+            recent: self.cluster.recent(),
         }
     }
 

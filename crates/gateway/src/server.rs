@@ -160,14 +160,13 @@ pub async fn serve_with_admin(
 }
 
 fn router(node: Arc<Node>) -> Router {
-    admin_routes(Router::new())
+    crate::web::routes(admin_routes(Router::new()))
         .route("/ws", get(upgrade))
         .route(
             "/api/login",
             post(crate::login::login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
         )
         .route("/api/rooms/{room}/messages", get(crate::history::messages))
-        .route("/", get(index))
         .with_state(node)
 }
 
@@ -369,17 +368,4 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         node.metrics.render(),
     )
         .into_response()
-}
-
-async fn index(State(node): State<Arc<Node>>) -> String {
-    format!(
-        "Chorus node {}\nWebSocket endpoint: /ws (subprotocols {SUBPROTOCOL_JSON}, {SUBPROTOCOL_MSGPACK})\n\
-         Health: /livez /readyz   Metrics: /metrics   Cluster: /api/cluster   Dev login: POST /api/login ({})\n",
-        node.config.node_id,
-        if node.config.auth.dev_login {
-            "on"
-        } else {
-            "off"
-        }
-    )
 }

@@ -1,6 +1,7 @@
 //! Real components for tests: `redis-server`, Chorus nodes and WebSocket clients,
 //! all on loopback. Every wait has a deadline ([`WAIT`]) and fails loudly.
 
+mod browser;
 mod certs;
 pub mod chaos;
 mod client;
@@ -14,6 +15,7 @@ mod tokens;
 
 use std::{future::Future, time::Duration};
 
+pub use browser::Browser;
 pub use client::{Client, Event};
 pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};
 pub use node::{InProcessNode, ProcessNode, http_get, http_get_authorized, http_post_json, metric};

@@ -1,0 +1,225 @@
+//! The browser client and the dashboard in a real headless Chromium, against a
+//! real 2-node cluster behind nginx (the native local cluster) with Redis.
+//! Screenshots land in target/screenshots/ (not committed).
+
+use std::path::{Path, PathBuf};
+
+use chorus_localcluster::{LocalCluster, Options};
+use chorus_testkit::{Browser, Client, TEST_SECRET, eventually};
+
+async fn cluster() -> LocalCluster {
+    let mut options = Options::new(Path::new(env!("CARGO_BIN_EXE_chorus")), 2);
+    options.node_env = vec![
+        ("CHORUS_JWT_SECRET".into(), TEST_SECRET.into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ];
+    options.node_args = [
+        "--dev-login",
+        "on",
+        "--drain-grace",
+        "0s",
+        "--drain-window",
+        "0s",
+    ]
+    .into_iter()
+    .chain(chorus_testkit::chaos::NODE_ARGS)
+    .map(String::from)
+    .collect();
+    LocalCluster::start(&options)
+        .await
+        .expect("the local cluster starts")
+}
+
+fn screenshot(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/screenshots")
+        .join(name)
+}
+
+/// Signs in with a display name and waits until connected; returns the node's id.
+async fn sign_in(browser: &Browser, url: &str, name: &str) -> String {
+    browser.goto(url).await;
+    browser.type_into("#login-name", name).await;
+    browser.click("#login-form button[type=submit]").await;
+    let status = browser.wait_text("#status", "connected · ").await;
+    status.rsplit(" · ").next().unwrap().to_owned()
+}
+
+async fn say(browser: &Browser, text: &str) {
+    browser.type_into("#message", &format!("{text}\n")).await;
+}
+
+async fn bodies(browser: &Browser) -> Vec<String> {
+    browser.texts("#messages .message .body").await
+}
+
+async fn wait_for_body(browser: &Browser, text: &str) {
+    let what = format!("the message {text:?} on screen");
+    eventually(&what, || async move {
+        bodies(browser)
+            .await
+            .iter()
+            .any(|b| b == text)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
+    let mut cluster = cluster().await;
+    let url = cluster.url();
+    let ada = Browser::start(1280, 800).await;
+    let bob = Browser::start(390, 844).await; // a phone-sized window
+    let ada_node = sign_in(&ada, &url, "Ada Lovelace").await;
+    let bob_node = sign_in(&bob, &url, "Bob").await;
+    assert_ne!(
+        ada_node, bob_node,
+        "nginx put the two pages on different nodes"
+    );
+
+    say(&ada, "hello from Ada").await;
+    wait_for_body(&bob, "hello from Ada").await;
+    say(&bob, "hi Ada").await;
+    wait_for_body(&ada, "hi Ada").await;
+    assert_eq!(ada.text("#messages .message .author").await, "Ada Lovelace");
+
+    // A reload keeps the session and shows the history.
+    ada.reload().await;
+    ada.wait_text("#status", "connected").await;
+    wait_for_body(&ada, "hi Ada").await;
+    assert_eq!(bodies(&ada).await, ["hello from Ada", "hi Ada"]);
+
+    // Bob's room list shows an unread count for a room he is not looking at.
+    // On a phone the room list sits behind the menu button.
+    bob.click("#menu").await;
+    bob.type_into("#join-room", "side\n").await;
+    bob.wait_text("#room-title", "# side").await;
+    say(&ada, "while Bob is elsewhere").await;
+    bob.click("#menu").await;
+    bob.wait_text("#rooms [data-room=lobby] .badge", "1").await;
+    bob.click("#rooms [data-room=lobby]").await;
+    wait_for_body(&bob, "while Bob is elsewhere").await;
+
+    // Kill the node Ada's page is on: it shows reconnecting, then resumes elsewhere.
+    let ada_node = ada.wait_text("#status", "connected · ").await;
+    let ada_node = ada_node.rsplit(" · ").next().unwrap().to_owned();
+    let victim = cluster
+        .nodes
+        .iter()
+        .position(|n| n.id == ada_node)
+        .expect("Ada's node is one of ours");
+    cluster.kill_node(victim).await;
+    ada.wait_text("#status", "reconnecting").await;
+    bob.wait_text("#status", "connected").await;
+    say(&bob, "sent while Ada was away").await;
+    ada.wait_text("#status", "connected").await;
+    wait_for_body(&ada, "sent while Ada was away").await;
+    let seen = bodies(&ada).await;
+    assert_eq!(
+        seen,
+        [
+            "hello from Ada",
+            "hi Ada",
+            "while Bob is elsewhere",
+            "sent while Ada was away"
+        ],
+        "every message once, in order"
+    );
+    ada.screenshot(&screenshot("chat.png")).await;
+    bob.screenshot(&screenshot("chat-phone.png")).await;
+    ada.close().await;
+    bob.close().await;
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_and_messages_with_html_render_as_text() {
+    let cluster = cluster().await;
+    let url = cluster.url();
+    let mallory = Browser::start(1024, 768).await;
+    let victim = Browser::start(1024, 768).await;
+    let name = r#"<img src=x onerror="window.pwned=1">Mallory"#;
+    let body = r#"<script>window.pwned=2</script><b>bold</b> & <i>it</i>"#;
+    sign_in(&mallory, &url, name).await;
+    sign_in(&victim, &url, "Victim").await;
+    say(&mallory, body).await;
+    wait_for_body(&victim, body).await;
+    assert!(
+        victim
+            .texts("#messages .author")
+            .await
+            .iter()
+            .any(|a| a == name)
+    );
+    assert_eq!(victim.eval("return window.pwned === undefined").await, true);
+    assert_eq!(
+        victim.eval("return document.querySelectorAll('#messages b, #messages script, #messages img').length").await,
+        0
+    );
+    mallory.close().await;
+    victim.close().await;
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_nodes_and_follows_connections_live() {
+    let cluster = cluster().await;
+    let operator = Browser::start(1280, 800).await;
+    operator.goto(&format!("{}/dashboard", cluster.url())).await;
+    operator.wait_text("#status", "live").await;
+    for node in &cluster.nodes {
+        operator
+            .wait_text(&format!("#nodes [data-node={}]", node.id), "ready")
+            .await;
+    }
+    assert_eq!(operator.text("#t-nodes").await, "2");
+    // A client connecting straight to node 1 shows up without a reload.
+    let mut client = Client::connect(&format!("ws://{}/ws", cluster.nodes[1].addr)).await;
+    operator.wait_text("#t-connections", "1").await;
+    let row = format!("#nodes [data-node={}]", cluster.nodes[1].id);
+    operator
+        .wait_text(&format!("{row} td:nth-child(3)"), "1")
+        .await;
+    // Traffic shows as rates, fan-out and delivery latency on the node's row.
+    client.join("lobby").await;
+    for n in 0..20 {
+        client.say_ok("lobby", &format!("load {n}")).await;
+    }
+    client.messages_in("lobby", 20).await;
+    operator
+        .wait_text(&format!("{row} td:nth-child(8)"), "ms")
+        .await;
+    operator
+        .wait_text(&format!("{row} td:nth-child(7)"), "1.0")
+        .await;
+    operator.screenshot(&screenshot("dashboard.png")).await;
+    operator.close().await;
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_shows_recent_history_and_scrolling_up_loads_older_messages() {
+    let cluster = cluster().await;
+    let mut writer = Client::connect(&cluster.ws_url()).await;
+    writer.join("archive").await;
+    for n in 0..70 {
+        writer.say_ok("archive", &format!("m{n}")).await;
+    }
+    let reader = Browser::start(1024, 768).await;
+    sign_in(&reader, &cluster.url(), "Reader").await;
+    reader.type_into("#join-room", "archive\n").await;
+    reader.wait_text("#room-title", "# archive").await;
+    wait_for_body(&reader, "m69").await;
+    let first_page = bodies(&reader).await;
+    assert_eq!(first_page.len(), 50, "the join brings the last 50");
+    assert_eq!(first_page[0], "m20");
+    reader.eval("const log = document.getElementById('log'); log.scrollTop = 0; log.dispatchEvent(new Event('scroll')); return true").await;
+    wait_for_body(&reader, "m0").await;
+    let all = bodies(&reader).await;
+    let expected: Vec<String> = (0..70).map(|n| format!("m{n}")).collect();
+    assert_eq!(all, expected, "older messages prepended, in order, once");
+    reader.wait_text("#older", "Start of the room").await;
+    reader.close().await;
+    cluster.stop().await.unwrap();
+}

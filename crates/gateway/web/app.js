@@ -1,0 +1,426 @@
+// The Chorus chat client: sign-in, rooms, messages. All user content is put
+// into the page with textContent, never as HTML.
+
+import { Connection } from "./connection.js";
+
+const $ = (id) => document.getElementById(id);
+const SESSION = "chorus.session";
+const HISTORY_PAGE = 50;
+
+/** Per room: messages by id (kept in seq order), paging and unread state. */
+class Room {
+  constructor(name) {
+    this.name = name;
+    this.epoch = null;
+    this.messages = new Map();
+    this.more = true;
+    this.loadingOlder = false;
+    this.unread = 0;
+  }
+  oldestSeq() {
+    let oldest = null;
+    for (const m of this.messages.values()) if (oldest === null || m.seq < oldest) oldest = m.seq;
+    return oldest;
+  }
+}
+
+const state = {
+  session: null, // {token, name, source: "dev"|"token"}
+  user: null,
+  conn: null,
+  rooms: new Map(),
+  active: null,
+};
+
+function saveSession() {
+  const rooms = [...state.rooms.keys()];
+  sessionStorage.setItem(SESSION, JSON.stringify({ ...state.session, rooms, active: state.active }));
+}
+
+function loadSession() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION));
+  } catch {
+    return null;
+  }
+}
+
+// ---- sign-in ----------------------------------------------------------------
+
+async function devLogin(name) {
+  const response = await fetch("/api/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+  const reply = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(reply.code === "dev_login_disabled"
+      ? "This server has no guest sign-in; use a token."
+      : reply.message || `sign-in failed (${response.status})`);
+  }
+  return reply.token;
+}
+
+async function signInWithName(event) {
+  event.preventDefault();
+  const name = $("login-name").value.trim();
+  if (!name) return;
+  try {
+    const token = await devLogin(name);
+    start({ token, name, source: "dev" }, ["lobby"], "lobby");
+  } catch (error) {
+    $("login-error").textContent = error.message;
+  }
+}
+
+function signInWithToken() {
+  const token = $("login-token").value.trim();
+  if (token) start({ token, source: "token" }, ["lobby"], "lobby");
+}
+
+function signOut(message = "") {
+  if (state.conn) state.conn.close();
+  state.conn = null;
+  state.rooms.clear();
+  state.active = null;
+  sessionStorage.removeItem(SESSION);
+  $("chat").hidden = true;
+  $("signin").hidden = false;
+  $("signout").hidden = true;
+  $("me").hidden = true;
+  $("login-error").textContent = message;
+  setStatus({ state: "offline" });
+}
+
+// ---- connection ---------------------------------------------------------------
+
+function start(session, rooms, active) {
+  state.session = session;
+  state.conn = new Connection(session.token);
+  for (const name of rooms) state.rooms.set(name, new Room(name));
+  state.active = active && state.rooms.has(active) ? active : rooms[0] || null;
+  $("signin").hidden = true;
+  $("chat").hidden = false;
+  $("signout").hidden = false;
+  const conn = state.conn;
+  conn.addEventListener("status", (e) => setStatus(e.detail));
+  conn.addEventListener("ready", () => {
+    for (const name of state.rooms.keys()) conn.join(name);
+  });
+  conn.addEventListener("event", (e) => handle(e.detail));
+  conn.addEventListener("rejected", (e) => signOut(`Signed out: ${e.detail.reason || "token refused"}`));
+  conn.addEventListener("expired", async () => {
+    if (state.session.source !== "dev") return signOut("Your token expired; sign in again.");
+    try {
+      state.session.token = await devLogin(state.session.name);
+      conn.token = state.session.token;
+      saveSession();
+      conn.open();
+    } catch (error) {
+      signOut(error.message);
+    }
+  });
+  saveSession();
+  renderRooms();
+  renderRoom();
+  conn.open();
+}
+
+function setStatus({ state: s, node, attempt }) {
+  const status = $("status");
+  status.dataset.state = s;
+  status.textContent = s === "connected" ? `connected · ${node}`
+    : s === "reconnecting" ? `reconnecting… (attempt ${attempt})`
+    : s;
+  const live = s === "connected";
+  $("message").disabled = !state.active;
+  $("send").disabled = !state.active;
+  $("composer").dataset.live = live;
+}
+
+function handle(event) {
+  const room = event.room ? state.rooms.get(event.room) : null;
+  switch (event.type) {
+    case "welcome":
+    case "authenticated":
+      if (event.user) {
+        state.user = event.user;
+        $("me").textContent = event.user.name || event.user.id;
+        $("me").hidden = false;
+      }
+      break;
+    case "joined":
+      if (!room) break;
+      if (!event.recovered && room.epoch !== null && room.messages.size > 0) {
+        // The gap could not be filled: start over from the latest messages.
+        room.messages.clear();
+        room.more = true;
+        room.gap = true;
+      }
+      room.epoch = event.epoch;
+      if (room.name === state.active) renderRoom();
+      break;
+    case "message":
+      if (room) addMessages(room, [event], true);
+      break;
+    case "history":
+      if (!room) break;
+      room.loadingOlder = false;
+      room.more = event.more;
+      addMessages(room, event.messages, false);
+      break;
+    case "sent":
+      if (room && room.name === state.active) renderRoom("keep");
+      break;
+    case "reset":
+      if (!room) break;
+      room.epoch = event.epoch;
+      room.gap = true;
+      if (room.name === state.active) renderRoom();
+      break;
+    case "left":
+      if (room && event.reason) dropRoom(room.name);
+      break;
+    case "error":
+      if (event.ref?.startsWith("join:")) dropRoom(event.ref.slice(5));
+      notify(event.message || event.code);
+      break;
+  }
+}
+
+// ---- rooms and messages ---------------------------------------------------------
+
+function addMessages(room, messages, live) {
+  let added = 0;
+  for (const m of messages) {
+    if (room.messages.has(m.id)) continue;
+    room.messages.set(m.id, m);
+    added += 1;
+    state.conn.seen(room.name, room.epoch, m.seq);
+  }
+  if (!added) return;
+  room.messages = new Map([...room.messages.entries()].sort((a, b) => a[1].seq - b[1].seq));
+  if (live && (room.name !== state.active || document.hidden)) {
+    room.unread += added;
+    renderRooms();
+  }
+  if (room.name === state.active) renderRoom(live ? "bottom" : "keep");
+}
+
+function joinRoom(name) {
+  if (!state.rooms.has(name)) {
+    state.rooms.set(name, new Room(name));
+    if (state.conn.connected) state.conn.join(name);
+  }
+  select(name);
+}
+
+function dropRoom(name) {
+  state.rooms.delete(name);
+  if (state.active === name) state.active = state.rooms.keys().next().value || null;
+  saveSession();
+  renderRooms();
+  renderRoom();
+}
+
+function select(name) {
+  state.active = name;
+  const room = state.rooms.get(name);
+  if (room) room.unread = 0;
+  saveSession();
+  renderRooms();
+  renderRoom("bottom");
+  $("sidebar").classList.remove("open");
+  $("menu").setAttribute("aria-expanded", "false");
+  $("message").focus();
+}
+
+function renderRooms() {
+  const list = $("rooms");
+  list.replaceChildren();
+  for (const room of state.rooms.values()) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.room = room.name;
+    button.setAttribute("aria-current", String(room.name === state.active));
+    const label = document.createElement("span");
+    label.textContent = `# ${room.name}`;
+    button.append(label);
+    if (room.unread > 0) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = String(room.unread);
+      badge.setAttribute("aria-label", `${room.unread} unread`);
+      button.append(badge);
+    }
+    button.addEventListener("click", () => select(room.name));
+    item.append(button);
+    list.append(item);
+  }
+}
+
+function initials(name) {
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  return (words.length > 1 ? words[0][0] + words[1][0] : name.slice(0, 2)).toUpperCase();
+}
+
+function colour(id) {
+  let hash = 0;
+  for (const c of id) hash = (hash * 31 + c.codePointAt(0)) >>> 0;
+  return `hsl(${hash % 360} 55% 42%)`;
+}
+
+function messageItem(m) {
+  const item = document.createElement("li");
+  item.className = "message";
+  item.dataset.id = m.id;
+  item.dataset.seq = m.seq;
+  const name = m.from.name || m.from.id;
+  const avatar = document.createElement("div");
+  avatar.className = "avatar";
+  avatar.style.background = colour(m.from.id);
+  avatar.setAttribute("aria-hidden", "true");
+  if (m.from.avatar && /^https?:\/\//.test(m.from.avatar)) {
+    const img = document.createElement("img");
+    img.src = m.from.avatar;
+    img.alt = "";
+    img.onerror = () => img.replaceWith(document.createTextNode(initials(name)));
+    avatar.append(img);
+  } else {
+    avatar.textContent = initials(name);
+  }
+  const content = document.createElement("div");
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const author = document.createElement("span");
+  author.className = "author";
+  author.textContent = name;
+  const time = document.createElement("time");
+  time.className = "time";
+  const at = new Date(m.ts);
+  time.dateTime = at.toISOString();
+  time.title = at.toLocaleString();
+  time.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  meta.append(author, time);
+  const body = document.createElement("p");
+  body.className = "body";
+  body.textContent = m.body;
+  content.append(meta, body);
+  item.append(avatar, content);
+  return item;
+}
+
+function pendingItems(roomName) {
+  const items = [];
+  for (const [id, { room, body }] of state.conn?.pending ?? []) {
+    if (room !== roomName) continue;
+    const item = messageItem({ id, seq: "", ts: Date.now(), body, from: state.user || { id: "me" } });
+    item.classList.add("pending");
+    item.querySelector(".time").textContent = "sending…";
+    items.push(item);
+  }
+  return items;
+}
+
+function renderRoom(scroll = "keep") {
+  const room = state.rooms.get(state.active);
+  $("room-title").textContent = room ? `# ${room.name}` : "No room";
+  $("leave").hidden = !room;
+  $("message").disabled = !room;
+  $("send").disabled = !room;
+  const log = $("log");
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  const list = $("messages");
+  list.replaceChildren();
+  const older = $("older");
+  older.hidden = !room;
+  if (!room) return;
+  const oldest = room.oldestSeq();
+  if (oldest === 1) room.more = false;
+  older.textContent = room.loadingOlder ? "Loading older messages…"
+    : room.more && oldest !== null ? "Scroll up for older messages" : "Start of the room";
+  if (room.gap) {
+    const gap = document.createElement("li");
+    gap.className = "gap";
+    gap.textContent = "Some messages could not be recovered; scroll up for history.";
+    list.append(gap);
+  }
+  for (const m of room.messages.values()) list.append(messageItem(m));
+  list.append(...pendingItems(room.name).filter((item) => !room.messages.has(item.dataset.id)));
+  if (scroll === "bottom") log.scrollTop = log.scrollHeight;
+  else log.scrollTop = log.scrollHeight - fromBottom;
+}
+
+function loadOlder() {
+  const room = state.rooms.get(state.active);
+  if (!room || !room.more || room.loadingOlder || !state.conn?.connected) return;
+  const oldest = room.oldestSeq();
+  if (oldest === null || oldest <= 1) {
+    room.more = false;
+    return renderRoom();
+  }
+  room.loadingOlder = true;
+  state.conn.history(room.name, oldest);
+  renderRoom();
+}
+
+function notify(text) {
+  const notice = $("notice");
+  notice.textContent = text;
+  clearTimeout(notify.timer);
+  notify.timer = setTimeout(() => (notice.textContent = ""), 5000);
+}
+
+// ---- wiring ----------------------------------------------------------------------
+
+function sendMessage(event) {
+  event?.preventDefault();
+  const input = $("message");
+  const body = input.value.trim();
+  if (!body || !state.active) return;
+  state.conn.post(state.active, body);
+  input.value = "";
+  renderRoom("bottom");
+}
+
+function wire() {
+  $("login-form").addEventListener("submit", signInWithName);
+  $("token-button").addEventListener("click", signInWithToken);
+  $("signout").addEventListener("click", () => signOut());
+  $("join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("join-room");
+    if (!input.checkValidity()) return input.reportValidity();
+    joinRoom(input.value.trim());
+    input.value = "";
+  });
+  $("leave").addEventListener("click", () => {
+    if (!state.active) return;
+    state.conn.leave(state.active);
+    dropRoom(state.active);
+  });
+  $("composer").addEventListener("submit", sendMessage);
+  $("message").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendMessage(event);
+  });
+  $("log").addEventListener("scroll", () => {
+    if ($("log").scrollTop < 40) loadOlder();
+  });
+  $("menu").addEventListener("click", () => {
+    const open = $("sidebar").classList.toggle("open");
+    $("menu").setAttribute("aria-expanded", String(open));
+  });
+  document.addEventListener("visibilitychange", () => {
+    const room = state.rooms.get(state.active);
+    if (!document.hidden && room && room.unread) {
+      room.unread = 0;
+      renderRooms();
+    }
+  });
+  const saved = loadSession();
+  if (saved?.token) start(saved, saved.rooms?.length ? saved.rooms : ["lobby"], saved.active);
+}
+
+wire();
