@@ -1,0 +1,75 @@
+//! What a worker measured, in a form that crosses process boundaries (JSON)
+//! and merges: counters, and HDR histograms as (value, count) pairs.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Microseconds, 1 µs to 100 s, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
+}
+
+/// A histogram as recorded values and counts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Recorded(pub Vec<(u64, u64)>);
+
+impl Recorded {
+    /// The histogram's recorded values.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        Self(
+            histogram
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+        )
+    }
+
+    /// Adds these values to `histogram`.
+    pub fn add_to(&self, histogram: &mut Histogram<u64>) {
+        for &(value, count) in &self.0 {
+            let _ = histogram.record_n(value, count);
+        }
+    }
+}
+
+/// One worker's (or, merged, the whole run's) results.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Measured {
+    /// Connections that completed the handshake and joined.
+    pub connected: u64,
+    /// Connections that failed (refused, timed out, rejected).
+    pub connect_errors: u64,
+    /// Connections the server closed (or that broke) during the run.
+    pub dropped: u64,
+    /// Connect + upgrade + join time, µs.
+    pub connect_latency: Recorded,
+    /// Seconds from the first to the last connection completing.
+    pub connect_seconds: f64,
+    /// Messages sent, by room.
+    pub sent: BTreeMap<String, u64>,
+    /// Messages received (every member's copy counts).
+    pub delivered: u64,
+    /// Scheduled send time to receipt, µs.
+    pub latency: Recorded,
+    /// Error events the server answered with.
+    pub server_errors: u64,
+}
+
+impl Measured {
+    /// Adds another worker's results.
+    pub fn merge(&mut self, other: &Measured) {
+        self.connected += other.connected;
+        self.connect_errors += other.connect_errors;
+        self.dropped += other.dropped;
+        self.connect_latency.0.extend(&other.connect_latency.0);
+        self.connect_seconds = self.connect_seconds.max(other.connect_seconds);
+        for (room, n) in &other.sent {
+            *self.sent.entry(room.clone()).or_default() += n;
+        }
+        self.delivered += other.delivered;
+        self.latency.0.extend(&other.latency.0);
+        self.server_errors += other.server_errors;
+    }
+}

@@ -1,0 +1,103 @@
+//! A tiny run of the load generator against a real 2-node cluster (Redis,
+//! `chorus` processes), so it keeps working. Not a benchmark: it checks
+//! counts, never speed.
+
+use std::path::{Path, PathBuf};
+
+use chorus_localcluster::{LocalCluster, Options};
+
+const SECRET: &str = "loadgen-smoke-secret-0123456789abcdef";
+
+fn loadgen() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_chorus-loadgen"))
+}
+
+/// The `chorus` binary built beside the load generator (the workspace's tests build both).
+fn chorus() -> PathBuf {
+    let path = loadgen().with_file_name("chorus");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build -p chorus-gateway)",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_big_room_run_delivers_everything_and_reports_it() {
+    let mut options = Options::new(chorus(), 2);
+    options.node_env = vec![
+        ("CHORUS_JWT_SECRET".into(), SECRET.into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ];
+    options.node_args = [
+        "--send-rate",
+        "1000/s:1000",
+        "--user-send-rate",
+        "1000/s:1000",
+    ]
+    .map(String::from)
+    .to_vec();
+    let cluster = LocalCluster::start(&options)
+        .await
+        .expect("a local cluster");
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("\"ws://{}/ws\"", n.addr))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, chart) = (dir.path().join("smoke.json"), dir.path().join("smoke.svg"));
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest/scenarios/smoke.toml");
+    let mut command = tokio::process::Command::new(loadgen());
+    command
+        .arg("run")
+        .arg(&scenario)
+        .args(["--set", &format!("urls=[{}]", urls.join(","))])
+        .args(["--set", "duration=2s", "--set", "settle=2s"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--chart")
+        .arg(&chart)
+        .env("CHORUS_JWT_SECRET", SECRET)
+        .kill_on_drop(true);
+    for node in &cluster.nodes {
+        command.args(["--pid", &node.pid().unwrap().to_string()]);
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
+        .await
+        .expect("the run ends in time")
+        .expect("running chorus-loadgen");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("delivered"), "{stdout}");
+
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let measured = &result["measured"];
+    assert_eq!(measured["connected"], 300, "{result:#}");
+    assert_eq!(measured["connect_errors"], 0);
+    assert_eq!(measured["dropped"], 0);
+    let expected = result["expected"].as_u64().unwrap();
+    assert!(
+        expected >= 300 * 50,
+        "messages were sent to 300 members: {expected}"
+    );
+    assert_eq!(
+        measured["delivered"].as_u64().unwrap(),
+        expected,
+        "nothing missing"
+    );
+    assert_eq!(result["derived"]["missing"], 0);
+    assert!(result["latency_ms"][0].as_f64().unwrap() > 0.0);
+    assert_eq!(result["servers"].as_object().unwrap().len(), 2);
+    assert!(result["derived"]["cpu_us_per_delivery"].as_f64().unwrap() > 0.0);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    cluster.stop().await.unwrap();
+}
