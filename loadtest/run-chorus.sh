@@ -41,7 +41,8 @@ for i in $(seq 1 "$nodes"); do
   until curl -fsS "127.0.0.1:$((8080 + i))/readyz" >/dev/null 2>&1; do sleep 0.1; done
 done
 url_list=$(IFS=,; echo "${urls[*]}")
-pid_args=()
+# Redis is part of Chorus's cost: measure it too.
+pid_args=(--pid "$(cat "$out/redis.pid")")
 for pid in "${pids[@]}"; do pid_args+=(--pid "$pid"); done
 ./target/release/chorus-loadgen run "$scenario" --set "urls=[$url_list]" "$@" \
   "${pid_args[@]}" --label chorus --out "$out/$name-chorus.json" --chart "$out/$name-chorus.svg"

@@ -105,6 +105,8 @@ pub struct Spec {
     pub send_every: Option<Duration>,
     /// Body size.
     pub body: usize,
+    /// The server's protocol.
+    pub target: crate::scenario::Target,
 }
 
 /// When the measured phase runs (set once, by the coordinator's start signal).
@@ -167,13 +169,18 @@ async fn open(spec: &Spec) -> Result<Socket> {
     }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
-    let url = format!("{}?token={}", spec.url, spec.token);
+    let gorilla = spec.target == crate::scenario::Target::Gorilla;
+    let url = if gorilla {
+        spec.url.clone()
+    } else {
+        format!("{}?token={}", spec.url, spec.token)
+    };
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20);
     let (mut ws, _) = client_async_with_config(url, stream, Some(config)).await?;
-    if let Some(room) = &spec.room {
+    if let Some(room) = spec.room.as_ref().filter(|_| !gorilla) {
         let join = format!(r#"{{"type":"join","room":"{room}","history":0}}"#);
         ws.send(Message::Text(join.into())).await?;
         loop {
@@ -227,7 +234,12 @@ pub async fn run(
                 let scheduled = start_us + at.saturating_duration_since(phase.start).as_micros() as u64;
                 let room = spec.room.as_deref().unwrap_or_default();
                 let body = format!("{scheduled:016}:{:08}:{sent:010}:{padding}", spec.index);
-                let command = format!(r#"{{"type":"send","room":"{room}","body":"{body}"}}"#);
+                let command = match spec.target {
+                    crate::scenario::Target::Chorus => {
+                        format!(r#"{{"type":"send","room":"{room}","body":"{body}"}}"#)
+                    }
+                    crate::scenario::Target::Gorilla => body,
+                };
                 if ws.send(Message::Text(command.into())).await.is_err() {
                     recorder.dropped.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -238,6 +250,17 @@ pub async fn run(
             }
             () = sleep_until(phase.close) => break,
             frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) if spec.target == crate::scenario::Target::Gorilla => {
+                    // The hub joins queued messages with newlines into one frame.
+                    let now = unix_micros();
+                    let mut histogram = shard.lock().unwrap();
+                    for line in text.split('\n') {
+                        if let Some(at) = line.get(..16).and_then(|t| t.parse::<u64>().ok()) {
+                            let _ = histogram.record(now.saturating_sub(at).max(1));
+                            recorder.delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
                 Some(Ok(Message::Text(text))) => {
                     if let Some(at) = body_time(&text) {
                         let latency = unix_micros().saturating_sub(at).max(1);

@@ -222,9 +222,9 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
             };
             let _ = writeln!(
                 out,
-                "\n{} vs {}: CPU per delivery {} · RSS per connection {} · p99 {}",
-                first.target,
+                "\n{} relative to {}: CPU per delivery {} · RSS per connection {} · p99 {}",
                 other.target,
+                first.target,
                 ratio(
                     first.derived.cpu_us_per_delivery,
                     other.derived.cpu_us_per_delivery

@@ -20,6 +20,18 @@ pub enum Kind {
     ConnectStorm,
 }
 
+/// What the clients talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Chorus: token on the upgrade, `join`, `send`, `message` events (JSON).
+    #[default]
+    Chorus,
+    /// The gorilla/websocket chat hub: raw text frames broadcast to every client
+    /// (queued messages joined with newlines into one frame).
+    Gorilla,
+}
+
 /// One scenario, as read from its file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +40,9 @@ pub struct Scenario {
     pub name: String,
     /// What load to apply.
     pub kind: Kind,
+    /// The protocol of the server under test.
+    #[serde(default)]
+    pub target: Target,
     /// WebSocket URLs of the targets (nodes, or nginx); clients are spread over them.
     pub urls: Vec<String>,
     /// Local addresses to connect from (e.g. 127.0.0.2 ...), to get past one
@@ -125,6 +140,9 @@ impl Scenario {
                 bail!("{:?} needs a positive rate", self.kind)
             }
             Kind::SmallRooms if self.room_size < 2 => bail!("room_size must be at least 2"),
+            Kind::SmallRooms if self.target == Target::Gorilla => {
+                bail!("the gorilla hub has no rooms: every message goes to every client")
+            }
             _ => {}
         }
         self.duration()?;

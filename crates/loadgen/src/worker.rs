@@ -127,6 +127,7 @@ impl Worker {
                 room: role.room,
                 send_every: role.send_every,
                 body: scenario.body,
+                target: scenario.target,
             };
             let permit = permits.clone().acquire_owned().await?;
             let (recorder, phase_rx, connected_tx) =
