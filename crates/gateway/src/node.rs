@@ -109,13 +109,19 @@ impl Node {
         }
     }
 
-    /// This node's status for the cluster view (also refreshes the readiness gauges).
-    pub fn status(&self) -> NodeStatus {
+    /// Sets the readiness gauges from the current state; returns whether ready.
+    pub fn refresh_gauges(&self) -> bool {
         let ready = self.unready().is_none();
         self.metrics.ready.set(i64::from(ready));
         self.metrics
             .draining
             .set(i64::from(self.drain.is_draining()));
+        ready
+    }
+
+    /// This node's status for the cluster view (also refreshes the readiness gauges).
+    pub fn status(&self) -> NodeStatus {
+        let ready = self.refresh_gauges();
         NodeStatus {
             id: self.config.node_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -362,7 +362,7 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     // Readiness gauges are computed, not tracked: refresh them for this scrape.
-    let _ = node.status();
+    node.refresh_gauges();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         node.metrics.render(),

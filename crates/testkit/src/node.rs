@@ -263,14 +263,5 @@ async fn http_request(
 
 /// The value of one sample on a node's `/metrics` (`name` with its labels, as printed), or 0.
 pub async fn metric(addr: SocketAddr, sample: &str) -> f64 {
-    let (_, text) = http_get(addr, "/metrics").await.expect("scraping /metrics");
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(sample)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    crate::Scrape::of(addr).await.get(sample)
 }

@@ -347,11 +347,7 @@ fn spawn_resubscriber(subscriber: &SubscriberClient) -> JoinHandle<()> {
             match connections.recv().await {
                 Ok(_) if std::mem::take(&mut first) => {}
                 Ok(_) => {
-                    let channels: Vec<String> = subscriber
-                        .tracked_channels()
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect();
+                    let channels = tracked_channels(&subscriber);
                     if channels.is_empty() {
                         continue;
                     }
@@ -370,6 +366,15 @@ fn spawn_resubscriber(subscriber: &SubscriberClient) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// Every channel the subscriber should hold (fred tracks what was subscribed).
+fn tracked_channels(subscriber: &SubscriberClient) -> Vec<String> {
+    subscriber
+        .tracked_channels()
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
 }
 
 fn watch_events(client: &Client, role: &'static str, metrics: &RedisMetrics) -> JoinHandle<()> {
