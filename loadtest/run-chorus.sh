@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a scenario against a fresh Chorus cluster on this machine: redis-server,
 # NODES release `chorus` nodes on ports 8081.. (rates raised for load), then
-# chorus-loadgen with their pids, then stops everything.
+# chorus-loadgen with their pids (and Redis's: it is part of Chorus's cost),
+# then stops everything. A reconnect storm kills the first node.
 #
 #   loadtest/run-chorus.sh loadtest/scenarios/big-room.toml [--set rate=200 ...]
 #   NODES=6 loadtest/run-chorus.sh loadtest/scenarios/idle.toml --set clients=100000 --set workers=6
@@ -13,20 +14,11 @@ scenario=$1
 shift
 nodes=${NODES:-2}
 name=$(basename "$scenario" .toml)
-out=target/loadtest
-mkdir -p "$out"
+source loadtest/lib.sh
 cargo build --release -q -p chorus-gateway -p chorus-loadgen --bins
-export CHORUS_JWT_SECRET=${CHORUS_JWT_SECRET:-loadtest-secret-0123456789abcdef0123}
-redis_port=6399
-redis-server --port $redis_port --save "" --appendonly no --daemonize yes \
-  --pidfile "$PWD/$out/redis.pid" --logfile "$PWD/$out/redis.log" >/dev/null
+start_redis
 pids=()
 urls=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
 for i in $(seq 1 "$nodes"); do
   port=$((8080 + i))
   RUST_LOG=warn ./target/release/chorus --listen "127.0.0.1:$port" --node-id "bench-$i" \
@@ -35,14 +27,12 @@ for i in $(seq 1 "$nodes"); do
     --join-rate 100000/s:100000 --user-join-rate 100000/s:100000 \
     >/dev/null 2>>"$out/nodes.log" &
   pids+=($!)
-  urls+=("\"ws://127.0.0.1:$port/ws\"")
+  track $!
+  urls+=("ws://127.0.0.1:$port/ws")
 done
-for i in $(seq 1 "$nodes"); do
-  until curl -fsS "127.0.0.1:$((8080 + i))/readyz" >/dev/null 2>&1; do sleep 0.1; done
-done
-url_list=$(IFS=,; echo "${urls[*]}")
-# Redis is part of Chorus's cost: measure it too.
-pid_args=(--pid "$(cat "$out/redis.pid")")
+for i in $(seq 1 "$nodes"); do wait_ready "127.0.0.1:$((8080 + i))/readyz"; done
+pid_args=(--pid "$redis_pid")
 for pid in "${pids[@]}"; do pid_args+=(--pid "$pid"); done
-./target/release/chorus-loadgen run "$scenario" --set "urls=[$url_list]" "$@" \
-  "${pid_args[@]}" --label chorus --out "$out/$name-chorus.json" --chart "$out/$name-chorus.svg"
+./target/release/chorus-loadgen run "$scenario" --set "urls=$(toml_list "${urls[@]}")" "$@" \
+  "${pid_args[@]}" --kill-pid "${pids[0]}" --label chorus \
+  --out "$out/$name-chorus.json" --chart "$out/$name-chorus.svg"

@@ -1,6 +1,8 @@
 //! One simulated chat client: connect (from a chosen source address), join a
 //! room, then send on a fixed schedule (open loop) and time every message it
-//! receives from the scheduled send time carried in the body.
+//! receives from the scheduled send time carried in the body. In a reconnect
+//! storm it also comes back when its node dies: to the next URL, resuming the
+//! room after the last sequence it saw.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -17,11 +19,16 @@ use hdrhistogram::Histogram;
 use tokio::{
     net::{TcpSocket, lookup_host},
     sync::watch,
-    time::{Instant, sleep_until, timeout},
+    time::{Instant, sleep, sleep_until, timeout},
 };
 use tokio_tungstenite::{
     client_async_with_config,
     tungstenite::{Message, protocol::WebSocketConfig},
+};
+
+use crate::{
+    scenario::Target,
+    wire::{self, Incoming, Position},
 };
 
 /// Bound on connecting, upgrading and joining.
@@ -59,6 +66,17 @@ pub struct Recorder {
     pub sent_total: AtomicU64,
     /// When the first and the last connection completed.
     pub connect_span: Mutex<Option<(Instant, Instant)>>,
+    /// Reconnect storm: from the kill to each dropped client being back in
+    /// its room, µs.
+    pub back_latency: Mutex<Histogram<u64>>,
+    /// Reconnect storm: clients back in their room after a drop.
+    pub reconnected: AtomicU64,
+    /// Reconnect storm: of those, resumed with exactly the missed messages.
+    pub recovered: AtomicU64,
+    /// Reconnect storm: attempts that failed before a client got back.
+    pub reconnect_errors: AtomicU64,
+    /// Deliveries seen twice (same room sequence), not counted as delivered.
+    pub duplicates: AtomicU64,
 }
 
 impl Recorder {
@@ -76,6 +94,11 @@ impl Recorder {
             sent: Mutex::new(Default::default()),
             sent_total: AtomicU64::new(0),
             connect_span: Mutex::new(None),
+            back_latency: Mutex::new(crate::stats::histogram()),
+            reconnected: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
+            reconnect_errors: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
         })
     }
 
@@ -93,8 +116,10 @@ impl Recorder {
 pub struct Spec {
     /// Its index in the whole run.
     pub index: usize,
-    /// `ws://host:port/path`.
-    pub url: String,
+    /// Every target URL (`ws://host:port/path`); a reconnect moves to the next.
+    pub urls: Vec<String>,
+    /// The one it connects to first.
+    pub url_index: usize,
     /// Local address to connect from.
     pub source: Option<IpAddr>,
     /// Its token.
@@ -106,7 +131,9 @@ pub struct Spec {
     /// Body size.
     pub body: usize,
     /// The server's protocol.
-    pub target: crate::scenario::Target,
+    pub target: Target,
+    /// Whether it comes back (and resumes) when its connection drops.
+    pub reconnect: bool,
 }
 
 /// When the measured phase runs (set once, by the coordinator's start signal).
@@ -120,13 +147,24 @@ pub struct Phase {
     pub close: Instant,
     /// `start` in µs since the Unix epoch (the coordinator's clock).
     pub start_us: u64,
+    /// Reconnect storm: when the coordinator kills the node, µs since the epoch.
+    pub kill_us: Option<u64>,
+}
+
+/// A connected, joined client.
+pub struct Connected {
+    /// Its WebSocket.
+    pub ws: Socket,
+    /// Where it is in its room (Chorus).
+    pub position: Option<Position>,
 }
 
 /// Connects and joins; returns the socket, or counts the failure.
-pub async fn connect(spec: &Spec, recorder: &Recorder) -> Option<Socket> {
+pub async fn connect(spec: &Spec, recorder: &Recorder) -> Option<Connected> {
     let started = Instant::now();
-    match timeout(CONNECT_TIMEOUT, open(spec)).await {
-        Ok(Ok(socket)) => {
+    let url = &spec.urls[spec.url_index];
+    match timeout(CONNECT_TIMEOUT, open(spec, url, None)).await {
+        Ok(Ok((ws, joined))) => {
             let micros = started.elapsed().as_micros() as u64;
             let _ = recorder
                 .connect_latency
@@ -137,7 +175,10 @@ pub async fn connect(spec: &Spec, recorder: &Recorder) -> Option<Socket> {
             let now = Instant::now();
             let mut span = recorder.connect_span.lock().unwrap();
             *span = Some(span.map_or((started, now), |(first, _)| (first, now)));
-            Some(socket)
+            Some(Connected {
+                ws,
+                position: joined.position,
+            })
         }
         _ => {
             recorder.connect_errors.fetch_add(1, Ordering::Relaxed);
@@ -149,9 +190,8 @@ pub async fn connect(spec: &Spec, recorder: &Recorder) -> Option<Socket> {
 /// A client's WebSocket.
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn open(spec: &Spec) -> Result<Socket> {
-    let rest = spec
-        .url
+async fn open(spec: &Spec, url: &str, resume: Option<Position>) -> Result<(Socket, wire::Joined)> {
+    let rest = url
         .strip_prefix("ws://")
         .context("only ws:// URLs are supported")?;
     let host = rest.split('/').next().unwrap_or(rest);
@@ -169,41 +209,52 @@ async fn open(spec: &Spec) -> Result<Socket> {
     }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
-    let gorilla = spec.target == crate::scenario::Target::Gorilla;
-    let url = if gorilla {
-        spec.url.clone()
-    } else {
-        format!("{}?token={}", spec.url, spec.token)
-    };
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20);
-    let (mut ws, _) = client_async_with_config(url, stream, Some(config)).await?;
-    if let Some(room) = spec.room.as_ref().filter(|_| !gorilla) {
-        let join = format!(r#"{{"type":"join","room":"{room}","history":0}}"#);
-        ws.send(Message::Text(join.into())).await?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(text))) if text.contains(r#""type":"joined""#) => break,
-                Some(Ok(Message::Text(text))) if text.contains(r#""type":"error""#) => {
-                    return Err(anyhow!("join refused: {text}"));
-                }
-                Some(Ok(_)) => {}
-                _ => return Err(anyhow!("closed while joining")),
-            }
-        }
-    }
-    Ok(ws)
+    let upgrade = wire::upgrade_url(spec.target, url, &spec.token);
+    let (mut ws, _) = client_async_with_config(upgrade, stream, Some(config)).await?;
+    let joined = wire::handshake(
+        &mut ws,
+        spec.target,
+        &spec.token,
+        spec.room.as_deref(),
+        resume,
+    )
+    .await?;
+    Ok((ws, joined))
+}
+
+/// Why a connection's session ended.
+enum Ended {
+    /// The run is over.
+    Closed,
+    /// The connection broke or the server closed it.
+    Dropped,
+}
+
+/// The client's send schedule and what it has sent.
+struct Schedule {
+    /// The next scheduled send, if it sends.
+    next: Option<Instant>,
+    /// Messages sent.
+    sent: u64,
+    /// Body padding after the send time and the indices.
+    padding: String,
 }
 
 /// Runs a connected client through the measured phase, then closes it.
 pub async fn run(
     spec: Spec,
-    mut ws: Socket,
+    connected: Connected,
     mut phase: watch::Receiver<Option<Phase>>,
     recorder: Arc<Recorder>,
 ) {
+    let Connected {
+        mut ws,
+        mut position,
+    } = connected;
     // Until the phase is known, only keep the connection alive (answer pings).
     let phase = loop {
         if let Some(phase) = *phase.borrow_and_update() {
@@ -211,97 +262,166 @@ pub async fn run(
         }
         tokio::select! {
             changed = phase.changed() => if changed.is_err() { return },
-            frame = ws.next() => if !matches!(frame, Some(Ok(_))) {
-                recorder.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            },
-        }
-    };
-    let shard = &recorder.latency[spec.index % SHARDS];
-    let padding = "x".repeat(spec.body.saturating_sub(40));
-    // Senders are spread over the first interval so they do not all send at once.
-    let offset = spec
-        .send_every
-        .map(|every| every.mul_f64((spec.index as f64 * 0.618_034) % 1.0));
-    let mut next = offset.map(|offset| phase.start + offset);
-    let start_us = phase.start_us;
-    let mut sent = 0u64;
-    loop {
-        let due = next.filter(|at| *at < phase.end);
-        tokio::select! {
-            () = sleep_until(due.unwrap_or(phase.close)), if due.is_some() => {
-                let at = due.unwrap();
-                let scheduled = start_us + at.saturating_duration_since(phase.start).as_micros() as u64;
-                let room = spec.room.as_deref().unwrap_or_default();
-                let body = format!("{scheduled:016}:{:08}:{sent:010}:{padding}", spec.index);
-                let command = match spec.target {
-                    crate::scenario::Target::Chorus => {
-                        format!(r#"{{"type":"send","room":"{room}","body":"{body}"}}"#)
-                    }
-                    crate::scenario::Target::Gorilla => body,
-                };
-                if ws.send(Message::Text(command.into())).await.is_err() {
-                    recorder.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                sent += 1;
-                recorder.sent_total.fetch_add(1, Ordering::Relaxed);
-                next = Some(at + spec.send_every.unwrap_or_default());
-            }
-            () = sleep_until(phase.close) => break,
             frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) if spec.target == crate::scenario::Target::Gorilla => {
-                    // The hub joins queued messages with newlines into one frame.
-                    let now = unix_micros();
-                    let mut histogram = shard.lock().unwrap();
-                    for line in text.split('\n') {
-                        if let Some(at) = line.get(..16).and_then(|t| t.parse::<u64>().ok()) {
-                            let _ = histogram.record(now.saturating_sub(at).max(1));
-                            recorder.delivered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(at) = body_time(&text) {
-                        let latency = unix_micros().saturating_sub(at).max(1);
-                        let _ = shard.lock().unwrap().record(latency);
-                        recorder.delivered.fetch_add(1, Ordering::Relaxed);
-                    } else if text.contains(r#""type":"error""#) {
-                        recorder.server_errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                Some(Ok(Message::Text(text))) if wire::read(spec.target, &text) == Incoming::Ping => {
+                    let _ = ws.send(Message::Text(wire::PONG.into())).await;
                 }
                 Some(Ok(_)) => {}
                 _ => {
                     recorder.dropped.fetch_add(1, Ordering::Relaxed);
-                    break;
+                    return;
                 }
             },
         }
+    };
+    // Senders are spread over the first interval so they do not all send at once.
+    let offset = spec
+        .send_every
+        .map(|every| every.mul_f64((spec.index as f64 * 0.618_034) % 1.0));
+    let mut schedule = Schedule {
+        next: offset.map(|offset| phase.start + offset),
+        sent: 0,
+        padding: "x".repeat(spec.body.saturating_sub(40)),
+    };
+    let mut url_index = spec.url_index;
+    loop {
+        match session(
+            &spec,
+            &mut ws,
+            &phase,
+            &mut schedule,
+            &mut position,
+            &recorder,
+        )
+        .await
+        {
+            Ended::Closed => break,
+            Ended::Dropped => {
+                recorder.dropped.fetch_add(1, Ordering::Relaxed);
+                if !spec.reconnect {
+                    break;
+                }
+                match come_back(&spec, &mut url_index, position, &phase, &recorder).await {
+                    Some(back) => {
+                        ws = back.ws;
+                        position = back.position.or(position);
+                    }
+                    None => break,
+                }
+            }
+        }
     }
-    if sent > 0 {
+    if schedule.sent > 0 {
         let room = spec.room.clone().unwrap_or_default();
-        *recorder.sent.lock().unwrap().entry(room).or_default() += sent;
+        *recorder.sent.lock().unwrap().entry(room).or_default() += schedule.sent;
     }
     let _ = timeout(Duration::from_secs(2), ws.close(None)).await;
 }
 
-/// The scheduled send time in a `message` event's body, without parsing the JSON.
-fn body_time(text: &str) -> Option<u64> {
-    if !text.contains(r#""type":"message""#) {
-        return None;
+/// Sends on schedule and records deliveries until the run closes or the
+/// connection drops.
+async fn session(
+    spec: &Spec,
+    ws: &mut Socket,
+    phase: &Phase,
+    schedule: &mut Schedule,
+    position: &mut Option<Position>,
+    recorder: &Recorder,
+) -> Ended {
+    let shard = &recorder.latency[spec.index % SHARDS];
+    let room = spec.room.as_deref().unwrap_or_default();
+    loop {
+        let due = schedule.next.filter(|at| *at < phase.end);
+        tokio::select! {
+            () = sleep_until(due.unwrap_or(phase.close)), if due.is_some() => {
+                let at = due.unwrap();
+                let scheduled = phase.start_us + at.saturating_duration_since(phase.start).as_micros() as u64;
+                let body = format!("{scheduled:016}:{:08}:{:010}:{}", spec.index, schedule.sent, schedule.padding);
+                if ws.send(Message::Text(wire::chat(spec.target, room, &body).into())).await.is_err() {
+                    return Ended::Dropped;
+                }
+                schedule.sent += 1;
+                recorder.sent_total.fetch_add(1, Ordering::Relaxed);
+                schedule.next = Some(at + spec.send_every.unwrap_or_default());
+            }
+            () = sleep_until(phase.close) => return Ended::Closed,
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) => match wire::read(spec.target, &text) {
+                    Incoming::Messages(deliveries) => {
+                        let now = unix_micros();
+                        let mut histogram = shard.lock().unwrap();
+                        for delivery in deliveries {
+                            if let (Some(seq), Some(at)) = (delivery.seq, position.as_mut()) {
+                                if seq <= at.seq {
+                                    recorder.duplicates.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                                at.seq = seq;
+                            }
+                            let _ = histogram.record(now.saturating_sub(delivery.sent_us).max(1));
+                            recorder.delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Incoming::Ping => {
+                        if ws.send(Message::Text(wire::PONG.into())).await.is_err() {
+                            return Ended::Dropped;
+                        }
+                    }
+                    Incoming::Error => {
+                        recorder.server_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Incoming::Other => {}
+                },
+                Some(Ok(_)) => {}
+                _ => return Ended::Dropped,
+            },
+        }
     }
-    let start = text.find(r#""body":""#)? + 8;
-    text.get(start..start + 16)?.parse().ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::body_time;
-
-    #[test]
-    fn reads_the_send_time_from_a_message_event() {
-        let event = r#"{"type":"message","id":"x","room":"big","from":{"id":"u"},"ts":1,"body":"0001732380000123:00000007:0000000003:xxxx","seq":4}"#;
-        assert_eq!(body_time(event), Some(1_732_380_000_123));
-        assert_eq!(body_time(r#"{"type":"sent","body":"0001"}"#), None);
+/// After a drop: tries the other URLs in turn until one takes the client back
+/// into its room (resuming after `position`), or the run closes. The first
+/// try skips ahead by the client's index, so the clients of a dead node spread
+/// over all the survivors, as behind a load balancer.
+async fn come_back(
+    spec: &Spec,
+    url_index: &mut usize,
+    position: Option<Position>,
+    phase: &Phase,
+    recorder: &Recorder,
+) -> Option<Connected> {
+    let mut pause = Duration::from_millis(50);
+    let urls = spec.urls.len();
+    let mut step = 1 + spec.index % urls.saturating_sub(1).max(1);
+    while Instant::now() < phase.close {
+        *url_index = (*url_index + step) % urls;
+        step = 1;
+        let url = &spec.urls[*url_index];
+        match timeout(CONNECT_TIMEOUT, open(spec, url, position)).await {
+            Ok(Ok((ws, joined))) => {
+                recorder.reconnected.fetch_add(1, Ordering::Relaxed);
+                if joined.recovered {
+                    recorder.recovered.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(kill_us) = phase.kill_us {
+                    let back = unix_micros().saturating_sub(kill_us).max(1);
+                    let _ = recorder.back_latency.lock().unwrap().record(back);
+                }
+                return Some(Connected {
+                    ws,
+                    // Same numbering: keep counting from what this client saw.
+                    position: joined.position.map(|new| match position {
+                        Some(old) if old.epoch == new.epoch => old,
+                        _ => new,
+                    }),
+                });
+            }
+            _ => {
+                recorder.reconnect_errors.fetch_add(1, Ordering::Relaxed);
+                sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
     }
+    None
 }

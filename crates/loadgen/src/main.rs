@@ -12,6 +12,7 @@ mod scenario;
 mod server;
 mod stats;
 mod tokens;
+mod wire;
 mod worker;
 
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
@@ -26,7 +27,7 @@ use tokio::{
 
 use crate::{
     report::{Derived, RunResult},
-    scenario::Scenario,
+    scenario::{Kind, Scenario},
     server::ProcessCost,
     stats::Measured,
     worker::{Plan, Report, Start},
@@ -54,6 +55,11 @@ enum Cmd {
         /// Server processes to measure (CPU seconds, RSS).
         #[arg(long)]
         pid: Vec<u32>,
+        /// Reconnect storm: the node process to kill (SIGKILL) `kill_after`
+        /// into the phase; it must be the one behind the scenario's first URL.
+        /// Ignored by the other scenarios.
+        #[arg(long)]
+        kill_pid: Option<i32>,
         /// A label for the target in reports.
         #[arg(long, default_value = "chorus")]
         label: String,
@@ -91,13 +97,21 @@ async fn main() -> Result<()> {
             scenario,
             overrides,
             pid,
+            kill_pid,
             label,
             out,
             chart,
             secret,
         } => {
             let scenario = Scenario::load(&scenario, &overrides)?;
-            let result = run(scenario, pid, label, secret).await?;
+            let kill = match (scenario.kind, kill_pid) {
+                (Kind::ReconnectStorm, None) => {
+                    bail!("reconnect_storm needs --kill-pid: the node behind the first url")
+                }
+                (Kind::ReconnectStorm, Some(pid)) => Some(pid),
+                _ => None,
+            };
+            let result = run(scenario, pid, kill, label, secret).await?;
             print!("{}", result.summary());
             if let Some(path) = out {
                 std::fs::write(&path, serde_json::to_string_pretty(&result)?)
@@ -147,6 +161,7 @@ struct WorkerProcess {
 async fn run(
     scenario: Scenario,
     pids: Vec<u32>,
+    kill: Option<i32>,
     label: String,
     secret: String,
 ) -> Result<RunResult> {
@@ -226,7 +241,11 @@ async fn run(
     eprintln!("connected {connected} clients ({errors} errors); starting the measured phase");
 
     let start_us = client::unix_micros() + 1_000_000;
-    let start = Start { start_us };
+    let kill_us = match kill {
+        Some(_) => Some(start_us + scenario.kill_after()?.as_micros() as u64),
+        None => None,
+    };
+    let start = Start { start_us, kill_us };
     let mut line = serde_json::to_vec(&start)?;
     line.push(b'\n');
     for worker in &mut workers {
@@ -239,6 +258,17 @@ async fn run(
     .await;
     let cpu_before: BTreeMap<u32, f64> =
         pids.iter().map(|&p| (p, server::cpu_seconds(p))).collect();
+    if let (Some(pid), Some(at)) = (kill, kill_us) {
+        tokio::spawn(async move {
+            let wait = at.saturating_sub(client::unix_micros());
+            tokio::time::sleep(Duration::from_micros(wait)).await;
+            use nix::{sys::signal, unistd::Pid};
+            match signal::kill(Pid::from_raw(pid), signal::SIGKILL) {
+                Ok(()) => eprintln!("killed node {pid}"),
+                Err(e) => eprintln!("could not kill node {pid}: {e}"),
+            }
+        });
+    }
 
     let mut progress: BTreeMap<usize, (u64, u64, u64)> = BTreeMap::new();
     let mut results: Vec<Measured> = Vec::new();
@@ -281,7 +311,8 @@ async fn run(
             (
                 p,
                 ProcessCost {
-                    cpu_seconds: cpu_after[&p] - cpu_before[&p],
+                    // A killed node reads as 0 afterwards: count nothing for it.
+                    cpu_seconds: (cpu_after[&p] - cpu_before[&p]).max(0.0),
                     rss_before: rss_before[&p],
                     rss_peak: peaks.get(&p).copied().unwrap_or(0),
                 },
@@ -333,6 +364,7 @@ fn result_of(
         expected,
         latency_ms: report::quantiles_ms(&measured.latency),
         connect_ms: report::quantiles_ms(&measured.connect_latency),
+        back_ms: report::quantiles_ms(&measured.back_latency),
         scenario,
         measured,
         servers,

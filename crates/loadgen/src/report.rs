@@ -27,6 +27,9 @@ pub struct RunResult {
     pub latency_ms: [f64; 5],
     /// Connect latency quantiles in ms.
     pub connect_ms: [f64; 5],
+    /// Reconnect storm: kill-to-back quantiles in ms.
+    #[serde(default)]
+    pub back_ms: [f64; 5],
     /// Server processes by pid.
     pub servers: BTreeMap<u32, ProcessCost>,
     /// Derived figures.
@@ -94,6 +97,18 @@ impl RunResult {
             let _ = writeln!(
                 out,
                 "latency ms: p50 {p50:.2} p90 {p90:.2} p99 {p99:.2} p99.9 {p999:.2} max {max:.2}"
+            );
+        }
+        if m.duplicates > 0 {
+            let _ = writeln!(out, "duplicates (same sequence twice): {}", m.duplicates);
+        }
+        if self.scenario.kind == crate::scenario::Kind::ReconnectStorm {
+            let [p50, p90, p99, _, max] = self.back_ms;
+            let _ = writeln!(
+                out,
+                "reconnect storm: {} back ({} resumed exactly, {} failed attempts); \
+                 back after the kill: p50 {p50:.0} ms p90 {p90:.0} ms p99 {p99:.0} ms, all {max:.0} ms",
+                m.reconnected, m.recovered, m.reconnect_errors
             );
         }
         for (pid, cost) in &self.servers {
@@ -214,17 +229,21 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
             opt(run.derived.rss_per_connection, 1024.0),
         );
     }
-    if let Some((first, rest)) = runs.split_first() {
+    if let Some((first, rest)) = runs.split_first().filter(|(_, rest)| !rest.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n| {0} vs | CPU per delivery (peer ÷ {0}) | RSS per connection (peer ÷ {0}) | p99 latency (peer ÷ {0}) |\n|---|---|---|---|",
+            first.target
+        );
+        let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+            (Some(a), Some(b)) if a > 0.0 => format!("{:.2}×", b / a),
+            _ => "–".into(),
+        };
         for other in rest {
-            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) if a > 0.0 => format!("{:.1}×", b / a),
-                _ => "–".into(),
-            };
             let _ = writeln!(
                 out,
-                "\n{} relative to {}: CPU per delivery {} · RSS per connection {} · p99 {}",
+                "| {} | {} | {} | {} |",
                 other.target,
-                first.target,
                 ratio(
                     first.derived.cpu_us_per_delivery,
                     other.derived.cpu_us_per_delivery
@@ -236,6 +255,7 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
                 ratio(Some(first.latency_ms[2]), Some(other.latency_ms[2])),
             );
         }
+        let _ = writeln!(out, "\nAbove 1× means {} costs less.", first.target);
     }
     out
 }

@@ -18,6 +18,11 @@ pub enum Kind {
     SmallRooms,
     /// Connect (with a token) as fast as possible, `connect_concurrency` at a time.
     ConnectStorm,
+    /// Rooms of `room_size`; `kill_after` into the phase the coordinator kills
+    /// the node behind the first URL (`--kill-pid`), and its clients come back
+    /// on the others, resuming their rooms. Members on the other nodes send
+    /// `rate` messages/s each, so resume is checked too.
+    ReconnectStorm,
 }
 
 /// What the clients talk to.
@@ -30,6 +35,10 @@ pub enum Target {
     /// The gorilla/websocket chat hub: raw text frames broadcast to every client
     /// (queued messages joined with newlines into one frame).
     Gorilla,
+    /// Socket.IO 4 (Engine.IO v4 over a WebSocket): token in the connect
+    /// packet, `join` with an acknowledgement, `chat` and `message` events.
+    #[serde(rename = "socketio")]
+    SocketIo,
 }
 
 /// One scenario, as read from its file.
@@ -76,6 +85,9 @@ pub struct Scenario {
     /// Worker processes (each holds `clients / workers` connections).
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Reconnect storm: when, into the measured phase, the node is killed.
+    #[serde(default = "default_kill_after")]
+    pub kill_after: String,
 }
 
 fn default_body() -> usize {
@@ -95,6 +107,9 @@ fn default_concurrency() -> usize {
 }
 fn default_workers() -> usize {
     1
+}
+fn default_kill_after() -> String {
+    "5s".into()
 }
 
 impl Scenario {
@@ -139,15 +154,31 @@ impl Scenario {
             Kind::BigRoom | Kind::SmallRooms if self.rate <= 0.0 => {
                 bail!("{:?} needs a positive rate", self.kind)
             }
-            Kind::SmallRooms if self.room_size < 2 => bail!("room_size must be at least 2"),
+            Kind::SmallRooms | Kind::ReconnectStorm if self.room_size < 2 => {
+                bail!("room_size must be at least 2")
+            }
             Kind::SmallRooms if self.target == Target::Gorilla => {
                 bail!("the gorilla hub has no rooms: every message goes to every client")
+            }
+            Kind::ReconnectStorm if self.target != Target::Chorus => {
+                bail!("reconnect_storm needs resume, which only Chorus has")
+            }
+            Kind::ReconnectStorm if self.urls.len() < 2 => {
+                bail!("reconnect_storm needs at least two urls: one to kill, one to come back to")
+            }
+            Kind::ReconnectStorm if self.kill_after()? >= self.duration()? => {
+                bail!("kill_after must be within the duration")
             }
             _ => {}
         }
         self.duration()?;
         self.settle()?;
         Ok(())
+    }
+
+    /// Reconnect storm: when the node is killed, from the phase's start.
+    pub fn kill_after(&self) -> Result<Duration> {
+        humantime::parse_duration(&self.kill_after).context("kill_after")
     }
 
     /// The measured phase.
@@ -180,15 +211,21 @@ impl Scenario {
                 room: Some(format!("small-{}", i / self.room_size)),
                 send_every: Some(Duration::from_secs_f64(1.0 / self.rate)),
             },
+            // Clients of the first URL (the node that is killed) only listen,
+            // so every message sent is one the server acknowledged.
+            Kind::ReconnectStorm => Role {
+                room: Some(format!("storm-{}", i / self.room_size)),
+                send_every: (self.rate > 0.0 && !i.is_multiple_of(self.urls.len()))
+                    .then(|| Duration::from_secs_f64(1.0 / self.rate)),
+            },
         }
     }
 
-    /// The target URL and source address of client `i`.
-    pub fn endpoint(&self, i: usize) -> (&str, Option<&str>) {
-        let url = &self.urls[i % self.urls.len()];
+    /// The index of client `i`'s first target URL, and its source address.
+    pub fn endpoint(&self, i: usize) -> (usize, Option<&str>) {
         let source = (!self.sources.is_empty())
             .then(|| self.sources[(i / self.urls.len()) % self.sources.len()].as_str());
-        (url, source)
+        (i % self.urls.len(), source)
     }
 }
 

@@ -55,6 +55,21 @@ pub struct Measured {
     pub latency: Recorded,
     /// Error events the server answered with.
     pub server_errors: u64,
+    /// Deliveries seen twice (same room sequence) and not counted.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Reconnect storm: clients back in their room after a drop.
+    #[serde(default)]
+    pub reconnected: u64,
+    /// Reconnect storm: of those, resumed with exactly the missed messages.
+    #[serde(default)]
+    pub recovered: u64,
+    /// Reconnect storm: attempts that failed before a client got back.
+    #[serde(default)]
+    pub reconnect_errors: u64,
+    /// Reconnect storm: from the kill to each client being back, µs.
+    #[serde(default)]
+    pub back_latency: Recorded,
 }
 
 impl Measured {
@@ -71,5 +86,10 @@ impl Measured {
         self.delivered += other.delivered;
         self.latency.0.extend(&other.latency.0);
         self.server_errors += other.server_errors;
+        self.duplicates += other.duplicates;
+        self.reconnected += other.reconnected;
+        self.recovered += other.recovered;
+        self.reconnect_errors += other.reconnect_errors;
+        self.back_latency.0.extend(&other.back_latency.0);
     }
 }

@@ -23,7 +23,7 @@ use tokio::{
 
 use crate::{
     client::{self, Phase, Recorder, Spec},
-    scenario::Scenario,
+    scenario::{Kind, Scenario},
     stats::{Measured, Recorded},
 };
 
@@ -61,6 +61,8 @@ pub enum Report {
 pub struct Start {
     /// When sending starts, µs since the Unix epoch.
     pub start_us: u64,
+    /// Reconnect storm: when the node is killed, µs since the Unix epoch.
+    pub kill_us: Option<u64>,
 }
 
 /// Runs a worker on stdin/stdout (the `worker` subcommand).
@@ -71,7 +73,7 @@ pub async fn serve_stdio() -> Result<()> {
     let worker = Worker::connect(&plan).await?;
     say(&mut stdout, &worker.ready()).await?;
     let start: Start = serde_json::from_str(&lines.next_line().await?.context("no start")?)?;
-    let done = worker.run(&plan.scenario, start.start_us);
+    let done = worker.run(&plan.scenario, &start);
     tokio::pin!(done);
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -114,11 +116,12 @@ impl Worker {
         let mut tasks = tokio::task::JoinSet::new();
         let (connected_tx, mut connected_rx) = tokio::sync::mpsc::unbounded_channel();
         for index in plan.from..plan.to {
-            let (url, source) = scenario.endpoint(index);
+            let (url_index, source) = scenario.endpoint(index);
             let role = scenario.role(index);
             let spec = Spec {
                 index,
-                url: url.to_owned(),
+                urls: scenario.urls.clone(),
+                url_index,
                 source: source
                     .map(|s| s.parse())
                     .transpose()
@@ -128,16 +131,17 @@ impl Worker {
                 send_every: role.send_every,
                 body: scenario.body,
                 target: scenario.target,
+                reconnect: scenario.kind == Kind::ReconnectStorm,
             };
             let permit = permits.clone().acquire_owned().await?;
             let (recorder, phase_rx, connected_tx) =
                 (recorder.clone(), phase_rx.clone(), connected_tx.clone());
             tasks.spawn(async move {
-                let socket = client::connect(&spec, &recorder).await;
+                let connected = client::connect(&spec, &recorder).await;
                 drop(permit);
                 let _ = connected_tx.send(());
-                if let Some(socket) = socket {
-                    client::run(spec, socket, phase_rx, recorder).await;
+                if let Some(connected) = connected {
+                    client::run(spec, connected, phase_rx, recorder).await;
                 }
             });
         }
@@ -171,7 +175,8 @@ impl Worker {
     }
 
     /// Runs the measured phase from `start_us` and returns what was measured.
-    pub async fn run(&self, scenario: &Scenario, start_us: u64) -> Result<Measured> {
+    pub async fn run(&self, scenario: &Scenario, start: &Start) -> Result<Measured> {
+        let Start { start_us, kill_us } = *start;
         let now_us = client::unix_micros();
         let start = Instant::now() + Duration::from_micros(start_us.saturating_sub(now_us));
         let end = start + scenario.duration()?;
@@ -181,6 +186,7 @@ impl Worker {
             end,
             close,
             start_us,
+            kill_us,
         }));
         tokio::time::sleep_until(close + Duration::from_secs(3)).await;
         Ok(self.measured())
@@ -204,6 +210,11 @@ impl Worker {
             delivered: r.delivered.load(Ordering::Relaxed),
             latency: Recorded::of(&r.latency()),
             server_errors: r.server_errors.load(Ordering::Relaxed),
+            duplicates: r.duplicates.load(Ordering::Relaxed),
+            reconnected: r.reconnected.load(Ordering::Relaxed),
+            recovered: r.recovered.load(Ordering::Relaxed),
+            reconnect_errors: r.reconnect_errors.load(Ordering::Relaxed),
+            back_latency: Recorded::of(&r.back_latency.lock().unwrap()),
         }
     }
 }

@@ -12,6 +12,11 @@ pub struct OpsArgs {
     /// for scrapers and probes kept off the public port (the main port serves them too).
     #[arg(long, env = "CHORUS_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Length of the queue of connections the kernel has accepted but the node has
+    /// not yet taken (capped by net.core.somaxconn). When it overflows during a
+    /// connection storm, clients wait a full SYN retry (1 s, then 3 s...).
+    #[arg(long, env = "CHORUS_LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
     /// After SIGTERM: how long the node stays up, not ready, still serving, so load
     /// balancers stop sending it new clients before any is closed.
     #[arg(long, env = "CHORUS_DRAIN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
