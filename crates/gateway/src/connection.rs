@@ -105,9 +105,18 @@ async fn drive(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pong_deadline: Option<Instant> = None;
     let mut batch = VecDeque::new();
+    // Both timers live as long as the connection and are only moved, so a
+    // delivery's wake-up does not register and cancel timer entries.
+    let expiry_timer = sleep_until(session.deadline().0);
+    tokio::pin!(expiry_timer);
+    let pong_timer = sleep_until(Instant::now() + config.pong_timeout);
+    tokio::pin!(pong_timer);
     loop {
         // Authentication or token expiry: the session says when, and how to close.
         let (deadline, expiry) = session.deadline();
+        if expiry_timer.deadline() != deadline {
+            expiry_timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             () = &mut my_turn => {
                 // Finish what is queued, then tell the client to go elsewhere.
@@ -116,11 +125,11 @@ async fn drive(
                     reason: "node draining; reconnect and resume",
                     label: CloseReason::Shutdown,
                 };
-                return finish(socket, outbox, &mut batch, going_away).await;
+                return Box::pin(finish(socket, outbox, &mut batch, going_away)).await;
             }
             () = outbox.ready() => {
                 if outbox.take(&mut batch).is_err() {
-                    send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect").await;
+                    Box::pin(send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
                     return CloseReason::SlowConsumer;
                 }
                 match timeout(config.write_timeout, writer.write(socket, &mut batch)).await {
@@ -140,19 +149,19 @@ async fn drive(
                 pong_deadline = None;
                 match frame {
                     None => return CloseReason::Normal,
-                    Some(Err(error)) => return read_failed(socket, error).await,
+                    Some(Err(error)) => return Box::pin(read_failed(socket, error)).await,
                     Some(Ok(Message::Text(text))) => {
                         node.metrics.bytes_received.inc_by(text.len() as u64);
                         let flow = dispatch(session, decode_json(text.as_str())).await;
                         if let Flow::Close(closing) = flow {
-                            return finish(socket, outbox, &mut batch, closing).await;
+                            return Box::pin(finish(socket, outbox, &mut batch, closing)).await;
                         }
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         node.metrics.bytes_received.inc_by(bytes.len() as u64);
                         let flow = dispatch(session, decode_msgpack(&bytes)).await;
                         if let Flow::Close(closing) = flow {
-                            return finish(socket, outbox, &mut batch, closing).await;
+                            return Box::pin(finish(socket, outbox, &mut batch, closing)).await;
                         }
                     }
                     // Pongs only prove liveness; pings are answered by the WebSocket layer;
@@ -161,14 +170,18 @@ async fn drive(
                 }
             }
             _ = ping.tick() => {
-                pong_deadline.get_or_insert(Instant::now() + config.pong_timeout);
+                if pong_deadline.is_none() {
+                    let at = Instant::now() + config.pong_timeout;
+                    pong_deadline = Some(at);
+                    pong_timer.as_mut().reset(at);
+                }
                 if timeout(config.write_timeout, socket.send(Message::Ping(Default::default()))).await.is_err() {
                     return CloseReason::SlowConsumer;
                 }
             }
-            () = sleep_until(deadline) => return finish(socket, outbox, &mut batch, expiry).await,
-            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
-                send_close(socket, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect").await;
+            () = &mut expiry_timer => return Box::pin(finish(socket, outbox, &mut batch, expiry)).await,
+            () = &mut pong_timer, if pong_deadline.is_some() => {
+                Box::pin(send_close(socket, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect")).await;
                 return CloseReason::PingTimeout;
             }
         }
@@ -180,7 +193,9 @@ async fn dispatch(
     command: Result<chorus_protocol::Command, chorus_protocol::CommandError>,
 ) -> Flow {
     match command {
-        Ok(command) => session.handle(command).await,
+        // Boxed: handling a command is rare next to idling, and its future is
+        // large; inline it would sit in every idle connection's task.
+        Ok(command) => Box::pin(session.handle(command)).await,
         Err(error) => session.refuse(error),
     }
 }

@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// Read buffer per connection: small, since a server holds very many of them.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 /// Bytes gathered before tungstenite writes to the socket (we flush after each batch anyway).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Largest body of `POST /api/login`.
