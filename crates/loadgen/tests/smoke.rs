@@ -23,9 +23,22 @@ fn chorus() -> PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_small_big_room_run_delivers_everything_and_reports_it() {
-    let mut options = Options::new(chorus(), 2);
+/// A running cluster of `nodes` nodes and a finished load-generator run against it.
+struct Run {
+    /// The cluster, still running (minus any node the run killed).
+    cluster: LocalCluster,
+    /// The run's standard output.
+    stdout: String,
+    /// The JSON result file.
+    result: serde_json::Value,
+    /// The chart it drew.
+    svg: String,
+}
+
+/// Starts `nodes` nodes and runs `scenario` against them with extra `--set`s
+/// (and `--kill-pid` of the first node when `kill_first`).
+async fn run(nodes: usize, scenario: &str, sets: &[&str], kill_first: bool) -> Run {
+    let mut options = Options::new(chorus(), nodes);
     options.node_env = vec![
         ("CHORUS_JWT_SECRET".into(), SECRET.into()),
         ("RUST_LOG".into(), "warn".into()),
@@ -47,38 +60,59 @@ async fn a_small_big_room_run_delivers_everything_and_reports_it() {
         .map(|n| format!("\"ws://{}/ws\"", n.addr))
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let (out, chart) = (dir.path().join("smoke.json"), dir.path().join("smoke.svg"));
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest/scenarios/smoke.toml");
+    let (out, chart) = (dir.path().join("run.json"), dir.path().join("run.svg"));
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../loadtest/scenarios")
+        .join(scenario);
     let mut command = tokio::process::Command::new(loadgen());
     command
         .arg("run")
         .arg(&scenario)
         .args(["--set", &format!("urls=[{}]", urls.join(","))])
-        .args(["--set", "duration=2s", "--set", "settle=2s"])
         .arg("--out")
         .arg(&out)
         .arg("--chart")
         .arg(&chart)
         .env("CHORUS_JWT_SECRET", SECRET)
         .kill_on_drop(true);
+    for set in sets {
+        command.args(["--set", set]);
+    }
     for node in &cluster.nodes {
         command.args(["--pid", &node.pid().unwrap().to_string()]);
+    }
+    if kill_first {
+        command.args(["--kill-pid", &cluster.nodes[0].pid().unwrap().to_string()]);
     }
     let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
         .await
         .expect("the run ends in time")
         .expect("running chorus-loadgen");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("delivered"), "{stdout}");
+    let result = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    Run {
+        cluster,
+        stdout,
+        result,
+        svg,
+    }
+}
 
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_big_room_run_delivers_everything_and_reports_it() {
+    let Run {
+        cluster,
+        stdout,
+        result,
+        svg,
+    } = run(2, "smoke.toml", &["duration=2s", "settle=2s"], false).await;
+    assert!(stdout.contains("delivered"), "{stdout}");
     let measured = &result["measured"];
     assert_eq!(measured["connected"], 300, "{result:#}");
     assert_eq!(measured["connect_errors"], 0);
@@ -97,7 +131,37 @@ async fn a_small_big_room_run_delivers_everything_and_reports_it() {
     assert!(result["latency_ms"][0].as_f64().unwrap() > 0.0);
     assert_eq!(result["servers"].as_object().unwrap().len(), 2);
     assert!(result["derived"]["cpu_us_per_delivery"].as_f64().unwrap() > 0.0);
-    let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_reconnect_storm_brings_every_client_back_with_nothing_lost() {
+    let sets = [
+        "clients=300",
+        "rate=2",
+        "kill_after=\"1s\"",
+        "duration=\"3s\"",
+        "settle=\"2s\"",
+        "sources=[\"127.0.0.2\",\"127.0.0.3\"]",
+    ];
+    let Run {
+        cluster, result, ..
+    } = run(3, "reconnect-storm.toml", &sets, true).await;
+    let measured = &result["measured"];
+    assert_eq!(measured["connected"], 300, "{result:#}");
+    // The killed node held every third client; each came back and resumed exactly.
+    assert_eq!(measured["dropped"], 100, "{result:#}");
+    assert_eq!(measured["reconnected"], 100, "{result:#}");
+    assert_eq!(measured["recovered"], 100, "{result:#}");
+    assert_eq!(measured["duplicates"], 0, "{result:#}");
+    let expected = result["expected"].as_u64().unwrap();
+    assert!(expected > 0, "{result:#}");
+    assert_eq!(
+        measured["delivered"].as_u64().unwrap(),
+        expected,
+        "nothing missing"
+    );
+    assert!(result["back_ms"][4].as_f64().unwrap() > 0.0, "{result:#}");
     cluster.stop().await.unwrap();
 }
