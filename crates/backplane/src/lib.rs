@@ -19,6 +19,7 @@ mod tls;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chorus_protocol::RoomName;
 
 pub use channel::ChannelNames;
@@ -35,6 +36,9 @@ pub trait Inbound: Send + Sync + 'static {
     /// room usually arrive in sequence order, but may repeat, skip (a lost relay)
     /// or jump to a new epoch; the receiver checks `seq` and repairs from history.
     fn deliver(&self, room: &str, delivery: Delivery);
+    /// Called once per relayed signal (see [`Backplane::signal`]): unnumbered,
+    /// unstored, best effort. Same rules as `deliver`: never block.
+    fn signal(&self, room: &str, payload: Bytes);
 }
 
 /// Why a backplane operation failed. Nothing was stored or delivered; the caller may retry.
@@ -62,6 +66,10 @@ pub trait Backplane: Send + Sync + 'static {
         room: &RoomName,
         message: Outgoing,
     ) -> Result<Published, BackplaneError>;
+    /// Relays `payload` to every node subscribed to `room` (this one included)
+    /// without storing or numbering it: for ephemeral events such as typing,
+    /// which may be lost and must not take a place in the room's order.
+    async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError>;
     /// Reads a page of `room`'s history, with the room's current position.
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError>;
     /// The current position of each room, in the order given.

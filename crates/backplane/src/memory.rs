@@ -330,6 +330,16 @@ impl Backplane for MemoryBackplane {
         })
     }
 
+    async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
+        self.check_open()?;
+        self.bus.with_room(room, |state| {
+            for subscriber in &state.subscribers {
+                subscriber.inbound.signal(room.as_str(), payload.clone());
+            }
+        });
+        Ok(())
+    }
+
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError> {
         self.check_open()?;
         let settings = self.bus.inner.settings;
@@ -427,6 +437,9 @@ mod tests {
     impl Inbound for Sink {
         fn deliver(&self, _room: &str, delivery: Delivery) {
             self.0.lock().push((delivery.epoch, delivery.seq));
+        }
+        fn signal(&self, _room: &str, _payload: Bytes) {
+            self.0.lock().push((0, 0));
         }
     }
 

@@ -132,11 +132,15 @@ pub fn decode(room: &RoomName, entries: Vec<chorus_backplane::Stored>) -> Vec<Ch
     entries
         .into_iter()
         .filter_map(|entry| match Envelope::decode(&entry.payload) {
-            Ok(envelope) => {
-                let EnvelopeBody::Message(mut message) = envelope.body;
+            Ok(Envelope {
+                body: EnvelopeBody::Message(mut message),
+                ..
+            }) => {
                 message.seq = entry.seq;
                 Some(message)
             }
+            // Signals are never stored; one in history would be a bug elsewhere.
+            Ok(_) => None,
             Err(error) => {
                 tracing::warn!(%room, seq = entry.seq, %error, "skipping undecodable history entry");
                 None

@@ -15,6 +15,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use axum::extract::ws::Message;
+use bytes::Bytes;
 use chorus_backplane::{Delivery, Inbound, Page, Position};
 use chorus_protocol::{Encoding, Envelope, EnvelopeBody, Frame, RoomName, ServerEvent};
 use indexmap::IndexMap;
@@ -33,6 +34,9 @@ const SHARDS: usize = 32;
 /// Most live frames kept aside for a member whose history is being read; past
 /// it the member is dropped as a slow consumer (it reconnects and resumes).
 const CATCH_UP_MAX: usize = 2048;
+
+/// How long a typing start lasts unless repeated; clients are told in each event.
+pub const TYPING_EXPIRES: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// Identifies a connection within this node.
 pub type ConnId = u64;
@@ -304,7 +308,10 @@ impl Hub {
     /// Pushes a message to every local member that does not have it yet, encoding once per encoding.
     fn fan_out(&self, members: &mut IndexMap<ConnId, Member>, seq: u64, envelope: Envelope) {
         let published_us = envelope.published_us;
-        let EnvelopeBody::Message(mut message) = envelope.body;
+        let EnvelopeBody::Message(mut message) = envelope.body else {
+            // Signals travel unnumbered (see `signal`); a numbered one is ignored.
+            return;
+        };
         message.seq = seq;
         let event = ServerEvent::Message(&message);
         let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
@@ -326,6 +333,49 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Fans a signal (typing) out to the room's live members: encoded once per
+    /// encoding, dropped for members catching up or falling behind.
+    fn fan_out_signal(&self, room: &str, payload: &[u8]) {
+        let signal = match Envelope::decode(payload) {
+            Ok(Envelope {
+                body: EnvelopeBody::Typing(signal),
+                ..
+            }) => signal,
+            Ok(_) => return,
+            Err(error) => {
+                self.metrics.backplane_undecodable.inc();
+                tracing::debug!(%error, room, "dropping undecodable signal");
+                return;
+            }
+        };
+        let event = ServerEvent::Typing {
+            room: &signal.room,
+            user: &signal.from,
+            state: if signal.active { "start" } else { "stop" },
+            expires_in_ms: TYPING_EXPIRES.as_millis() as u64,
+        };
+        let mut shard = self.shard(room).lock();
+        let Some(entry) = shard.get_mut(room) else {
+            return;
+        };
+        let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
+        let mut dropped = 0u64;
+        for member in entry.members.values() {
+            if member.catching_up.is_some() {
+                dropped += 1;
+                continue;
+            }
+            let frame = frames[member.encoding.index()]
+                .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
+            if member.outbox.push_signal(frame.clone()) == Pushed::Dropped {
+                dropped += 1;
+            }
+        }
+        self.metrics.signals_dropped.inc_by(dropped);
+    }
+}
+
 impl Inbound for Hub {
     fn deliver(&self, room: &str, delivery: Delivery) {
         self.metrics.backplane_received.inc();
@@ -341,6 +391,11 @@ impl Inbound for Hub {
             delivery.payload,
             &mut |step| self.apply(room, members, step),
         );
+    }
+
+    fn signal(&self, room: &str, payload: Bytes) {
+        self.metrics.backplane_received.inc();
+        self.fan_out_signal(room, &payload);
     }
 }
 

@@ -102,6 +102,8 @@ pub struct Metrics {
     pub frames_delivered: IntCounter,
     /// Frames dropped because a client's queue had overflowed.
     pub outbox_drops: IntCounter,
+    /// Typing indicators not queued: the member was catching up or behind (dropped first, by design).
+    pub signals_dropped: IntCounter,
     /// Local recipients per message read from the backplane.
     pub fanout: Histogram,
     /// Tokens refused, by reason (a fixed set: see `AuthError::label`).
@@ -222,6 +224,10 @@ impl Metrics {
             outbox_drops: counter(
                 "chorus_outbox_drops_total",
                 "Frames dropped for clients whose outbound queue overflowed.",
+            ),
+            signals_dropped: counter(
+                "chorus_signals_dropped_total",
+                "Typing indicators not queued because the client was catching up or falling behind.",
             ),
             fanout: register(
                 &registry,

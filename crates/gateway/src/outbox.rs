@@ -75,7 +75,7 @@ impl Outbox {
     /// Queues a live message published at `published_us`, without waiting.
     pub fn push_live(&self, frame: Message, published_us: u64) -> Pushed {
         let cost = frame_len(&frame) + FRAME_OVERHEAD;
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         if state.overflowed {
             return Pushed::Dropped;
         }
@@ -84,6 +84,28 @@ impl Outbox {
             self.overflow();
             return Pushed::Dropped;
         }
+        self.enqueue(state, frame, published_us, cost)
+    }
+
+    /// Queues an ephemeral frame (a typing indicator) only while the client keeps
+    /// up: once a quarter of the bound is queued such frames are dropped first,
+    /// and they never make the client a slow consumer.
+    pub fn push_signal(&self, frame: Message) -> Pushed {
+        let cost = frame_len(&frame) + FRAME_OVERHEAD;
+        let state = self.state.lock();
+        if state.overflowed || state.bytes + cost > self.max_bytes / 4 {
+            return Pushed::Dropped;
+        }
+        self.enqueue(state, frame, 0, cost)
+    }
+
+    fn enqueue(
+        &self,
+        mut state: parking_lot::MutexGuard<'_, State>,
+        frame: Message,
+        published_us: u64,
+        cost: usize,
+    ) -> Pushed {
         state.frames.push_back(Queued {
             frame,
             published_us,
@@ -160,6 +182,19 @@ mod tests {
             outbox.take(&mut batch).unwrap();
             assert_eq!(batch.len(), 1);
         }
+    }
+
+    #[test]
+    fn signals_are_dropped_first_and_never_overflow() {
+        let outbox = Outbox::new(1000);
+        assert_eq!(outbox.push_signal(text(100)), Pushed::Queued);
+        assert_eq!(outbox.push(text(300)), Pushed::Queued);
+        // Past a quarter of the bound: the signal goes, the client stays.
+        assert_eq!(outbox.push_signal(text(10)), Pushed::Dropped);
+        assert_eq!(outbox.push(text(300)), Pushed::Queued);
+        let mut batch = VecDeque::new();
+        outbox.take(&mut batch).unwrap();
+        assert_eq!(batch.len(), 3);
     }
 
     #[tokio::test]

@@ -6,7 +6,11 @@
 //! Every refused command is answered with an `error` and costs the connection a
 //! flood strike; a connection out of strikes is closed.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use chorus_protocol::{
     Command, CommandError, Encoding, ErrorCode, ErrorReply, RoomName, ServerEvent, close,
@@ -14,6 +18,7 @@ use chorus_protocol::{
 use tokio::time::Instant;
 
 mod rooms;
+mod typing;
 
 use crate::{
     auth::{Access, AuthError, Identity},
@@ -77,6 +82,9 @@ pub struct Session {
     outbox: Arc<Outbox>,
     /// Rooms joined (bounded by `max_rooms`).
     rooms: HashSet<RoomName>,
+    /// Rooms where this connection's typing start was last relayed, and when
+    /// (a subset of `rooms`).
+    typing: HashMap<RoomName, Instant>,
     /// This connection's sends.
     sends: Bucket,
     /// This connection's joins and leaves.
@@ -105,6 +113,7 @@ impl Session {
             encoding,
             outbox,
             rooms: HashSet::new(),
+            typing: HashMap::new(),
             sends: Bucket::new(rates.send),
             joins: Bucket::new(rates.join),
             strikes: rates.strikes(),
@@ -231,6 +240,14 @@ impl Session {
                 self.history(room, before, limit, reference).await;
                 Flow::Continue
             }
+            Command::Typing {
+                room,
+                active,
+                reference,
+            } => {
+                self.typing(room, active, reference).await;
+                Flow::Continue
+            }
             Command::Leave { room, reference } => {
                 self.leave(room, reference);
                 Flow::Continue
@@ -332,6 +349,7 @@ impl Session {
             .cloned()
             .collect();
         for room in lost {
+            self.stop_typing(&room);
             self.rooms.remove(&room);
             self.node.hub.remove(&room, self.conn);
             self.reply(&ServerEvent::Left {
@@ -396,6 +414,10 @@ impl Session {
 
     /// Leaves every room; called once when the connection ends.
     pub fn close(&mut self) {
+        let typing: Vec<RoomName> = self.typing.keys().cloned().collect();
+        for room in typing {
+            self.stop_typing(&room);
+        }
         for room in self.rooms.drain() {
             self.node.hub.remove(&room, self.conn);
             self.node.subscriptions.release(&room);
@@ -409,6 +431,7 @@ fn reference_of(command: &Command) -> Option<String> {
         | Command::History { reference, .. }
         | Command::Leave { reference, .. }
         | Command::Send { reference, .. }
+        | Command::Typing { reference, .. }
         | Command::Ping { reference }
         | Command::Auth { reference, .. }
         | Command::Refresh { reference, .. } => reference.clone(),

@@ -126,6 +126,17 @@ async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
         ],
         "every message once, in order"
     );
+
+    // Typing shows on the other page, and the message ends it.
+    ada.type_into("#message", "typing a").await;
+    bob.wait_text("#typing", "Ada Lovelace is typing").await;
+    bob.screenshot(&screenshot("typing-phone.png")).await;
+    ada.type_into("#message", "nswer\n").await;
+    wait_for_body(&bob, "typing answer").await;
+    eventually("the typing line cleared by the message", || async {
+        bob.text("#typing").await.is_empty().then_some(())
+    })
+    .await;
     ada.screenshot(&screenshot("chat.png")).await;
     bob.screenshot(&screenshot("chat-phone.png")).await;
     ada.close().await;

@@ -6,6 +6,8 @@ import { Connection } from "./connection.js";
 const $ = (id) => document.getElementById(id);
 const SESSION = "chorus.session";
 const HISTORY_PAGE = 50;
+/** While the user types, "typing start" is sent at most this often (the server relays one per 2 s). */
+const TYPING_REPEAT_MS = 2500;
 
 /** Per room: messages by id (kept in seq order), paging and unread state. */
 class Room {
@@ -16,6 +18,7 @@ class Room {
     this.more = true;
     this.loadingOlder = false;
     this.unread = 0;
+    this.typing = new Map(); // user id -> {name, until (ms)}
   }
   oldestSeq() {
     let oldest = null;
@@ -162,7 +165,21 @@ function handle(event) {
       if (room.name === state.active) renderRoom();
       break;
     case "message":
-      if (room) addMessages(room, [event], true);
+      if (!room) break;
+      // A message from someone ends their typing indicator.
+      if (room.typing.delete(event.from?.id) && room.name === state.active) renderTyping();
+      addMessages(room, [event], true);
+      break;
+    case "typing":
+      if (!room || !event.user || event.user.id === state.user?.id) break;
+      if (event.state === "stop") room.typing.delete(event.user.id);
+      else {
+        room.typing.set(event.user.id, {
+          name: event.user.name || event.user.id,
+          until: Date.now() + (event.expires_in_ms || 6000),
+        });
+      }
+      if (room.name === state.active) renderTyping();
       break;
     case "history":
       if (!room) break;
@@ -231,6 +248,7 @@ function select(name) {
   saveSession();
   renderRooms();
   renderRoom("bottom");
+  renderTyping();
   $("sidebar").classList.remove("open");
   $("menu").setAttribute("aria-expanded", "false");
   $("message").focus();
@@ -353,6 +371,42 @@ function renderRoom(scroll = "keep") {
   else log.scrollTop = log.scrollHeight - fromBottom;
 }
 
+/** "Ada is typing…" under the log of the active room; lapsed entries are dropped. */
+function renderTyping() {
+  const room = state.rooms.get(state.active);
+  const now = Date.now();
+  const names = [];
+  let next = Infinity;
+  for (const [id, who] of room ? room.typing : []) {
+    if (who.until <= now) room.typing.delete(id);
+    else {
+      names.push(who.name);
+      next = Math.min(next, who.until);
+    }
+  }
+  $("typing").textContent = names.length === 0 ? ""
+    : names.length === 1 ? `${names[0]} is typing…`
+    : names.length <= 3 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are typing…`
+    : "Several people are typing…";
+  clearTimeout(renderTyping.timer);
+  if (next !== Infinity) renderTyping.timer = setTimeout(renderTyping, next - now + 10);
+}
+
+/** Tells the active room about this user's typing: start (repeated while typing) or stop. */
+function typed() {
+  const typing = $("message").value.trim() !== "";
+  const now = Date.now();
+  if (typing && state.active && now - (typed.sentAt || 0) >= TYPING_REPEAT_MS) {
+    typed.sentAt = now;
+    typed.room = state.active;
+    state.conn?.typing(state.active, "start");
+  } else if (!typing && typed.room) {
+    state.conn?.typing(typed.room, "stop");
+    typed.room = null;
+    typed.sentAt = 0;
+  }
+}
+
 function loadOlder() {
   const room = state.rooms.get(state.active);
   if (!room || !room.more || room.loadingOlder || !state.conn?.connected) return;
@@ -382,6 +436,9 @@ function sendMessage(event) {
   if (!body || !state.active) return;
   state.conn.post(state.active, body);
   input.value = "";
+  // The message itself ends the typing indicator (the server forgets the throttle too).
+  typed.room = null;
+  typed.sentAt = 0;
   renderRoom("bottom");
 }
 
@@ -402,6 +459,7 @@ function wire() {
     dropRoom(state.active);
   });
   $("composer").addEventListener("submit", sendMessage);
+  $("message").addEventListener("input", typed);
   $("message").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendMessage(event);
   });

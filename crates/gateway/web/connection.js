@@ -93,6 +93,11 @@ export class Connection extends EventTarget {
     return id;
   }
 
+  /** Typing indicator: "start" (repeat while typing) or "stop"; dropped while offline. */
+  typing(room, state) {
+    if (this.connected) this.send({ type: "typing", room, state });
+  }
+
   history(room, before) {
     this.send({ type: "history", room, before, limit: 50, ref: `history:${room}` });
   }

@@ -85,6 +85,13 @@ pub enum Command {
         limit: Option<u32>,
         reference: Ref,
     },
+    /// The user started (`active`) or stopped typing in a joined room. Never
+    /// stored; relayed to the room's other members at most once per throttle window.
+    Typing {
+        room: RoomName,
+        active: bool,
+        reference: Ref,
+    },
     /// Application-level ping; answered with `pong`.
     Ping { reference: Ref },
     /// Authenticate with a token (the first frame, when no token came with the upgrade).
@@ -140,6 +147,13 @@ enum RawCommand {
         before_id: Option<String>,
         #[serde(default)]
         limit: Option<u32>,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Typing {
+        room: String,
+        #[serde(default)]
+        state: Option<String>,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -272,6 +286,29 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
                 reference,
             }
         }
+        RawCommand::Typing {
+            room,
+            state,
+            reference,
+        } => {
+            let reference = check_ref(reference)?;
+            let active = match state.as_deref() {
+                None | Some("start") => true,
+                Some("stop") => false,
+                Some(_) => {
+                    return Err(CommandError {
+                        code: ErrorCode::InvalidCommand,
+                        detail: "typing state must be start or stop".into(),
+                        reference,
+                    });
+                }
+            };
+            Command::Typing {
+                room: room_name(&room, &reference)?,
+                active,
+                reference,
+            }
+        }
         RawCommand::Ping { reference } => Command::Ping {
             reference: check_ref(reference)?,
         },
@@ -293,7 +330,7 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
                 detail:
-                    "unknown command type; expected auth, refresh, join, leave, send, history or ping"
+                    "unknown command type; expected auth, refresh, join, leave, send, history, typing or ping"
                     .into(),
                 reference: None,
             });
@@ -371,323 +408,4 @@ fn invalid(detail: String) -> CommandError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn code_of(r: Result<Command, CommandError>) -> ErrorCode {
-        r.unwrap_err().code
-    }
-
-    #[test]
-    fn decodes_every_command_in_json() {
-        assert_eq!(
-            decode_json(r#"{"type":"join","room":"lobby","ref":"1"}"#).unwrap(),
-            Command::Join {
-                room: RoomName::parse("lobby").unwrap(),
-                resume: None,
-                history: None,
-                reference: Some("1".into())
-            }
-        );
-        assert_eq!(
-            decode_json(r#"{"type":"join","room":"r","epoch":7,"after":41,"history":5}"#).unwrap(),
-            Command::Join {
-                room: RoomName::parse("r").unwrap(),
-                resume: Some(Resume {
-                    epoch: 7,
-                    after: 41
-                }),
-                history: Some(5),
-                reference: None
-            }
-        );
-        assert!(matches!(
-            decode_json(r#"{"type":"history","room":"r","before":9,"limit":3}"#),
-            Ok(Command::History {
-                before: Some(Before::Seq(9)),
-                limit: Some(3),
-                ..
-            })
-        ));
-        assert!(matches!(
-            decode_json(r#"{"type":"send","room":"r","body":"x","client_msg_id":"c-1"}"#),
-            Ok(Command::Send { client_msg_id: Some(ref id), .. }) if id == "c-1"
-        ));
-        assert!(matches!(
-            decode_json(r#"{"type":"send","room":"r","body":"hi","extra":true}"#).unwrap(),
-            Command::Send { ref body, reference: None, .. } if body == "hi"
-        ));
-        assert!(matches!(
-            decode_json(r#"{"type":"leave","room":"r"}"#),
-            Ok(Command::Leave { .. })
-        ));
-        assert!(matches!(
-            decode_json(r#"{"type":"ping"}"#),
-            Ok(Command::Ping { .. })
-        ));
-    }
-
-    #[test]
-    fn classifies_json_failures() {
-        assert_eq!(code_of(decode_json("{not json")), ErrorCode::MalformedFrame);
-        assert_eq!(code_of(decode_json("")), ErrorCode::MalformedFrame);
-        assert_eq!(
-            code_of(decode_json(r#"{"type":"dance"}"#)),
-            ErrorCode::UnknownCommand
-        );
-        assert_eq!(
-            code_of(decode_json(r#"{"room":"r"}"#)),
-            ErrorCode::InvalidCommand
-        );
-        assert_eq!(
-            code_of(decode_json(r#"{"type":"send","room":"r"}"#)),
-            ErrorCode::InvalidCommand
-        );
-        assert_eq!(
-            code_of(decode_json(r#"{"type":"join","room":7}"#)),
-            ErrorCode::InvalidCommand
-        );
-        assert_eq!(code_of(decode_json("[1,2]")), ErrorCode::InvalidCommand);
-        assert_eq!(
-            code_of(decode_json(r#"["ping"]"#)),
-            ErrorCode::InvalidCommand
-        );
-        assert_eq!(
-            code_of(decode_json(r#"{"type":"join","room":"a b"}"#)),
-            ErrorCode::InvalidRoom
-        );
-        assert_eq!(
-            code_of(decode_json(r#"{"type":"join","room":"r","after":3}"#)),
-            ErrorCode::InvalidCommand
-        );
-        assert_eq!(
-            code_of(decode_json(
-                r#"{"type":"join","room":"r","after":-1,"epoch":1}"#
-            )),
-            ErrorCode::InvalidCommand
-        );
-        assert_eq!(
-            code_of(decode_json(
-                r#"{"type":"history","room":"r","before":1,"before_id":"x"}"#
-            )),
-            ErrorCode::InvalidCommand
-        );
-        assert_eq!(
-            code_of(decode_json(
-                r#"{"type":"history","room":"r","before_id":"nope"}"#
-            )),
-            ErrorCode::InvalidCommand
-        );
-        let long_id = format!(
-            r#"{{"type":"send","room":"r","body":"x","client_msg_id":"{}"}}"#,
-            "x".repeat(65)
-        );
-        assert_eq!(code_of(decode_json(&long_id)), ErrorCode::InvalidCommand);
-        let long_ref = format!(r#"{{"type":"ping","ref":"{}"}}"#, "x".repeat(65));
-        assert_eq!(code_of(decode_json(&long_ref)), ErrorCode::InvalidRef);
-    }
-
-    #[test]
-    fn invalid_room_keeps_the_ref() {
-        let err = decode_json(r#"{"type":"join","room":"","ref":"r1"}"#).unwrap_err();
-        assert_eq!(err.reference.as_deref(), Some("r1"));
-    }
-
-    #[test]
-    fn decodes_msgpack_maps_and_classifies_failures() {
-        #[derive(serde::Serialize)]
-        struct Send<'a> {
-            r#type: &'a str,
-            room: &'a str,
-            body: &'a str,
-        }
-        let bytes = rmp_serde::to_vec_named(&Send {
-            r#type: "send",
-            room: "r",
-            body: "hé",
-        })
-        .unwrap();
-        assert!(
-            matches!(decode_msgpack(&bytes), Ok(Command::Send { ref body, .. }) if body == "hé")
-        );
-        assert_eq!(code_of(decode_msgpack(&[0xc1])), ErrorCode::MalformedFrame);
-        assert_eq!(code_of(decode_msgpack(&[])), ErrorCode::MalformedFrame);
-        let unknown = rmp_serde::to_vec_named(&Send {
-            r#type: "nope",
-            room: "r",
-            body: "",
-        })
-        .unwrap();
-        assert_eq!(code_of(decode_msgpack(&unknown)), ErrorCode::UnknownCommand);
-        assert_eq!(
-            code_of(decode_msgpack(&rmp_serde::to_vec(&5u8).unwrap())),
-            ErrorCode::InvalidCommand
-        );
-        #[derive(serde::Serialize)]
-        struct BadRoom<'a> {
-            r#type: &'a str,
-            room: u32,
-        }
-        let bad = rmp_serde::to_vec_named(&BadRoom {
-            r#type: "join",
-            room: 7,
-        })
-        .unwrap();
-        assert_eq!(code_of(decode_msgpack(&bad)), ErrorCode::InvalidCommand);
-    }
-
-    /// A well-formed command as the client would write it, and what it must decode to.
-    fn well_formed() -> impl Strategy<Value = (serde_json::Value, Command)> {
-        let room = "[A-Za-z0-9._:@+=-]{1,128}";
-        let reference = proptest::option::of("\\PC{0,24}");
-        let body = "\\PC{0,200}";
-        let token = "[A-Za-z0-9._-]{1,512}";
-        prop_oneof![
-            (room, reference.clone()).prop_map(|(room, reference)| (
-                serde_json::json!({"type": "join", "room": room, "ref": reference}),
-                Command::Join {
-                    room: RoomName::parse(&room).unwrap(),
-                    resume: None,
-                    history: None,
-                    reference
-                },
-            )),
-            (room, reference.clone()).prop_map(|(room, reference)| (
-                serde_json::json!({"type": "leave", "room": room, "ref": reference}),
-                Command::Leave {
-                    room: RoomName::parse(&room).unwrap(),
-                    reference
-                },
-            )),
-            (room, body, reference.clone()).prop_map(|(room, body, reference)| (
-                serde_json::json!({"type": "send", "room": room, "body": body, "ref": reference}),
-                Command::Send {
-                    room: RoomName::parse(&room).unwrap(),
-                    body,
-                    client_msg_id: None,
-                    reference
-                },
-            )),
-            (token, reference.clone()).prop_map(|(token, reference)| (
-                serde_json::json!({"type": "auth", "token": token, "ref": reference}),
-                Command::Auth { token, reference },
-            )),
-            (token, reference.clone()).prop_map(|(token, reference)| (
-                serde_json::json!({"type": "refresh", "token": token, "ref": reference}),
-                Command::Refresh { token, reference },
-            )),
-            (room, any::<u64>(), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(
-                |(room, epoch, after, history)| (
-                    serde_json::json!({"type": "join", "room": room, "epoch": epoch, "after": after, "history": history}),
-                    Command::Join {
-                        room: RoomName::parse(&room).unwrap(),
-                        resume: Some(Resume { epoch, after }),
-                        history,
-                        reference: None
-                    },
-                )
-            ),
-            (room, "[!-~]{1,64}").prop_map(|(room, id)| (
-                serde_json::json!({"type": "send", "room": room, "body": "b", "client_msg_id": id}),
-                Command::Send {
-                    room: RoomName::parse(&room).unwrap(),
-                    body: "b".into(),
-                    client_msg_id: Some(id),
-                    reference: None
-                },
-            )),
-            (room, proptest::option::of(any::<u64>()), proptest::option::of(any::<u32>())).prop_map(
-                |(room, before, limit)| (
-                    serde_json::json!({"type": "history", "room": room, "before": before, "limit": limit}),
-                    Command::History {
-                        room: RoomName::parse(&room).unwrap(),
-                        before: before.map(Before::Seq),
-                        limit,
-                        reference: None
-                    },
-                )
-            ),
-            reference.prop_map(|reference| (
-                serde_json::json!({"type": "ping", "ref": reference}),
-                Command::Ping { reference },
-            )),
-        ]
-    }
-
-    /// Any JSON value, a few levels deep: what a confused or hostile client might send.
-    fn any_json() -> impl Strategy<Value = serde_json::Value> {
-        use serde_json::Value;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            prop_oneof![
-                Just("join".to_owned()),
-                Just("send".to_owned()),
-                Just("auth".to_owned()),
-                "\\PC{0,20}"
-            ]
-            .prop_map(Value::String),
-        ];
-        leaf.prop_recursive(3, 32, 6, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::btree_map(
-                    prop_oneof![
-                        Just("type".to_owned()),
-                        Just("room".to_owned()),
-                        Just("body".to_owned()),
-                        Just("ref".to_owned()),
-                        Just("token".to_owned()),
-                        "[a-z]{1,6}"
-                    ],
-                    inner,
-                    0..5
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        #[test]
-        fn well_formed_commands_decode_to_themselves_in_both_encodings((json, expected) in well_formed()) {
-            let in_json = decode_json(&json.to_string());
-            let in_msgpack = decode_msgpack(&rmp_serde::to_vec_named(&json).unwrap());
-            match (&expected, &in_json) {
-                // A ref over the limit is refused the same way in both encodings.
-                (_, Err(e)) if e.code == ErrorCode::InvalidRef => {
-                    prop_assert!(json["ref"].as_str().unwrap().len() > MAX_REF_BYTES);
-                }
-                _ => prop_assert_eq!(in_json.clone(), Ok(expected.clone())),
-            }
-            prop_assert_eq!(in_msgpack, in_json);
-        }
-
-        #[test]
-        fn any_json_value_gets_a_command_or_a_documented_code(value in any_json()) {
-            let decoded = decode_json(&value.to_string());
-            if let Err(error) = &decoded {
-                prop_assert!(!error.detail.is_empty());
-                prop_assert!(error.code != ErrorCode::Internal);
-            }
-            // The same value in MessagePack decodes to the same outcome.
-            let via_msgpack = decode_msgpack(&rmp_serde::to_vec_named(&value).unwrap());
-            prop_assert_eq!(
-                via_msgpack.as_ref().err().map(|e| e.code),
-                decoded.as_ref().err().map(|e| e.code)
-            );
-            prop_assert_eq!(via_msgpack.ok(), decoded.ok());
-        }
-
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = decode_msgpack(&bytes);
-            if let Ok(text) = std::str::from_utf8(&bytes) {
-                let _ = decode_json(text);
-            }
-        }
-    }
-}
+mod tests;

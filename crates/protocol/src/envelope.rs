@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::ChatMessage;
+use crate::{ChatMessage, RoomName, Sender};
 
 /// Version of the envelope layout this build writes.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -30,6 +30,19 @@ pub struct Envelope {
 pub enum EnvelopeBody {
     /// A chat message.
     Message(ChatMessage),
+    /// Someone started or stopped typing (an unstored signal, not a message).
+    Typing(TypingSignal),
+}
+
+/// A typing indicator as relayed between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingSignal {
+    /// The room typed in.
+    pub room: RoomName,
+    /// Who is typing.
+    pub from: Sender,
+    /// Started (true) or stopped (false).
+    pub active: bool,
 }
 
 /// Why an envelope could not be read.
@@ -51,6 +64,16 @@ impl Envelope {
             origin: origin.into(),
             published_us: unix_micros(),
             body: EnvelopeBody::Message(message),
+        }
+    }
+
+    /// Wraps a typing signal from node `origin`.
+    pub fn typing(origin: impl Into<String>, signal: TypingSignal) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            origin: origin.into(),
+            published_us: unix_micros(),
+            body: EnvelopeBody::Typing(signal),
         }
     }
 
@@ -80,7 +103,6 @@ pub fn unix_micros() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RoomName, Sender};
 
     fn sample() -> Envelope {
         Envelope::message(

@@ -175,6 +175,15 @@ pub enum ServerEvent<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },
+    /// A member of `room` started (`state: "start"`) or stopped typing. Not
+    /// stored. A start lapses by itself after `expires_in_ms` unless repeated;
+    /// clients ignore their own user's.
+    Typing {
+        room: &'a RoomName,
+        user: &'a Sender,
+        state: &'a str,
+        expires_in_ms: u64,
+    },
     /// Answer to `ping`.
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]

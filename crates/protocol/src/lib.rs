@@ -15,6 +15,8 @@ pub use command::{
     Before, Command, CommandError, MAX_CLIENT_MSG_ID_BYTES, MAX_REF_BYTES, MAX_TOKEN_BYTES, Ref,
     Resume, decode_json, decode_msgpack,
 };
-pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, unix_micros};
+pub use envelope::{
+    ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, TypingSignal, unix_micros,
+};
 pub use event::{ChatMessage, ErrorReply, Limits, Sender, ServerEvent, Welcome};
 pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};

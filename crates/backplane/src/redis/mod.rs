@@ -10,6 +10,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
 use chorus_protocol::RoomName;
 use fred::{
     clients::{Client, SubscriberClient},
@@ -35,6 +36,8 @@ mod registry;
 const SUBSCRIBER_BUFFER: usize = 8 * 1024;
 /// Event buffer of the publisher, which reads no messages.
 const PUBLISHER_BUFFER: usize = 64;
+/// What precedes a signal on a room channel, where messages carry `epoch:seq:`.
+const SIGNAL_PREFIX: &[u8] = b"0:0:";
 
 /// What a node needs to join a cluster through Redis.
 #[derive(Clone)]
@@ -311,6 +314,11 @@ fn spawn_reader(
                         );
                         continue;
                     };
+                    // Epochs are server clocks in µs, never 0: 0:0 marks a signal.
+                    if (epoch, seq) == (0, 0) {
+                        inbound.signal(room, payload);
+                        continue;
+                    }
                     inbound.deliver(
                         room,
                         Delivery {
@@ -418,6 +426,17 @@ impl Backplane for RedisBackplane {
         message: Outgoing,
     ) -> Result<Published, BackplaneError> {
         self.log.publish(&self.publisher, room, message).await
+    }
+
+    async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
+        let mut relayed = BytesMut::with_capacity(SIGNAL_PREFIX.len() + payload.len());
+        relayed.extend_from_slice(SIGNAL_PREFIX);
+        relayed.extend_from_slice(&payload);
+        self.publisher
+            .publish::<Value, _, _>(self.names.room_channel(room), relayed.freeze())
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError> {

@@ -171,6 +171,7 @@ impl Session {
                 Some(&room),
             );
         }
+        self.stop_typing(&room);
         // Stop membership first, then reply: no message of the room comes after `left`.
         self.node.hub.remove(&room, self.conn);
         self.reply(&ServerEvent::Left {
@@ -257,6 +258,9 @@ impl Session {
             .observe(started.elapsed().as_secs_f64());
         match published {
             Ok(published) => {
+                // The message ends the sender's typing: members clear the indicator
+                // when it arrives, and the next keystroke's start is relayed at once.
+                self.typing.remove(&room);
                 let (id, ts, seq, duplicate) = match published {
                     Published::New(position) => {
                         self.node.metrics.messages_published.inc();
