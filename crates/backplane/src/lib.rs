@@ -55,6 +55,19 @@ pub enum BackplaneError {
     UnknownMessage,
 }
 
+/// What [`Backplane::mark_read`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    /// The marker moved forward to this sequence number; the receipt was relayed.
+    Moved(u64),
+    /// The marker already stood at this sequence number or later: nothing changed.
+    Unchanged(u64),
+    /// The sequence number is past the room's last message (the position given).
+    BeyondHead(Position),
+    /// The room is in another epoch now (the position given): numbering restarted.
+    OtherEpoch(Position),
+}
+
 /// A way for nodes to order, keep and relay room messages.
 #[async_trait]
 pub trait Backplane: Send + Sync + 'static {
@@ -70,6 +83,27 @@ pub trait Backplane: Send + Sync + 'static {
     /// without storing or numbering it: for ephemeral events such as typing,
     /// which may be lost and must not take a place in the room's order.
     async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError>;
+    /// Moves `user`'s read marker in `room` forward to `mark` (never back, never
+    /// past the room's last message) and, when it moved, relays `signal` like
+    /// [`Backplane::signal`].
+    async fn mark_read(
+        &self,
+        room: &RoomName,
+        user: &str,
+        mark: Position,
+        signal: Bytes,
+    ) -> Result<Marked, BackplaneError>;
+    /// `user`'s read marker in `room`, if any (possibly of an older epoch).
+    async fn read_marker(
+        &self,
+        room: &RoomName,
+        user: &str,
+    ) -> Result<Option<Position>, BackplaneError>;
+    /// The room's read markers, furthest first (at most 1,000).
+    async fn read_markers(
+        &self,
+        room: &RoomName,
+    ) -> Result<Vec<(String, Position)>, BackplaneError>;
     /// Reads a page of `room`'s history, with the room's current position.
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError>;
     /// The current position of each room, in the order given.

@@ -18,8 +18,8 @@ use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 
 use crate::{
-    Backplane, BackplaneError, Delivery, HistorySettings, Inbound, Outgoing, Page, Position,
-    Published, Read, Stored,
+    Backplane, BackplaneError, Delivery, HistorySettings, Inbound, Marked, Outgoing, Page,
+    Position, Published, Read, Stored,
 };
 
 /// Shards of the bus's room table; a room's publishes serialise on its shard only.
@@ -71,6 +71,8 @@ struct RoomState {
     dedup_order: VecDeque<(Instant, String)>,
     /// Last publish (or creation), for expiring idle rooms.
     touched: Instant,
+    /// Read markers: user -> sequence number in this epoch.
+    reads: HashMap<String, u64>,
 }
 
 struct Entry {
@@ -174,6 +176,7 @@ impl RoomState {
             dedup: HashMap::new(),
             dedup_order: VecDeque::new(),
             touched: now,
+            reads: HashMap::new(),
         }
     }
 
@@ -328,6 +331,66 @@ impl Backplane for MemoryBackplane {
             }
             Ok(Published::New(state.position()))
         })
+    }
+
+    async fn mark_read(
+        &self,
+        room: &RoomName,
+        user: &str,
+        mark: Position,
+        signal: Bytes,
+    ) -> Result<Marked, BackplaneError> {
+        self.check_open()?;
+        Ok(self.bus.with_room(room, |state| {
+            let head = state.position();
+            if mark.epoch != head.epoch {
+                return Marked::OtherEpoch(head);
+            }
+            if mark.seq > head.seq {
+                return Marked::BeyondHead(head);
+            }
+            let current = state.reads.get(user).copied().unwrap_or(0);
+            if mark.seq <= current {
+                return Marked::Unchanged(current);
+            }
+            state.reads.insert(user.to_owned(), mark.seq);
+            for subscriber in &state.subscribers {
+                subscriber.inbound.signal(room.as_str(), signal.clone());
+            }
+            Marked::Moved(mark.seq)
+        }))
+    }
+
+    async fn read_marker(
+        &self,
+        room: &RoomName,
+        user: &str,
+    ) -> Result<Option<Position>, BackplaneError> {
+        self.check_open()?;
+        Ok(self.bus.with_room(room, |state| {
+            state.reads.get(user).map(|&seq| Position {
+                epoch: state.epoch,
+                seq,
+            })
+        }))
+    }
+
+    async fn read_markers(
+        &self,
+        room: &RoomName,
+    ) -> Result<Vec<(String, Position)>, BackplaneError> {
+        self.check_open()?;
+        Ok(self.bus.with_room(room, |state| {
+            let epoch = state.epoch;
+            let mut markers: Vec<(String, Position)> = state
+                .reads
+                .iter()
+                .map(|(user, &seq)| (user.clone(), Position { epoch, seq }))
+                .collect();
+            markers.sort_by(|a, b| b.1.seq.cmp(&a.1.seq).then_with(|| a.0.cmp(&b.0)));
+            markers.truncate(1000);
+            markers
+        }))
     }
 
     async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {

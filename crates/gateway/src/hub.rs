@@ -188,6 +188,12 @@ impl Hub {
         }
     }
 
+    /// The position this node has delivered `room` up to, once its start is known.
+    pub fn position(&self, room: &RoomName) -> Option<Position> {
+        let shard = self.shard(room.as_str()).lock();
+        shard.get(room).and_then(|entry| entry.sequencer.position())
+    }
+
     /// Every room whose start is known, with its position (for the position check).
     pub fn positions(&self) -> Vec<(RoomName, Position)> {
         let mut rooms = Vec::new();
@@ -337,42 +343,57 @@ impl Hub {
     /// Fans a signal (typing) out to the room's live members: encoded once per
     /// encoding, dropped for members catching up or falling behind.
     fn fan_out_signal(&self, room: &str, payload: &[u8]) {
-        let signal = match Envelope::decode(payload) {
-            Ok(Envelope {
-                body: EnvelopeBody::Typing(signal),
-                ..
-            }) => signal,
-            Ok(_) => return,
+        let body = match Envelope::decode(payload) {
+            Ok(envelope) => envelope.body,
             Err(error) => {
                 self.metrics.backplane_undecodable.inc();
                 tracing::debug!(%error, room, "dropping undecodable signal");
                 return;
             }
         };
-        let event = ServerEvent::Typing {
-            room: &signal.room,
-            user: &signal.from,
-            state: if signal.active { "start" } else { "stop" },
-            expires_in_ms: TYPING_EXPIRES.as_millis() as u64,
-        };
         let mut shard = self.shard(room).lock();
         let Some(entry) = shard.get_mut(room) else {
             return;
         };
         let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
-        let mut dropped = 0u64;
-        for member in entry.members.values() {
-            if member.catching_up.is_some() {
-                dropped += 1;
-                continue;
+        match body {
+            EnvelopeBody::Typing(signal) => {
+                let event = ServerEvent::Typing {
+                    room: &signal.room,
+                    user: &signal.from,
+                    state: if signal.active { "start" } else { "stop" },
+                    expires_in_ms: TYPING_EXPIRES.as_millis() as u64,
+                };
+                let mut dropped = 0u64;
+                for member in entry.members.values() {
+                    if member.catching_up.is_some() {
+                        dropped += 1;
+                        continue;
+                    }
+                    let frame = frames[member.encoding.index()]
+                        .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
+                    if member.outbox.push_signal(frame.clone()) == Pushed::Dropped {
+                        dropped += 1;
+                    }
+                }
+                self.metrics.signals_dropped.inc_by(dropped);
             }
-            let frame = frames[member.encoding.index()]
-                .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
-            if member.outbox.push_signal(frame.clone()) == Pushed::Dropped {
-                dropped += 1;
+            // Receipts are state, not chatter: queued like messages (kept aside
+            // for a member catching up).
+            EnvelopeBody::Receipt(signal) => {
+                let event = ServerEvent::Receipt {
+                    room: &signal.room,
+                    user: &signal.from,
+                    seq: signal.seq,
+                };
+                for member in entry.members.values_mut() {
+                    let frame = frames[member.encoding.index()]
+                        .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
+                    member.push(None, frame, 0);
+                }
             }
+            EnvelopeBody::Message(_) => {}
         }
-        self.metrics.signals_dropped.inc_by(dropped);
     }
 }
 

@@ -17,6 +17,7 @@ use chorus_protocol::{
 };
 use tokio::time::Instant;
 
+mod receipts;
 mod rooms;
 mod typing;
 
@@ -248,6 +249,18 @@ impl Session {
                 self.typing(room, active, reference).await;
                 Flow::Continue
             }
+            Command::Read {
+                room,
+                seq,
+                reference,
+            } => {
+                self.mark_read(room, seq, reference).await;
+                Flow::Continue
+            }
+            Command::Receipts { room, reference } => {
+                self.receipts(room, reference).await;
+                Flow::Continue
+            }
             Command::Leave { room, reference } => {
                 self.leave(room, reference);
                 Flow::Continue
@@ -432,6 +445,8 @@ fn reference_of(command: &Command) -> Option<String> {
         | Command::Leave { reference, .. }
         | Command::Send { reference, .. }
         | Command::Typing { reference, .. }
+        | Command::Read { reference, .. }
+        | Command::Receipts { reference, .. }
         | Command::Ping { reference }
         | Command::Auth { reference, .. }
         | Command::Refresh { reference, .. } => reference.clone(),

@@ -137,6 +137,28 @@ async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
         bob.text("#typing").await.is_empty().then_some(())
     })
     .await;
+
+    // Both pages mark what they show as read: the room's receipts say so.
+    let mut watcher = Client::connect(&cluster.ws_url()).await;
+    watcher.join("lobby").await;
+    // The markers set before the watcher joined are in the query; later ones
+    // arrive as receipt events.
+    let receipts = watcher
+        .request_reply(serde_json::json!({"type": "receipts", "room": "lobby"}))
+        .await;
+    let mut at_last: std::collections::HashSet<String> = receipts["receipts"]
+        .as_array()
+        .expect("a receipts list")
+        .iter()
+        .filter(|r| r["seq"] == 5)
+        .map(|r| r["user"].as_str().unwrap().to_owned())
+        .collect();
+    while at_last.len() < 2 {
+        let receipt = watcher.expect("receipt").await;
+        if receipt["seq"] == 5 {
+            at_last.insert(receipt["user"]["id"].as_str().unwrap().to_owned());
+        }
+    }
     ada.screenshot(&screenshot("chat.png")).await;
     bob.screenshot(&screenshot("chat-phone.png")).await;
     ada.close().await;

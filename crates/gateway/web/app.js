@@ -20,6 +20,11 @@ class Room {
     this.unread = 0;
     this.typing = new Map(); // user id -> {name, until (ms)}
   }
+  newestSeq() {
+    let newest = 0;
+    for (const m of this.messages.values()) if (m.seq > newest) newest = m.seq;
+    return newest;
+  }
   oldestSeq() {
     let oldest = null;
     for (const m of this.messages.values()) if (oldest === null || m.seq < oldest) oldest = m.seq;
@@ -162,7 +167,24 @@ function handle(event) {
         room.gap = true;
       }
       room.epoch = event.epoch;
+      room.readSeq = event.read_seq || 0;
+      // The server's count, from the marker any of this user's devices left.
+      if (room.name !== state.active || document.hidden) {
+        room.unread = event.unread || 0;
+        renderRooms();
+      }
       if (room.name === state.active) renderRoom();
+      markRead(room);
+      break;
+    case "receipt":
+      // Another device of this user read the room: clear the count here too.
+      if (room && event.user?.id === state.user?.id && event.seq > (room.readSeq || 0)) {
+        room.readSeq = event.seq;
+        if (room.newestSeq() <= event.seq && room.unread) {
+          room.unread = 0;
+          renderRooms();
+        }
+      }
       break;
     case "message":
       if (!room) break;
@@ -223,6 +245,17 @@ function addMessages(room, messages, live) {
     renderRooms();
   }
   if (room.name === state.active) renderRoom(live ? "bottom" : "keep");
+  markRead(room);
+}
+
+/** Tells the server the room is read up to its newest message, when it is on screen. */
+function markRead(room) {
+  if (!room || room.name !== state.active || document.hidden || !state.conn?.connected) return;
+  const newest = room.newestSeq();
+  if (newest > (room.readSeq || 0)) {
+    room.readSeq = newest;
+    state.conn.read(room.name, newest);
+  }
 }
 
 function joinRoom(name) {
@@ -245,6 +278,7 @@ function select(name) {
   state.active = name;
   const room = state.rooms.get(name);
   if (room) room.unread = 0;
+  markRead(room);
   saveSession();
   renderRooms();
   renderRoom("bottom");
@@ -476,6 +510,7 @@ function wire() {
       room.unread = 0;
       renderRooms();
     }
+    markRead(room);
   });
   const saved = loadSession();
   if (saved?.token) start(saved, saved.rooms?.length ? saved.rooms : ["lobby"], saved.active);

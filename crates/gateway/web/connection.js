@@ -93,6 +93,11 @@ export class Connection extends EventTarget {
     return id;
   }
 
+  /** Read marker: the room is read up to `seq`; dropped while offline (sent again on the next view). */
+  read(room, seq) {
+    if (this.connected) this.send({ type: "read", room, seq });
+  }
+
   /** Typing indicator: "start" (repeat while typing) or "stop"; dropped while offline. */
   typing(room, state) {
     if (this.connected) this.send({ type: "typing", room, state });

@@ -51,6 +51,8 @@ pub enum ErrorCode {
     TooManyConnections,
     /// `history` with a `before_id` that is not (or no longer) in the room's history.
     UnknownMessage,
+    /// `read` with a sequence number past the room's last message.
+    BeyondHead,
 }
 
 impl ErrorCode {
@@ -77,6 +79,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::UnknownMessage => "unknown_message",
+            Self::BeyondHead => "beyond_head",
         }
     }
 }
@@ -141,6 +144,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::TooManyConnections,
             ErrorCode::UnknownMessage,
+            ErrorCode::BeyondHead,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

@@ -92,6 +92,14 @@ pub enum Command {
         active: bool,
         reference: Ref,
     },
+    /// Mark a joined room read up to `seq` (of the room's current epoch).
+    Read {
+        room: RoomName,
+        seq: u64,
+        reference: Ref,
+    },
+    /// Ask for a joined room's read markers (who has read up to where).
+    Receipts { room: RoomName, reference: Ref },
     /// Application-level ping; answered with `pong`.
     Ping { reference: Ref },
     /// Authenticate with a token (the first frame, when no token came with the upgrade).
@@ -154,6 +162,17 @@ enum RawCommand {
         room: String,
         #[serde(default)]
         state: Option<String>,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Read {
+        room: String,
+        seq: u64,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Receipts {
+        room: String,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -309,6 +328,32 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
                 reference,
             }
         }
+        RawCommand::Read {
+            room,
+            seq,
+            reference,
+        } => {
+            let reference = check_ref(reference)?;
+            if seq == 0 {
+                return Err(CommandError {
+                    code: ErrorCode::InvalidCommand,
+                    detail: "seq must be a message's sequence number (1 or more)".into(),
+                    reference,
+                });
+            }
+            Command::Read {
+                room: room_name(&room, &reference)?,
+                seq,
+                reference,
+            }
+        }
+        RawCommand::Receipts { room, reference } => {
+            let reference = check_ref(reference)?;
+            Command::Receipts {
+                room: room_name(&room, &reference)?,
+                reference,
+            }
+        }
         RawCommand::Ping { reference } => Command::Ping {
             reference: check_ref(reference)?,
         },
@@ -330,7 +375,7 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
                 detail:
-                    "unknown command type; expected auth, refresh, join, leave, send, history, typing or ping"
+                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts or ping"
                     .into(),
                 reference: None,
             });

@@ -32,6 +32,19 @@ pub enum EnvelopeBody {
     Message(ChatMessage),
     /// Someone started or stopped typing (an unstored signal, not a message).
     Typing(TypingSignal),
+    /// Someone's read marker moved (the marker itself is stored apart).
+    Receipt(ReceiptSignal),
+}
+
+/// A read receipt as relayed between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptSignal {
+    /// The room read.
+    pub room: RoomName,
+    /// Who read it.
+    pub from: Sender,
+    /// Up to this sequence number.
+    pub seq: u64,
 }
 
 /// A typing indicator as relayed between nodes.
@@ -74,6 +87,16 @@ impl Envelope {
             origin: origin.into(),
             published_us: unix_micros(),
             body: EnvelopeBody::Typing(signal),
+        }
+    }
+
+    /// Wraps a read receipt from node `origin`.
+    pub fn receipt(origin: impl Into<String>, signal: ReceiptSignal) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            origin: origin.into(),
+            published_us: unix_micros(),
+            body: EnvelopeBody::Receipt(signal),
         }
     }
 

@@ -37,6 +37,15 @@ pub struct ChatMessage {
     pub seq: u64,
 }
 
+/// One user's read marker, in a `receipts` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadMarker {
+    /// The user's id.
+    pub user: String,
+    /// Read up to this sequence number.
+    pub seq: u64,
+}
+
 /// Limits a client must respect, announced in `welcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Limits {
@@ -113,6 +122,11 @@ pub enum ServerEvent<'a> {
         /// gap could not be filled and the latest messages follow instead (`false`).
         #[serde(skip_serializing_if = "Option::is_none")]
         recovered: Option<bool>,
+        /// Your read marker in this room (this epoch), when you have one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        read_seq: Option<u64>,
+        /// Messages after your read marker (all of them when you have none).
+        unread: u64,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },
@@ -183,6 +197,29 @@ pub enum ServerEvent<'a> {
         user: &'a Sender,
         state: &'a str,
         expires_in_ms: u64,
+    },
+    /// `user` has read `room` up to `seq` (sent to the room's members, the
+    /// user's own other connections in the room included).
+    Receipt {
+        room: &'a RoomName,
+        user: &'a Sender,
+        seq: u64,
+    },
+    /// A `read` was taken: your marker in `room` now stands at `seq` (which may
+    /// be further than asked, when another connection of yours read further).
+    Marked {
+        room: &'a RoomName,
+        seq: u64,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    /// Answer to `receipts`: read markers of the room's users, furthest first.
+    Receipts {
+        room: &'a RoomName,
+        epoch: u64,
+        receipts: &'a [ReadMarker],
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
     },
     /// Answer to `ping`.
     Pong {

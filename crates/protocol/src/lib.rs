@@ -16,7 +16,8 @@ pub use command::{
     Resume, decode_json, decode_msgpack,
 };
 pub use envelope::{
-    ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, TypingSignal, unix_micros,
+    ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, ReceiptSignal, TypingSignal,
+    unix_micros,
 };
-pub use event::{ChatMessage, ErrorReply, Limits, Sender, ServerEvent, Welcome};
+pub use event::{ChatMessage, ErrorReply, Limits, ReadMarker, Sender, ServerEvent, Welcome};
 pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};

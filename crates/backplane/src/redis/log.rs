@@ -256,7 +256,7 @@ fn entry(value: Value) -> Result<Stored, BackplaneError> {
     Ok(Stored { seq, payload })
 }
 
-fn array(value: Value) -> Result<Vec<Value>, BackplaneError> {
+pub(super) fn array(value: Value) -> Result<Vec<Value>, BackplaneError> {
     match value {
         Value::Array(values) => Ok(values),
         Value::Null => Ok(Vec::new()),
@@ -264,7 +264,7 @@ fn array(value: Value) -> Result<Vec<Value>, BackplaneError> {
     }
 }
 
-fn bytes_of(value: Value) -> Option<Bytes> {
+pub(super) fn bytes_of(value: Value) -> Option<Bytes> {
     match value {
         Value::Bytes(bytes) => Some(bytes),
         Value::String(text) => Some(text.into_inner()),
@@ -281,22 +281,22 @@ fn text_of(value: &Value) -> Option<&[u8]> {
     }
 }
 
-fn number(value: &Value) -> Option<u64> {
+pub(super) fn number(value: &Value) -> Option<u64> {
     match value {
         Value::Integer(n) => u64::try_from(*n).ok(),
         other => std::str::from_utf8(text_of(other)?).ok()?.parse().ok(),
     }
 }
 
-fn millis(duration: std::time::Duration) -> String {
+pub(super) fn millis(duration: std::time::Duration) -> String {
     duration.as_millis().max(1).to_string()
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
     BackplaneError::Unavailable(e.to_string())
 }
 
-fn bad(what: &str) -> BackplaneError {
+pub(super) fn bad(what: &str) -> BackplaneError {
     BackplaneError::Unavailable(format!("unexpected reply from Redis ({what})"))
 }
 

@@ -22,12 +22,13 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Regi
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use crate::{
-    Backplane, BackplaneError, ChannelNames, Delivery, HistorySettings, Inbound, Outgoing, Page,
-    Position, Published, Read,
+    Backplane, BackplaneError, ChannelNames, Delivery, HistorySettings, Inbound, Marked, Outgoing,
+    Page, Position, Published, Read,
 };
 
 mod log;
 mod probe;
+mod reads;
 mod registry;
 
 /// How many messages the subscriber may buffer between fred's socket reader and ours.
@@ -192,6 +193,8 @@ pub struct RedisBackplane {
     names: ChannelNames,
     /// The room history scripts.
     log: log::RoomLog,
+    /// Read markers.
+    reads: reads::ReadMarkers,
     /// The cluster's node registry.
     registry: registry::Registry,
     /// The pub/sub round-trip probe behind readiness.
@@ -277,6 +280,7 @@ impl RedisBackplane {
             registry: registry::Registry::new(&settings.prefix),
             probe,
             log: log::RoomLog::new(names.clone(), history),
+            reads: reads::ReadMarkers::new(names.clone(), history.state_ttl),
             names,
             tasks,
         })
@@ -441,6 +445,33 @@ impl Backplane for RedisBackplane {
 
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError> {
         self.log.read(&self.publisher, room, read).await
+    }
+
+    async fn mark_read(
+        &self,
+        room: &RoomName,
+        user: &str,
+        mark: Position,
+        signal: Bytes,
+    ) -> Result<Marked, BackplaneError> {
+        self.reads
+            .mark(&self.publisher, room, user, mark, signal)
+            .await
+    }
+
+    async fn read_marker(
+        &self,
+        room: &RoomName,
+        user: &str,
+    ) -> Result<Option<Position>, BackplaneError> {
+        self.reads.marker(&self.publisher, room, user).await
+    }
+
+    async fn read_markers(
+        &self,
+        room: &RoomName,
+    ) -> Result<Vec<(String, Position)>, BackplaneError> {
+        self.reads.markers(&self.publisher, room).await
     }
 
     async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError> {

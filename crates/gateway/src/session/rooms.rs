@@ -67,16 +67,24 @@ impl Session {
         let member = Member::joining(self.outbox.clone(), self.encoding);
         self.node.hub.begin_join(&room, self.conn, member);
         for _ in 0..JOIN_READ_ATTEMPTS {
-            let catchup = match history::for_join(&self.node, &room, resume, wanted).await {
+            let (catchup, marker) = tokio::join!(
+                history::for_join(&self.node, &room, resume, wanted),
+                self.read_marker(&room)
+            );
+            let catchup = match catchup {
                 Ok(catchup) => catchup,
                 Err(error) => return self.join_failed(&room, &error, reference),
             };
+            let head = catchup.position;
+            let read_seq = marker.filter(|m| m.epoch == head.epoch).map(|m| m.seq);
             let mut frames = Vec::with_capacity(catchup.messages.len() + 1);
             frames.push(self.frame(&ServerEvent::Joined {
                 room: &room,
-                epoch: catchup.position.epoch,
-                seq: catchup.position.seq,
+                epoch: head.epoch,
+                seq: head.seq,
                 recovered: catchup.recovered,
+                read_seq,
+                unread: head.seq.saturating_sub(read_seq.unwrap_or(0)),
                 reference: reference.as_deref(),
             }));
             frames.extend(
