@@ -80,6 +80,7 @@ pub async fn run(node: Arc<Node>, mut socket: WebSocket, handshake: Handshake) {
             joins_per_second: config.rate_limits.join.per_second,
         },
     }));
+    session.start().await;
     tracing::debug!("connection opened");
     // The connection id's random bits pick its batch when the node drains.
     let seed = handshake.public_id.as_u128() as u64;

@@ -17,7 +17,7 @@ use std::{collections::HashMap, sync::Arc};
 use axum::extract::ws::Message;
 use bytes::Bytes;
 use chorus_backplane::{Delivery, Inbound, Page, Position};
-use chorus_protocol::{Encoding, Envelope, EnvelopeBody, Frame, RoomName, ServerEvent};
+use chorus_protocol::{Encoding, Envelope, EnvelopeBody, Frame, RoomName, ServerEvent, UserNotice};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -77,6 +77,16 @@ impl Member {
         }
     }
 
+    /// A member with nothing to catch up on (a user's own channel).
+    pub fn live(outbox: Arc<Outbox>, encoding: Encoding) -> Self {
+        Self {
+            outbox,
+            encoding,
+            floor: 0,
+            catching_up: None,
+        }
+    }
+
     /// Queues a frame (published at `published_us`), or keeps it aside while catching up.
     fn push(&mut self, seq: Option<u64>, frame: &Message, published_us: u64) -> Pushed {
         match &mut self.catching_up {
@@ -128,7 +138,9 @@ impl Hub {
     pub fn begin_join(&self, room: &RoomName, conn: ConnId, member: Member) {
         let mut shard = self.shard(room.as_str()).lock();
         let entry = shard.entry(room.clone()).or_insert_with(|| {
-            self.metrics.rooms_local.inc();
+            if !room.is_personal() {
+                self.metrics.rooms_local.inc();
+            }
             Room::default()
         });
         entry.members.insert(conn, member);
@@ -183,9 +195,19 @@ impl Hub {
             entry.members.swap_remove(&conn);
             if entry.members.is_empty() {
                 shard.remove(room);
-                self.metrics.rooms_local.dec();
+                if !room.is_personal() {
+                    self.metrics.rooms_local.dec();
+                }
             }
         }
+    }
+
+    /// Whether connection `conn` is a member of `room` on this node.
+    pub fn is_member(&self, room: &RoomName, conn: ConnId) -> bool {
+        let shard = self.shard(room.as_str()).lock();
+        shard
+            .get(room)
+            .is_some_and(|entry| entry.members.contains_key(&conn))
     }
 
     /// The position this node has delivered `room` up to, once its start is known.
@@ -351,6 +373,9 @@ impl Hub {
                 return;
             }
         };
+        if let EnvelopeBody::Notice(notice) = body {
+            return self.notify(room, &notice);
+        }
         let mut shard = self.shard(room).lock();
         let Some(entry) = shard.get_mut(room) else {
             return;
@@ -392,7 +417,42 @@ impl Hub {
                     member.push(None, frame, 0);
                 }
             }
-            EnvelopeBody::Message(_) => {}
+            EnvelopeBody::Message(_) | EnvelopeBody::Notice(_) => {}
+        }
+    }
+
+    /// Delivers a notice to the connections in a user's own room; a message
+    /// notice skips those that are in the message's room (they have it).
+    fn notify(&self, personal: &str, notice: &UserNotice) {
+        let recipients: Vec<(ConnId, Arc<Outbox>, Encoding)> = {
+            let shard = self.shard(personal).lock();
+            let Some(entry) = shard.get(personal) else {
+                return;
+            };
+            entry
+                .members
+                .iter()
+                .map(|(conn, m)| (*conn, m.outbox.clone(), m.encoding))
+                .collect()
+        };
+        let event = match &notice.message {
+            Some(message) => ServerEvent::Notification {
+                room: &notice.room,
+                message,
+            },
+            None => ServerEvent::DmStarted {
+                room: &notice.room,
+                by: &notice.by,
+            },
+        };
+        let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
+        for (conn, outbox, encoding) in recipients {
+            if notice.message.is_some() && self.is_member(&notice.room, conn) {
+                continue;
+            }
+            let frame =
+                frames[encoding.index()].get_or_insert_with(|| ws_message(encoding.encode(&event)));
+            outbox.push(frame.clone());
         }
     }
 }

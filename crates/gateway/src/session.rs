@@ -17,6 +17,7 @@ use chorus_protocol::{
 };
 use tokio::time::Instant;
 
+mod direct;
 mod receipts;
 mod rooms;
 mod typing;
@@ -83,6 +84,8 @@ pub struct Session {
     outbox: Arc<Outbox>,
     /// Rooms joined (bounded by `max_rooms`).
     rooms: HashSet<RoomName>,
+    /// The user's own room, once this connection is in it (see `direct`).
+    personal: Option<RoomName>,
     /// Rooms where this connection's typing start was last relayed, and when
     /// (a subset of `rooms`).
     typing: HashMap<RoomName, Instant>,
@@ -115,11 +118,18 @@ impl Session {
             outbox,
             rooms: HashSet::new(),
             typing: HashMap::new(),
+            personal: None,
             sends: Bucket::new(rates.send),
             joins: Bucket::new(rates.join),
             strikes: rates.strikes(),
             flooded: false,
         }
+    }
+
+    /// Work after the welcome: a connection authenticated by its upgrade joins
+    /// its user's own channel.
+    pub async fn start(&mut self) {
+        self.enter_personal().await;
     }
 
     /// When the connection must close unless something changes, and how.
@@ -209,7 +219,11 @@ impl Session {
                 });
                 Flow::Continue
             }
-            Command::Auth { token, reference } => self.authenticate(&token, reference),
+            Command::Auth { token, reference } => {
+                let flow = self.authenticate(&token, reference);
+                self.enter_personal().await;
+                flow
+            }
             _ if self.authed.is_none() => {
                 self.error(
                     ErrorCode::Unauthenticated,
@@ -255,6 +269,10 @@ impl Session {
                 reference,
             } => {
                 self.mark_read(room, seq, reference).await;
+                Flow::Continue
+            }
+            Command::Dm { user, reference } => {
+                self.direct(user, reference).await;
                 Flow::Continue
             }
             Command::Receipts { room, reference } => {
@@ -431,6 +449,7 @@ impl Session {
         for room in typing {
             self.stop_typing(&room);
         }
+        self.leave_personal();
         for room in self.rooms.drain() {
             self.node.hub.remove(&room, self.conn);
             self.node.subscriptions.release(&room);
@@ -446,6 +465,7 @@ fn reference_of(command: &Command) -> Option<String> {
         | Command::Send { reference, .. }
         | Command::Typing { reference, .. }
         | Command::Read { reference, .. }
+        | Command::Dm { reference, .. }
         | Command::Receipts { reference, .. }
         | Command::Ping { reference }
         | Command::Auth { reference, .. }

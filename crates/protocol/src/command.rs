@@ -100,6 +100,9 @@ pub enum Command {
     },
     /// Ask for a joined room's read markers (who has read up to where).
     Receipts { room: RoomName, reference: Ref },
+    /// Start (or reopen) the direct conversation with `user`: join its room and
+    /// tell both users' connections.
+    Dm { user: String, reference: Ref },
     /// Application-level ping; answered with `pong`.
     Ping { reference: Ref },
     /// Authenticate with a token (the first frame, when no token came with the upgrade).
@@ -173,6 +176,11 @@ enum RawCommand {
     },
     Receipts {
         room: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Dm {
+        user: String,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -354,6 +362,10 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
                 reference,
             }
         }
+        RawCommand::Dm { user, reference } => Command::Dm {
+            user,
+            reference: check_ref(reference)?,
+        },
         RawCommand::Ping { reference } => Command::Ping {
             reference: check_ref(reference)?,
         },
@@ -375,7 +387,7 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
                 detail:
-                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts or ping"
+                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts, dm or ping"
                     .into(),
                 reference: None,
             });

@@ -34,6 +34,20 @@ pub enum EnvelopeBody {
     Typing(TypingSignal),
     /// Someone's read marker moved (the marker itself is stored apart).
     Receipt(ReceiptSignal),
+    /// Something for one user's connections (on the user's own channel).
+    Notice(UserNotice),
+}
+
+/// A notice on a user's own channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNotice {
+    /// The room it is about.
+    pub room: RoomName,
+    /// Who caused it.
+    pub by: Sender,
+    /// A message to show (a direct message); `None`: the conversation started.
+    #[serde(default)]
+    pub message: Option<ChatMessage>,
 }
 
 /// A read receipt as relayed between nodes.
@@ -97,6 +111,16 @@ impl Envelope {
             origin: origin.into(),
             published_us: unix_micros(),
             body: EnvelopeBody::Receipt(signal),
+        }
+    }
+
+    /// Wraps a notice for a user from node `origin`.
+    pub fn notice(origin: impl Into<String>, notice: UserNotice) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            origin: origin.into(),
+            published_us: unix_micros(),
+            body: EnvelopeBody::Notice(notice),
         }
     }
 

@@ -221,6 +221,15 @@ pub enum ServerEvent<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },
+    /// A direct conversation was started in `room` by `by` (you, on another
+    /// connection, or the other user): join it to take part.
+    DmStarted { room: &'a RoomName, by: &'a Sender },
+    /// A message in a direct conversation this connection has not joined (on
+    /// every connection of both users, on any node).
+    Notification {
+        room: &'a RoomName,
+        message: &'a ChatMessage,
+    },
     /// Answer to `ping`.
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]

@@ -17,7 +17,7 @@ pub use command::{
 };
 pub use envelope::{
     ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, ReceiptSignal, TypingSignal,
-    unix_micros,
+    UserNotice, unix_micros,
 };
 pub use event::{ChatMessage, ErrorReply, Limits, ReadMarker, Sender, ServerEvent, Welcome};
 pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};

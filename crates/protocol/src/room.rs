@@ -44,6 +44,33 @@ impl RoomName {
         Ok(Self(Arc::from(name)))
     }
 
+    /// The internal room of one user's own channel (`!u:<id>`; `!x:<hex>` when
+    /// the id has a brace): every connection of the user is in it, on every
+    /// node, so a notice reaches all of them. Clients cannot name it: `!` is not
+    /// allowed in room names.
+    pub fn personal(user_id: &str) -> Self {
+        if user_id.contains(['{', '}']) {
+            let hex: String = user_id.bytes().map(|b| format!("{b:02x}")).collect();
+            Self(Arc::from(format!("!x:{hex}")))
+        } else {
+            Self(Arc::from(format!("!u:{user_id}")))
+        }
+    }
+
+    /// Whether this is a user's own room (see [`RoomName::personal`]).
+    pub fn is_personal(&self) -> bool {
+        self.0.starts_with('!')
+    }
+
+    /// The direct-message room of two users (ids in byte order), if they are two.
+    pub fn direct(a: &str, b: &str) -> Option<Self> {
+        let (a, b) = if a < b { (a, b) } else { (b, a) };
+        if a == b || a.is_empty() {
+            return None;
+        }
+        Self::parse(&format!("{DIRECT_PREFIX}{a}+{b}")).ok()
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0

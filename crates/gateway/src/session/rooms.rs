@@ -252,6 +252,8 @@ impl Session {
             seq: 0,
         };
         let room = message.room.clone();
+        // A direct message is also noticed to both users' other connections.
+        let mut direct = room.direct_members().is_some().then(|| message.clone());
         let outgoing = Outgoing {
             payload: Envelope::message(self.node.config.node_id.as_str(), message).encode(),
             id: id.to_string(),
@@ -272,6 +274,10 @@ impl Session {
                 let (id, ts, seq, duplicate) = match published {
                     Published::New(position) => {
                         self.node.metrics.messages_published.inc();
+                        if let Some(mut message) = direct.take() {
+                            message.seq = position.seq;
+                            self.notice_direct_message(&message).await;
+                        }
                         (id, ts, position.seq, false)
                     }
                     Published::Duplicate { seq, reply, .. } => {

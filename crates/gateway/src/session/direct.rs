@@ -1,0 +1,104 @@
+//! A user's own channel and direct conversations.
+//!
+//! Every authenticated connection is a member of its user's personal room
+//! (`RoomName::personal`), subscribed on the backplane like any room, so a
+//! notice published there reaches all of the user's connections on every node.
+//! `dm` joins the two-person room and tells both users; each message in a
+//! direct room is also noticed to both users, for their connections that have
+//! not joined it.
+
+use chorus_protocol::{ChatMessage, Envelope, ErrorCode, RoomName, Sender, UserNotice};
+
+use super::Session;
+use crate::hub::Member;
+
+impl Session {
+    /// Joins this connection to its user's own room (once, after authentication).
+    pub(super) async fn enter_personal(&mut self) {
+        if self.personal.is_some() {
+            return;
+        }
+        let Some(authed) = &self.authed else {
+            return;
+        };
+        let room = RoomName::personal(&authed.identity.user.id);
+        if let Err(error) = self.node.subscriptions.acquire(&room).await {
+            // Rooms still work; only notices to this user's other rooms miss it.
+            tracing::warn!(%error, "could not subscribe to the user's channel");
+            return;
+        }
+        let member = Member::live(self.outbox.clone(), self.encoding);
+        self.node.hub.begin_join(&room, self.conn, member);
+        self.personal = Some(room);
+    }
+
+    /// Leaves the user's own room (the connection is closing).
+    pub(super) fn leave_personal(&mut self) {
+        if let Some(room) = self.personal.take() {
+            self.node.hub.remove(&room, self.conn);
+            self.node.subscriptions.release(&room);
+        }
+    }
+
+    pub(super) async fn direct(&mut self, other: String, reference: Option<String>) {
+        let Some(me) = self.authed.as_ref().map(|a| a.identity.user.clone()) else {
+            return;
+        };
+        let Some(room) = RoomName::direct(&me.id, &other) else {
+            return self.error(
+                ErrorCode::InvalidCommand,
+                "a direct conversation needs another user's id".into(),
+                reference,
+                None,
+            );
+        };
+        if self.rooms.contains(&room) {
+            return self.error(
+                ErrorCode::AlreadyJoined,
+                "already in this conversation".into(),
+                reference,
+                Some(&room),
+            );
+        }
+        self.join(room.clone(), None, None, reference).await;
+        if self.rooms.contains(&room) {
+            self.notice_both(&room, &me, &other, None).await;
+        }
+        // Otherwise the join answered with its error.
+    }
+
+    /// After a message in a direct room: tells both users' connections that have
+    /// not joined it.
+    pub(super) async fn notice_direct_message(&self, message: &ChatMessage) {
+        let Some((a, b)) = message.room.direct_members() else {
+            return;
+        };
+        let other = if a == message.from.id { b } else { a };
+        self.notice_both(&message.room, &message.from, other, Some(message.clone()))
+            .await;
+    }
+
+    async fn notice_both(
+        &self,
+        room: &RoomName,
+        me: &Sender,
+        other: &str,
+        message: Option<ChatMessage>,
+    ) {
+        let payload = Envelope::notice(
+            self.node.config.node_id.clone(),
+            UserNotice {
+                room: room.clone(),
+                by: me.clone(),
+                message,
+            },
+        )
+        .encode();
+        for user in [me.id.as_str(), other] {
+            let personal = RoomName::personal(user);
+            if let Err(error) = self.node.backplane.signal(&personal, payload.clone()).await {
+                tracing::debug!(%error, %room, "notice not relayed");
+            }
+        }
+    }
+}
