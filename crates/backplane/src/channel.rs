@@ -38,6 +38,12 @@ impl ChannelNames {
         name
     }
 
+    /// A key of one user's state: `<prefix>:user:{<user>}:<suffix>`.
+    pub fn user_key(&self, user: &str, suffix: &str) -> String {
+        let prefix = self.head.strip_suffix(":room:{").unwrap_or(&self.head);
+        format!("{prefix}:user:{{{user}}}:{suffix}")
+    }
+
     /// The room of a channel name, if it is one of ours.
     pub fn room_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel.strip_prefix(self.head.as_str())?.strip_suffix('}')

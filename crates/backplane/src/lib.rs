@@ -104,6 +104,17 @@ pub trait Backplane: Send + Sync + 'static {
         &self,
         room: &RoomName,
     ) -> Result<Vec<(String, Position)>, BackplaneError>;
+    /// Saves `user`'s unsent text for `room` (empty: deletes it); `false`, and
+    /// nothing saved, when the user already has `max` other drafts.
+    async fn save_draft(
+        &self,
+        user: &str,
+        room: &RoomName,
+        text: &str,
+        max: usize,
+    ) -> Result<bool, BackplaneError>;
+    /// `user`'s drafts: (room, text), by room name.
+    async fn drafts(&self, user: &str) -> Result<Vec<(String, String)>, BackplaneError>;
     /// Reads a page of `room`'s history, with the room's current position.
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError>;
     /// The current position of each room, in the order given.

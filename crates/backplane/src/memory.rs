@@ -46,6 +46,8 @@ struct BusInner {
     settings: HistorySettings,
     /// Announced nodes: id -> (status, expiry).
     nodes: Mutex<HashMap<String, (String, Instant)>>,
+    /// Users' drafts: user -> room -> text.
+    drafts: Mutex<HashMap<String, std::collections::BTreeMap<String, String>>>,
 }
 
 #[derive(Default)]
@@ -359,6 +361,38 @@ impl Backplane for MemoryBackplane {
             }
             Marked::Moved(mark.seq)
         }))
+    }
+
+    async fn save_draft(
+        &self,
+        user: &str,
+        room: &RoomName,
+        text: &str,
+        max: usize,
+    ) -> Result<bool, BackplaneError> {
+        self.check_open()?;
+        let mut all = self.bus.inner.drafts.lock();
+        let drafts = all.entry(user.to_owned()).or_default();
+        if text.is_empty() {
+            drafts.remove(room.as_str());
+        } else if drafts.contains_key(room.as_str()) || drafts.len() < max {
+            drafts.insert(room.as_str().to_owned(), text.to_owned());
+        } else {
+            return Ok(false);
+        }
+        if drafts.is_empty() {
+            all.remove(user);
+        }
+        Ok(true)
+    }
+
+    async fn drafts(&self, user: &str) -> Result<Vec<(String, String)>, BackplaneError> {
+        self.check_open()?;
+        let all = self.bus.inner.drafts.lock();
+        Ok(all
+            .get(user)
+            .map(|d| d.iter().map(|(r, t)| (r.clone(), t.clone())).collect())
+            .unwrap_or_default())
     }
 
     async fn read_marker(

@@ -17,7 +17,9 @@ use std::{collections::HashMap, sync::Arc};
 use axum::extract::ws::Message;
 use bytes::Bytes;
 use chorus_backplane::{Delivery, Inbound, Page, Position};
-use chorus_protocol::{Encoding, Envelope, EnvelopeBody, Frame, RoomName, ServerEvent, UserNotice};
+use chorus_protocol::{
+    Encoding, Envelope, EnvelopeBody, Frame, NoticeKind, RoomName, ServerEvent, UserNotice,
+};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -435,19 +437,24 @@ impl Hub {
                 .map(|(conn, m)| (*conn, m.outbox.clone(), m.encoding))
                 .collect()
         };
-        let event = match &notice.message {
-            Some(message) => ServerEvent::Notification {
-                room: &notice.room,
-                message,
-            },
-            None => ServerEvent::DmStarted {
-                room: &notice.room,
+        let room = &notice.room;
+        let event = match &notice.kind {
+            NoticeKind::DmStarted => ServerEvent::DmStarted {
+                room,
                 by: &notice.by,
             },
+            NoticeKind::Message(message) => ServerEvent::Notification { room, message },
+            NoticeKind::Read(seq) => ServerEvent::Receipt {
+                room,
+                user: &notice.by,
+                seq: *seq,
+            },
+            NoticeKind::Draft(text) => ServerEvent::Draft { room, text },
         };
+        let skips_members = notice.kind.skips_members();
         let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
         for (conn, outbox, encoding) in recipients {
-            if notice.message.is_some() && self.is_member(&notice.room, conn) {
+            if skips_members && self.is_member(room, conn) {
                 continue;
             }
             let frame =

@@ -18,6 +18,7 @@ use chorus_protocol::{
 use tokio::time::Instant;
 
 mod direct;
+mod drafts;
 mod receipts;
 mod rooms;
 mod typing;
@@ -275,6 +276,18 @@ impl Session {
                 self.direct(user, reference).await;
                 Flow::Continue
             }
+            Command::Draft {
+                room,
+                text,
+                reference,
+            } => {
+                self.save_draft(room, text, reference).await;
+                Flow::Continue
+            }
+            Command::Drafts { reference } => {
+                self.list_drafts(reference).await;
+                Flow::Continue
+            }
             Command::Receipts { room, reference } => {
                 self.receipts(room, reference).await;
                 Flow::Continue
@@ -466,6 +479,8 @@ fn reference_of(command: &Command) -> Option<String> {
         | Command::Typing { reference, .. }
         | Command::Read { reference, .. }
         | Command::Dm { reference, .. }
+        | Command::Draft { reference, .. }
+        | Command::Drafts { reference }
         | Command::Receipts { reference, .. }
         | Command::Ping { reference }
         | Command::Auth { reference, .. }

@@ -159,6 +159,20 @@ async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
             at_last.insert(receipt["user"]["id"].as_str().unwrap().to_owned());
         }
     }
+
+    // An unsent draft is kept by the server: a reload (a new page, as on
+    // another device) restores it.
+    ada.type_into("#message", "unsent words").await;
+    ada.find("#message[data-draft=saved]").await;
+    ada.reload().await;
+    ada.wait_text("#status", "connected").await;
+    eventually("the draft back in the composer", || async {
+        let value = ada
+            .eval("return document.getElementById('message').value")
+            .await;
+        (value == "unsent words").then_some(())
+    })
+    .await;
     ada.screenshot(&screenshot("chat.png")).await;
     bob.screenshot(&screenshot("chat-phone.png")).await;
     ada.close().await;

@@ -38,6 +38,7 @@ const state = {
   conn: null,
   rooms: new Map(),
   active: null,
+  drafts: new Map(), // room -> unsent text, saved on the server for every device
 };
 
 function saveSession() {
@@ -156,6 +157,21 @@ function handle(event) {
         state.user = event.user;
         $("me").textContent = event.user.name || event.user.id;
         $("me").hidden = false;
+        state.conn.drafts();
+      }
+      break;
+    case "drafts":
+      state.drafts = new Map(event.drafts.map((d) => [d.room, d.text]));
+      restoreDraft();
+      break;
+    case "draft":
+      if (event.text) state.drafts.set(event.room, event.text);
+      else state.drafts.delete(event.room);
+      // Another device typed it: show it unless this one is being typed in.
+      if (event.room === state.active && document.activeElement !== $("message")) restoreDraft(true);
+      // Marks the composer when what it shows is what the server keeps.
+      if (event.room === state.active && event.text === $("message").value) {
+        $("message").dataset.draft = "saved";
       }
       break;
     case "joined":
@@ -283,6 +299,8 @@ function select(name) {
   renderRooms();
   renderRoom("bottom");
   renderTyping();
+  $("message").value = "";
+  restoreDraft();
   $("sidebar").classList.remove("open");
   $("menu").setAttribute("aria-expanded", "false");
   $("message").focus();
@@ -426,6 +444,26 @@ function renderTyping() {
   if (next !== Infinity) renderTyping.timer = setTimeout(renderTyping, next - now + 10);
 }
 
+/** Puts the active room's saved draft into the composer (when it is empty, or `force`). */
+function restoreDraft(force = false) {
+  const input = $("message");
+  if (!state.active || (!force && input.value)) return;
+  input.value = state.drafts.get(state.active) || "";
+}
+
+/** Saves the composer's text as the active room's draft, a moment after typing stops. */
+function saveDraft() {
+  clearTimeout(saveDraft.timer);
+  const room = state.active;
+  const text = $("message").value;
+  saveDraft.timer = setTimeout(() => {
+    if ((state.drafts.get(room) || "") === text) return;
+    if (text) state.drafts.set(room, text);
+    else state.drafts.delete(room);
+    state.conn?.draft(room, text);
+  }, 800);
+}
+
 /** Tells the active room about this user's typing: start (repeated while typing) or stop. */
 function typed() {
   const typing = $("message").value.trim() !== "";
@@ -473,6 +511,8 @@ function sendMessage(event) {
   // The message itself ends the typing indicator (the server forgets the throttle too).
   typed.room = null;
   typed.sentAt = 0;
+  clearTimeout(saveDraft.timer);
+  if (state.drafts.delete(state.active)) state.conn.draft(state.active, "");
   renderRoom("bottom");
 }
 
@@ -493,7 +533,11 @@ function wire() {
     dropRoom(state.active);
   });
   $("composer").addEventListener("submit", sendMessage);
-  $("message").addEventListener("input", typed);
+  $("message").addEventListener("input", () => {
+    delete $("message").dataset.draft;
+    typed();
+    saveDraft();
+  });
   $("message").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendMessage(event);
   });

@@ -98,6 +98,16 @@ export class Connection extends EventTarget {
     if (this.connected) this.send({ type: "read", room, seq });
   }
 
+  /** Saves the unsent text for a room on the server ("" clears it), for this user's other devices. */
+  draft(room, text) {
+    if (this.connected) this.send({ type: "draft", room, text });
+  }
+
+  /** Asks for this user's saved drafts (answered with a `drafts` event). */
+  drafts() {
+    if (this.connected) this.send({ type: "drafts" });
+  }
+
   /** Typing indicator: "start" (repeat while typing) or "stop"; dropped while offline. */
   typing(room, state) {
     if (this.connected) this.send({ type: "typing", room, state });

@@ -53,6 +53,8 @@ pub enum ErrorCode {
     UnknownMessage,
     /// `read` with a sequence number past the room's last message.
     BeyondHead,
+    /// `draft` for a new room when the user already keeps as many drafts as allowed.
+    TooManyDrafts,
 }
 
 impl ErrorCode {
@@ -80,6 +82,7 @@ impl ErrorCode {
             Self::TooManyConnections => "too_many_connections",
             Self::UnknownMessage => "unknown_message",
             Self::BeyondHead => "beyond_head",
+            Self::TooManyDrafts => "too_many_drafts",
         }
     }
 }
@@ -145,6 +148,7 @@ mod tests {
             ErrorCode::TooManyConnections,
             ErrorCode::UnknownMessage,
             ErrorCode::BeyondHead,
+            ErrorCode::TooManyDrafts,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

@@ -103,6 +103,15 @@ pub enum Command {
     /// Start (or reopen) the direct conversation with `user`: join its room and
     /// tell both users' connections.
     Dm { user: String, reference: Ref },
+    /// Save (empty `text`: clear) this user's unsent text for a room, for
+    /// their other devices.
+    Draft {
+        room: RoomName,
+        text: String,
+        reference: Ref,
+    },
+    /// Ask for this user's saved drafts.
+    Drafts { reference: Ref },
     /// Application-level ping; answered with `pong`.
     Ping { reference: Ref },
     /// Authenticate with a token (the first frame, when no token came with the upgrade).
@@ -181,6 +190,17 @@ enum RawCommand {
     },
     Dm {
         user: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Draft {
+        room: String,
+        #[serde(default)]
+        text: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Drafts {
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -366,6 +386,21 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             user,
             reference: check_ref(reference)?,
         },
+        RawCommand::Draft {
+            room,
+            text,
+            reference,
+        } => {
+            let reference = check_ref(reference)?;
+            Command::Draft {
+                room: room_name(&room, &reference)?,
+                text,
+                reference,
+            }
+        }
+        RawCommand::Drafts { reference } => Command::Drafts {
+            reference: check_ref(reference)?,
+        },
         RawCommand::Ping { reference } => Command::Ping {
             reference: check_ref(reference)?,
         },
@@ -387,7 +422,7 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
                 detail:
-                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts, dm or ping"
+                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts, dm, draft, drafts or ping"
                     .into(),
                 reference: None,
             });

@@ -45,9 +45,29 @@ pub struct UserNotice {
     pub room: RoomName,
     /// Who caused it.
     pub by: Sender,
-    /// A message to show (a direct message); `None`: the conversation started.
-    #[serde(default)]
-    pub message: Option<ChatMessage>,
+    /// What happened.
+    pub kind: NoticeKind,
+}
+
+/// What a [`UserNotice`] says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A direct conversation started.
+    DmStarted,
+    /// A message in a direct conversation (for connections not in the room).
+    Message(ChatMessage),
+    /// The user's read marker moved (for connections not in the room).
+    Read(u64),
+    /// The user's draft for the room changed (empty: cleared).
+    Draft(String),
+}
+
+impl NoticeKind {
+    /// Whether connections in the notice's room skip it (they hear it there).
+    pub fn skips_members(&self) -> bool {
+        matches!(self, Self::Message(_) | Self::Read(_))
+    }
 }
 
 /// A read receipt as relayed between nodes.

@@ -37,6 +37,15 @@ pub struct ChatMessage {
     pub seq: u64,
 }
 
+/// One saved draft, in a `drafts` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SavedDraft {
+    /// The room the text is for.
+    pub room: String,
+    /// The unsent text.
+    pub text: String,
+}
+
 /// One user's read marker, in a `receipts` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReadMarker {
@@ -229,6 +238,21 @@ pub enum ServerEvent<'a> {
     Notification {
         room: &'a RoomName,
         message: &'a ChatMessage,
+    },
+    /// Your draft for `room` changed on one of your connections (empty text:
+    /// cleared); on every connection of yours, the saving one included.
+    Draft { room: &'a RoomName, text: &'a str },
+    /// A `draft` was saved.
+    DraftSaved {
+        room: &'a RoomName,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    /// Answer to `drafts`: your saved drafts, by room.
+    Drafts {
+        drafts: &'a [SavedDraft],
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
     },
     /// Answer to `ping`.
     Pong {

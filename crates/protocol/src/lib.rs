@@ -16,8 +16,10 @@ pub use command::{
     Resume, decode_json, decode_msgpack,
 };
 pub use envelope::{
-    ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, ReceiptSignal, TypingSignal,
-    UserNotice, unix_micros,
+    ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, NoticeKind, ReceiptSignal,
+    TypingSignal, UserNotice, unix_micros,
 };
-pub use event::{ChatMessage, ErrorReply, Limits, ReadMarker, Sender, ServerEvent, Welcome};
+pub use event::{
+    ChatMessage, ErrorReply, Limits, ReadMarker, SavedDraft, Sender, ServerEvent, Welcome,
+};
 pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};

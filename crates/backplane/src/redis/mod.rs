@@ -26,6 +26,7 @@ use crate::{
     Page, Position, Published, Read,
 };
 
+mod drafts;
 mod log;
 mod probe;
 mod reads;
@@ -195,6 +196,8 @@ pub struct RedisBackplane {
     log: log::RoomLog,
     /// Read markers.
     reads: reads::ReadMarkers,
+    /// Users' drafts.
+    drafts: drafts::Drafts,
     /// The cluster's node registry.
     registry: registry::Registry,
     /// The pub/sub round-trip probe behind readiness.
@@ -281,6 +284,7 @@ impl RedisBackplane {
             probe,
             log: log::RoomLog::new(names.clone(), history),
             reads: reads::ReadMarkers::new(names.clone(), history.state_ttl),
+            drafts: drafts::Drafts::new(names.clone(), history.state_ttl),
             names,
             tasks,
         })
@@ -457,6 +461,22 @@ impl Backplane for RedisBackplane {
         self.reads
             .mark(&self.publisher, room, user, mark, signal)
             .await
+    }
+
+    async fn save_draft(
+        &self,
+        user: &str,
+        room: &RoomName,
+        text: &str,
+        max: usize,
+    ) -> Result<bool, BackplaneError> {
+        self.drafts
+            .save(&self.publisher, user, room, text, max)
+            .await
+    }
+
+    async fn drafts(&self, user: &str) -> Result<Vec<(String, String)>, BackplaneError> {
+        self.drafts.all(&self.publisher, user).await
     }
 
     async fn read_marker(

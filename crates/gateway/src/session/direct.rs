@@ -7,7 +7,7 @@
 //! direct room is also noticed to both users, for their connections that have
 //! not joined it.
 
-use chorus_protocol::{ChatMessage, Envelope, ErrorCode, RoomName, Sender, UserNotice};
+use chorus_protocol::{ChatMessage, Envelope, ErrorCode, NoticeKind, RoomName, Sender, UserNotice};
 
 use super::Session;
 use crate::hub::Member;
@@ -62,7 +62,8 @@ impl Session {
         }
         self.join(room.clone(), None, None, reference).await;
         if self.rooms.contains(&room) {
-            self.notice_both(&room, &me, &other, None).await;
+            self.notice_both(&room, &me, &other, NoticeKind::DmStarted)
+                .await;
         }
         // Otherwise the join answered with its error.
     }
@@ -74,31 +75,40 @@ impl Session {
             return;
         };
         let other = if a == message.from.id { b } else { a };
-        self.notice_both(&message.room, &message.from, other, Some(message.clone()))
+        let kind = NoticeKind::Message(message.clone());
+        self.notice_both(&message.room, &message.from, other, kind)
             .await;
     }
 
-    async fn notice_both(
-        &self,
-        room: &RoomName,
-        me: &Sender,
-        other: &str,
-        message: Option<ChatMessage>,
-    ) {
-        let payload = Envelope::notice(
-            self.node.config.node_id.clone(),
-            UserNotice {
-                room: room.clone(),
-                by: me.clone(),
-                message,
-            },
-        )
-        .encode();
+    async fn notice_both(&self, room: &RoomName, me: &Sender, other: &str, kind: NoticeKind) {
+        let payload = notice_payload(&self.node.config.node_id, room, me, kind);
         for user in [me.id.as_str(), other] {
-            let personal = RoomName::personal(user);
-            if let Err(error) = self.node.backplane.signal(&personal, payload.clone()).await {
-                tracing::debug!(%error, %room, "notice not relayed");
-            }
+            self.notice_user(user, room, payload.clone()).await;
         }
     }
+
+    /// Tells every connection of this connection's user (a read marker, a draft).
+    pub(super) async fn notice_self(&self, room: &RoomName, kind: NoticeKind) {
+        let Some(me) = self.authed.as_ref().map(|a| &a.identity.user) else {
+            return;
+        };
+        let payload = notice_payload(&self.node.config.node_id, room, me, kind);
+        self.notice_user(&me.id, room, payload).await;
+    }
+
+    async fn notice_user(&self, user: &str, room: &RoomName, payload: bytes::Bytes) {
+        let personal = RoomName::personal(user);
+        if let Err(error) = self.node.backplane.signal(&personal, payload).await {
+            tracing::debug!(%error, %room, "notice not relayed");
+        }
+    }
+}
+
+fn notice_payload(node: &str, room: &RoomName, by: &Sender, kind: NoticeKind) -> bytes::Bytes {
+    let notice = UserNotice {
+        room: room.clone(),
+        by: by.clone(),
+        kind,
+    };
+    Envelope::notice(node, notice).encode()
 }

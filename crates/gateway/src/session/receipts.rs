@@ -3,7 +3,9 @@
 //! lists a room's markers, and a join reports the unread count.
 
 use chorus_backplane::{Marked, Position};
-use chorus_protocol::{Envelope, ErrorCode, ReadMarker, ReceiptSignal, RoomName, ServerEvent};
+use chorus_protocol::{
+    Envelope, ErrorCode, NoticeKind, ReadMarker, ReceiptSignal, RoomName, ServerEvent,
+};
 
 use super::Session;
 
@@ -61,7 +63,16 @@ impl Session {
             .mark_read(&room, &user.id, mark, signal)
             .await
         {
-            Ok(Marked::Moved(seq) | Marked::Unchanged(seq)) => self.reply(&ServerEvent::Marked {
+            Ok(Marked::Moved(seq)) => {
+                self.reply(&ServerEvent::Marked {
+                    room: &room,
+                    seq,
+                    reference: reference.as_deref(),
+                });
+                // The user's connections outside the room hear it too.
+                self.notice_self(&room, NoticeKind::Read(seq)).await;
+            }
+            Ok(Marked::Unchanged(seq)) => self.reply(&ServerEvent::Marked {
                 room: &room,
                 seq,
                 reference: reference.as_deref(),
