@@ -12,6 +12,9 @@ use chorus_protocol::{ChatMessage, Envelope, ErrorCode, NoticeKind, RoomName, Se
 use super::Session;
 use crate::hub::Member;
 
+/// Longest a new connection waits for its user's channel before going on without it.
+const PERSONAL_SUBSCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Session {
     /// Joins this connection to its user's own room (once, after authentication).
     pub(super) async fn enter_personal(&mut self) {
@@ -22,10 +25,24 @@ impl Session {
             return;
         };
         let room = RoomName::personal(&authed.identity.user.id);
-        if let Err(error) = self.node.subscriptions.acquire(&room).await {
-            // Rooms still work; only notices to this user's other rooms miss it.
-            tracing::warn!(%error, "could not subscribe to the user's channel");
-            return;
+        // Bounded: a connection never waits long for its notices channel.
+        let acquired = tokio::time::timeout(
+            PERSONAL_SUBSCRIBE_TIMEOUT,
+            self.node.subscriptions.acquire(&room),
+        )
+        .await;
+        match acquired {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                // Rooms still work; only notices to this user miss this connection.
+                tracing::warn!(%error, "could not subscribe to the user's channel");
+                return;
+            }
+            Err(_) => {
+                // The owner gives back the reference of an acquirer that went away.
+                tracing::warn!("subscribing to the user's channel timed out");
+                return;
+            }
         }
         let member = Member::live(self.outbox.clone(), self.encoding);
         self.node.hub.begin_join(&room, self.conn, member);
