@@ -173,6 +173,25 @@ async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
         (value == "unsent words").then_some(())
     })
     .await;
+
+    // A direct message to Bob's user puts the conversation in his room list.
+    let bob_id = bob
+        .eval(
+            "const t = JSON.parse(sessionStorage.getItem('chorus.session')).token; \
+             return JSON.parse(atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub",
+        )
+        .await;
+    let bob_id = bob_id.as_str().expect("Bob's user id").to_owned();
+    let tester = chorus_testkit::fresh_user();
+    let mut friend = Client::connect_as(&cluster.ws_url(), &chorus_testkit::token(&tester)).await;
+    let joined = friend
+        .request_reply(serde_json::json!({"type": "dm", "user": bob_id}))
+        .await;
+    let dm_room = joined["room"].as_str().expect("the DM room").to_owned();
+    friend.say_ok(&dm_room, "psst, Bob").await;
+    bob.find(&format!("#rooms [data-room='{dm_room}']")).await;
+    bob.wait_text("#notice", "Direct message from").await;
+
     ada.screenshot(&screenshot("chat.png")).await;
     bob.screenshot(&screenshot("chat-phone.png")).await;
     ada.close().await;

@@ -160,6 +160,19 @@ function handle(event) {
         state.conn.drafts();
       }
       break;
+    case "dm_started":
+    case "notification":
+      // A direct conversation (started here, on another device, or by the other
+      // user): it joins the room list; the message arrives with the room's history.
+      if (!state.rooms.has(event.room)) {
+        state.rooms.set(event.room, new Room(event.room));
+        state.conn.join(event.room);
+        saveSession();
+        renderRooms();
+        const who = event.by || event.message?.from;
+        if (who?.id !== state.user?.id) notify(`Direct message from ${who?.name || who?.id}`);
+      }
+      break;
     case "drafts":
       state.drafts = new Map(event.drafts.map((d) => [d.room, d.text]));
       restoreDraft();
