@@ -79,16 +79,6 @@ impl Member {
         }
     }
 
-    /// A member with nothing to catch up on (a user's own channel).
-    pub fn live(outbox: Arc<Outbox>, encoding: Encoding) -> Self {
-        Self {
-            outbox,
-            encoding,
-            floor: 0,
-            catching_up: None,
-        }
-    }
-
     /// Queues a frame (published at `published_us`), or keeps it aside while catching up.
     fn push(&mut self, seq: Option<u64>, frame: &Message, published_us: u64) -> Pushed {
         match &mut self.catching_up {
@@ -118,6 +108,18 @@ pub struct Hub {
     metrics: Metrics,
     /// Gap repairs for the repairer task.
     repairs: mpsc::UnboundedSender<RepairRequest>,
+    /// Local connections by user, for notices on the users' own channels.
+    users: Mutex<HashMap<Arc<str>, Vec<UserConnection>>>,
+}
+
+/// A local connection as its user's notices reach it.
+struct UserConnection {
+    /// The connection.
+    conn: ConnId,
+    /// Where its frames go.
+    outbox: Arc<Outbox>,
+    /// How it wants events encoded.
+    encoding: Encoding,
 }
 
 impl Hub {
@@ -127,6 +129,40 @@ impl Hub {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             metrics,
             repairs,
+            users: Mutex::default(),
+        }
+    }
+
+    /// Registers a local connection of `user` for the user's notices.
+    pub fn add_user_connection(
+        &self,
+        user: &str,
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+        encoding: Encoding,
+    ) {
+        let connection = UserConnection {
+            conn,
+            outbox,
+            encoding,
+        };
+        let mut users = self.users.lock();
+        match users.get_mut(user) {
+            Some(connections) => connections.push(connection),
+            None => {
+                users.insert(Arc::from(user), vec![connection]);
+            }
+        }
+    }
+
+    /// Forgets a local connection of `user`.
+    pub fn remove_user_connection(&self, user: &str, conn: ConnId) {
+        let mut users = self.users.lock();
+        if let Some(connections) = users.get_mut(user) {
+            connections.retain(|c| c.conn != conn);
+            if connections.is_empty() {
+                users.remove(user);
+            }
         }
     }
 
@@ -140,9 +176,7 @@ impl Hub {
     pub fn begin_join(&self, room: &RoomName, conn: ConnId, member: Member) {
         let mut shard = self.shard(room.as_str()).lock();
         let entry = shard.entry(room.clone()).or_insert_with(|| {
-            if !room.is_personal() {
-                self.metrics.rooms_local.inc();
-            }
+            self.metrics.rooms_local.inc();
             Room::default()
         });
         entry.members.insert(conn, member);
@@ -197,9 +231,7 @@ impl Hub {
             entry.members.swap_remove(&conn);
             if entry.members.is_empty() {
                 shard.remove(room);
-                if !room.is_personal() {
-                    self.metrics.rooms_local.dec();
-                }
+                self.metrics.rooms_local.dec();
             }
         }
     }
@@ -376,7 +408,7 @@ impl Hub {
             }
         };
         if let EnvelopeBody::Notice(notice) = body {
-            return self.notify(room, &notice);
+            return self.notify(&notice);
         }
         let mut shard = self.shard(room).lock();
         let Some(entry) = shard.get_mut(room) else {
@@ -423,18 +455,17 @@ impl Hub {
         }
     }
 
-    /// Delivers a notice to the connections in a user's own room; a message
-    /// notice skips those that are in the message's room (they have it).
-    fn notify(&self, personal: &str, notice: &UserNotice) {
+    /// Delivers a notice to its user's local connections; a message or read
+    /// notice skips those in the notice's room (they have it from the room).
+    fn notify(&self, notice: &UserNotice) {
         let recipients: Vec<(ConnId, Arc<Outbox>, Encoding)> = {
-            let shard = self.shard(personal).lock();
-            let Some(entry) = shard.get(personal) else {
+            let users = self.users.lock();
+            let Some(connections) = users.get(notice.to.as_str()) else {
                 return;
             };
-            entry
-                .members
+            connections
                 .iter()
-                .map(|(conn, m)| (*conn, m.outbox.clone(), m.encoding))
+                .map(|c| (c.conn, c.outbox.clone(), c.encoding))
                 .collect()
         };
         let room = &notice.room;

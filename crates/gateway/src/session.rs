@@ -85,7 +85,7 @@ pub struct Session {
     outbox: Arc<Outbox>,
     /// Rooms joined (bounded by `max_rooms`).
     rooms: HashSet<RoomName>,
-    /// The user's own room, once this connection is in it (see `direct`).
+    /// The shard room of this user's channel, once subscribed (see `direct`).
     personal: Option<RoomName>,
     /// Rooms where this connection's typing start was last relayed, and when
     /// (a subset of `rooms`).

@@ -41,6 +41,8 @@ pub enum EnvelopeBody {
 /// A notice on a user's own channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserNotice {
+    /// The user whose connections get it.
+    pub to: String,
     /// The room it is about.
     pub room: RoomName,
     /// Who caused it.

@@ -22,4 +22,4 @@ pub use envelope::{
 pub use event::{
     ChatMessage, ErrorReply, Limits, ReadMarker, SavedDraft, Sender, ServerEvent, Welcome,
 };
-pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError};
+pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError, USER_SHARDS};

@@ -44,22 +44,24 @@ impl RoomName {
         Ok(Self(Arc::from(name)))
     }
 
-    /// The internal room of one user's own channel (`!u:<id>`; `!x:<hex>` when
-    /// the id has a brace): every connection of the user is in it, on every
-    /// node, so a notice reaches all of them. Clients cannot name it: `!` is not
-    /// allowed in room names.
-    pub fn personal(user_id: &str) -> Self {
-        if user_id.contains(['{', '}']) {
-            let hex: String = user_id.bytes().map(|b| format!("{b:02x}")).collect();
-            Self(Arc::from(format!("!x:{hex}")))
-        } else {
-            Self(Arc::from(format!("!u:{user_id}")))
+    /// The internal room carrying the channels of the users in one of
+    /// [`USER_SHARDS`] shards (`!u:<shard>`): a node subscribes to the shards of
+    /// the users connected to it, and picks a notice's recipients by user id,
+    /// so Redis holds at most that many such channels whatever the user count.
+    /// The shard is FNV-1a of the id, the same on every node and version.
+    /// Clients cannot name it: `!` is not allowed in room names.
+    pub fn user_shard(user_id: &str) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in user_id.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
+        Self(Arc::from(format!("!u:{}", hash % USER_SHARDS)))
     }
 
-    /// Whether this is a user's own room (see [`RoomName::personal`]).
-    pub fn is_personal(&self) -> bool {
-        self.0.starts_with('!')
+    /// Whether this is a users' shard room (see [`RoomName::user_shard`]).
+    pub fn is_user_shard(&self) -> bool {
+        self.0.starts_with("!u:")
     }
 
     /// The direct-message room of two users (ids in byte order), if they are two.
@@ -92,6 +94,9 @@ impl RoomName {
         }
     }
 }
+
+/// Shards of the users' own channels (see [`RoomName::user_shard`]).
+pub const USER_SHARDS: u64 = 1024;
 
 /// Prefix of direct-message room names (see [`RoomName::direct_members`]).
 pub const DIRECT_PREFIX: &str = "dm:";
@@ -140,6 +145,14 @@ impl fmt::Debug for RoomName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_shards_are_stable_and_not_nameable_by_clients() {
+        // FNV-1a: every node and every version must agree on a user's shard.
+        assert_eq!(RoomName::user_shard("alice").as_str(), "!u:263");
+        assert!(RoomName::user_shard("bob{x}").is_user_shard());
+        assert!(RoomName::parse("!u:263").is_err());
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -1,8 +1,9 @@
 //! A user's own channel and direct conversations.
 //!
-//! Every authenticated connection is a member of its user's personal room
-//! (`RoomName::personal`), subscribed on the backplane like any room, so a
-//! notice published there reaches all of the user's connections on every node.
+//! Every authenticated connection registers with the hub under its user and
+//! holds a subscription to its user's shard room (`RoomName::user_shard`), so
+//! a notice published there for the user reaches all of the user's
+//! connections on every node.
 //! `dm` joins the two-person room and tells both users; each message in a
 //! direct room is also noticed to both users, for their connections that have
 //! not joined it.
@@ -10,7 +11,6 @@
 use chorus_protocol::{ChatMessage, Envelope, ErrorCode, NoticeKind, RoomName, Sender, UserNotice};
 
 use super::Session;
-use crate::hub::Member;
 
 /// Longest a new connection waits for its user's channel before going on without it.
 const PERSONAL_SUBSCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -24,7 +24,8 @@ impl Session {
         let Some(authed) = &self.authed else {
             return;
         };
-        let room = RoomName::personal(&authed.identity.user.id);
+        let user = authed.identity.user.id.clone();
+        let room = RoomName::user_shard(&user);
         // Bounded: a connection never waits long for its notices channel.
         let acquired = tokio::time::timeout(
             PERSONAL_SUBSCRIBE_TIMEOUT,
@@ -44,15 +45,19 @@ impl Session {
                 return;
             }
         }
-        let member = Member::live(self.outbox.clone(), self.encoding);
-        self.node.hub.begin_join(&room, self.conn, member);
+        self.node
+            .hub
+            .add_user_connection(&user, self.conn, self.outbox.clone(), self.encoding);
         self.personal = Some(room);
     }
 
     /// Leaves the user's own room (the connection is closing).
     pub(super) fn leave_personal(&mut self) {
         if let Some(room) = self.personal.take() {
-            self.node.hub.remove(&room, self.conn);
+            if let Some(authed) = &self.authed {
+                let user = &authed.identity.user.id;
+                self.node.hub.remove_user_connection(user, self.conn);
+            }
             self.node.subscriptions.release(&room);
         }
     }
@@ -98,9 +103,9 @@ impl Session {
     }
 
     async fn notice_both(&self, room: &RoomName, me: &Sender, other: &str, kind: NoticeKind) {
-        let payload = notice_payload(&self.node.config.node_id, room, me, kind);
         for user in [me.id.as_str(), other] {
-            self.notice_user(user, room, payload.clone()).await;
+            let payload = notice_payload(&self.node.config.node_id, user, room, me, kind.clone());
+            self.notice_user(user, room, payload).await;
         }
     }
 
@@ -109,20 +114,27 @@ impl Session {
         let Some(me) = self.authed.as_ref().map(|a| &a.identity.user) else {
             return;
         };
-        let payload = notice_payload(&self.node.config.node_id, room, me, kind);
+        let payload = notice_payload(&self.node.config.node_id, &me.id, room, me, kind);
         self.notice_user(&me.id, room, payload).await;
     }
 
     async fn notice_user(&self, user: &str, room: &RoomName, payload: bytes::Bytes) {
-        let personal = RoomName::personal(user);
-        if let Err(error) = self.node.backplane.signal(&personal, payload).await {
+        let shard = RoomName::user_shard(user);
+        if let Err(error) = self.node.backplane.signal(&shard, payload).await {
             tracing::debug!(%error, %room, "notice not relayed");
         }
     }
 }
 
-fn notice_payload(node: &str, room: &RoomName, by: &Sender, kind: NoticeKind) -> bytes::Bytes {
+fn notice_payload(
+    node: &str,
+    to: &str,
+    room: &RoomName,
+    by: &Sender,
+    kind: NoticeKind,
+) -> bytes::Bytes {
     let notice = UserNotice {
+        to: to.to_owned(),
         room: room.clone(),
         by: by.clone(),
         kind,
