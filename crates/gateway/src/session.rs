@@ -421,6 +421,27 @@ impl Session {
         }
     }
 
+    /// Refuses with `not_joined` (saying `what` to do) unless this connection
+    /// is in `room`; `true` when it is.
+    fn in_room(&mut self, room: &RoomName, what: &str, reference: &Option<String>) -> bool {
+        if self.rooms.contains(room) {
+            return true;
+        }
+        let message = format!("join the room before {what}");
+        self.error(ErrorCode::NotJoined, message, reference.clone(), Some(room));
+        false
+    }
+
+    /// Refuses with `forbidden` unless the token may post to `room`.
+    fn may_post(&mut self, room: &RoomName, reference: &Option<String>) -> bool {
+        if self.access(room) == Access::ReadWrite {
+            return true;
+        }
+        let message = "your token does not allow posting to this room".into();
+        self.error(ErrorCode::Forbidden, message, reference.clone(), Some(room));
+        false
+    }
+
     /// Takes a token from the connection's and the user's bucket, or says how long to wait.
     fn limit(&self, send: bool) -> Result<(), Duration> {
         let user = &self

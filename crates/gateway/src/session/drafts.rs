@@ -4,7 +4,6 @@
 use chorus_protocol::{ErrorCode, NoticeKind, RoomName, SavedDraft, ServerEvent};
 
 use super::Session;
-use crate::auth::Access;
 
 /// Most rooms one user keeps a draft for.
 pub const MAX_DRAFTS: usize = 100;
@@ -19,13 +18,8 @@ impl Session {
         let Some(user) = self.authed.as_ref().map(|a| a.identity.user.id.clone()) else {
             return;
         };
-        if self.access(&room) != Access::ReadWrite {
-            return self.error(
-                ErrorCode::Forbidden,
-                "your token does not allow posting to this room".into(),
-                reference,
-                Some(&room),
-            );
+        if !self.may_post(&room, &reference) {
+            return;
         }
         let max = self.node.config.max_body_bytes;
         if text.len() > max {

@@ -24,13 +24,8 @@ impl Session {
     }
 
     pub(super) async fn mark_read(&mut self, room: RoomName, seq: u64, reference: Option<String>) {
-        if !self.rooms.contains(&room) {
-            return self.error(
-                ErrorCode::NotJoined,
-                "join the room before marking it read".into(),
-                reference,
-                Some(&room),
-            );
+        if !self.in_room(&room, "marking it read", &reference) {
+            return;
         }
         let Some(authed) = &self.authed else {
             return;
@@ -103,13 +98,8 @@ impl Session {
     }
 
     pub(super) async fn receipts(&mut self, room: RoomName, reference: Option<String>) {
-        if !self.rooms.contains(&room) {
-            return self.error(
-                ErrorCode::NotJoined,
-                "join the room before asking for its receipts".into(),
-                reference,
-                Some(&room),
-            );
+        if !self.in_room(&room, "asking for its receipts", &reference) {
+            return;
         }
         let (epoch, markers) = match tokio::try_join!(self.room_epoch(&room), async {
             self.node

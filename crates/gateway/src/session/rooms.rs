@@ -201,21 +201,8 @@ impl Session {
         if let Err(wait) = self.limit(true) {
             return self.rate_limited(wait, "send", reference, &room);
         }
-        if !self.rooms.contains(&room) {
-            return self.error(
-                ErrorCode::NotJoined,
-                "join the room before sending to it".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        if self.access(&room) != Access::ReadWrite {
-            return self.error(
-                ErrorCode::Forbidden,
-                "your token does not allow posting to this room".into(),
-                reference,
-                Some(&room),
-            );
+        if !self.in_room(&room, "sending to it", &reference) || !self.may_post(&room, &reference) {
+            return;
         }
         if body.is_empty() {
             return self.error(

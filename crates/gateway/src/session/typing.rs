@@ -2,11 +2,11 @@
 //! throttled per connection and room, ended by a stop, a send, a leave or the
 //! connection closing, and lapsing by themselves after `TYPING_EXPIRES`.
 
-use chorus_protocol::{Envelope, ErrorCode, RoomName, TypingSignal};
+use chorus_protocol::{Envelope, RoomName, TypingSignal};
 use tokio::time::Instant;
 
 use super::Session;
-use crate::{auth::Access, hub::TYPING_EXPIRES};
+use crate::hub::TYPING_EXPIRES;
 
 /// At most one `start` per room and connection is relayed per this window;
 /// clients repeat `start` while the user keeps typing (well within the expiry).
@@ -14,21 +14,8 @@ pub const TYPING_THROTTLE: std::time::Duration = std::time::Duration::from_secs(
 
 impl Session {
     pub(super) async fn typing(&mut self, room: RoomName, active: bool, reference: Option<String>) {
-        if !self.rooms.contains(&room) {
-            return self.error(
-                ErrorCode::NotJoined,
-                "join the room before typing in it".into(),
-                reference,
-                Some(&room),
-            );
-        }
-        if self.access(&room) != Access::ReadWrite {
-            return self.error(
-                ErrorCode::Forbidden,
-                "your token does not allow posting to this room".into(),
-                reference,
-                Some(&room),
-            );
+        if !self.in_room(&room, "typing in it", &reference) || !self.may_post(&room, &reference) {
+            return;
         }
         let now = Instant::now();
         let relay = if active {
