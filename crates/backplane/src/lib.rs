@@ -55,6 +55,17 @@ pub enum BackplaneError {
     UnknownMessage,
 }
 
+/// One local user present in a room, for [`Backplane::presence_up`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceEntry {
+    /// The user's id.
+    pub user: String,
+    /// Relayed when this makes the user present in the room.
+    pub join: Bytes,
+    /// Kept, and relayed when the user's last entry goes (or expires).
+    pub leave: Bytes,
+}
+
 /// What [`Backplane::mark_read`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Marked {
@@ -115,6 +126,25 @@ pub trait Backplane: Send + Sync + 'static {
     ) -> Result<bool, BackplaneError>;
     /// `user`'s drafts: (room, text), by room name.
     async fn drafts(&self, user: &str) -> Result<Vec<(String, String)>, BackplaneError>;
+    /// Marks `entries` present in `room` from `node` for `ttl` (a refresh
+    /// extends them); also ends, with their leave signals, entries of any node
+    /// that were not refreshed in time.
+    async fn presence_up(
+        &self,
+        room: &RoomName,
+        node: &str,
+        entries: Vec<PresenceEntry>,
+        ttl: Duration,
+    ) -> Result<(), BackplaneError>;
+    /// Ends `users`' presence in `room` from `node`.
+    async fn presence_down(
+        &self,
+        room: &RoomName,
+        node: &str,
+        users: Vec<String>,
+    ) -> Result<(), BackplaneError>;
+    /// The leave signals of everyone present in `room` (one per user).
+    async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError>;
     /// Reads a page of `room`'s history, with the room's current position.
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError>;
     /// The current position of each room, in the order given.

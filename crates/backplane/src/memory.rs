@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::{
     Backplane, BackplaneError, Delivery, HistorySettings, Inbound, Marked, Outgoing, Page,
-    Position, Published, Read, Stored,
+    Position, PresenceEntry, Published, Read, Stored,
 };
 
 /// Shards of the bus's room table; a room's publishes serialise on its shard only.
@@ -46,9 +46,14 @@ struct BusInner {
     settings: HistorySettings,
     /// Announced nodes: id -> (status, expiry).
     nodes: Mutex<HashMap<String, (String, Instant)>>,
+    /// Presence: room -> user -> (nodes with the user present, leave signal).
+    presence: Mutex<HashMap<RoomName, RoomPresence>>,
     /// Users' drafts: user -> room -> text.
     drafts: Mutex<HashMap<String, std::collections::BTreeMap<String, String>>>,
 }
+
+/// Who is in one room: user -> (nodes with the user present, leave signal).
+type RoomPresence = HashMap<String, (Vec<String>, Bytes)>;
 
 #[derive(Default)]
 struct Shard {
@@ -361,6 +366,78 @@ impl Backplane for MemoryBackplane {
             }
             Marked::Moved(mark.seq)
         }))
+    }
+
+    async fn presence_up(
+        &self,
+        room: &RoomName,
+        node: &str,
+        entries: Vec<PresenceEntry>,
+        _ttl: Duration,
+    ) -> Result<(), BackplaneError> {
+        self.check_open()?;
+        // One process: nodes end only by leaving, so nothing expires here.
+        let mut joined = Vec::new();
+        {
+            let mut presence = self.bus.inner.presence.lock();
+            let users = presence.entry(room.clone()).or_default();
+            for entry in entries {
+                let (nodes, leave) = users
+                    .entry(entry.user)
+                    .or_insert_with(|| (Vec::new(), entry.leave.clone()));
+                if !nodes.iter().any(|n| n == node) {
+                    nodes.push(node.to_owned());
+                    *leave = entry.leave;
+                    if nodes.len() == 1 {
+                        joined.push(entry.join);
+                    }
+                }
+            }
+        }
+        for signal in joined {
+            self.signal(room, signal).await?;
+        }
+        Ok(())
+    }
+
+    async fn presence_down(
+        &self,
+        room: &RoomName,
+        node: &str,
+        users: Vec<String>,
+    ) -> Result<(), BackplaneError> {
+        self.check_open()?;
+        let mut left = Vec::new();
+        {
+            let mut presence = self.bus.inner.presence.lock();
+            if let Some(present) = presence.get_mut(room) {
+                for user in users {
+                    if let Some((nodes, leave)) = present.get_mut(&user) {
+                        nodes.retain(|n| n != node);
+                        if nodes.is_empty() {
+                            left.push(leave.clone());
+                            present.remove(&user);
+                        }
+                    }
+                }
+                if present.is_empty() {
+                    presence.remove(room);
+                }
+            }
+        }
+        for signal in left {
+            self.signal(room, signal).await?;
+        }
+        Ok(())
+    }
+
+    async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError> {
+        self.check_open()?;
+        let presence = self.bus.inner.presence.lock();
+        Ok(presence
+            .get(room)
+            .map(|users| users.values().map(|(_, leave)| leave.clone()).collect())
+            .unwrap_or_default())
     }
 
     async fn save_draft(

@@ -439,18 +439,23 @@ impl Hub {
             }
             // Receipts are state, not chatter: queued like messages (kept aside
             // for a member catching up).
-            EnvelopeBody::Receipt(signal) => {
-                let event = ServerEvent::Receipt {
+            EnvelopeBody::Receipt(signal) => push_state(
+                &mut entry.members,
+                &ServerEvent::Receipt {
                     room: &signal.room,
                     user: &signal.from,
                     seq: signal.seq,
-                };
-                for member in entry.members.values_mut() {
-                    let frame = frames[member.encoding.index()]
-                        .get_or_insert_with(|| ws_message(member.encoding.encode(&event)));
-                    member.push(None, frame, 0);
-                }
-            }
+                },
+            ),
+            // Presence is state too: queued like a receipt.
+            EnvelopeBody::Presence(signal) => push_state(
+                &mut entry.members,
+                &ServerEvent::Presence {
+                    room: &signal.room,
+                    user: &signal.user,
+                    state: if signal.online { "join" } else { "leave" },
+                },
+            ),
             EnvelopeBody::Message(_) | EnvelopeBody::Notice(_) => {}
         }
     }
@@ -513,8 +518,19 @@ impl Inbound for Hub {
     }
 
     fn signal(&self, room: &str, payload: Bytes) {
-        self.metrics.backplane_received.inc();
+        // Not counted in `backplane_received`: that counts room messages.
         self.fan_out_signal(room, &payload);
+    }
+}
+
+/// Queues a state event (a receipt, a presence change) for every member, like
+/// a message: kept aside for a member catching up, never dropped first.
+fn push_state(members: &mut IndexMap<ConnId, Member>, event: &ServerEvent<'_>) {
+    let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
+    for member in members.values_mut() {
+        let frame = frames[member.encoding.index()]
+            .get_or_insert_with(|| ws_message(member.encoding.encode(event)));
+        member.push(None, frame, 0);
     }
 }
 

@@ -17,6 +17,7 @@ mod login;
 pub mod metrics;
 mod node;
 mod outbox;
+mod presence;
 mod repair;
 mod sequencer;
 mod server;

@@ -18,6 +18,7 @@ use crate::{
     drain::Drain,
     hub::Hub,
     metrics::Metrics,
+    presence::Presence,
     subscriptions::Subscriptions,
     users::Users,
 };
@@ -44,6 +45,8 @@ pub struct Node {
     pub connections: TaskTracker,
     /// Authenticated users here: per-user connection counts and rate buckets.
     pub users: Arc<Users>,
+    /// Local connections per room and user, for presence across the cluster.
+    pub presence: Presence,
     /// Source of connection ids.
     next_conn: AtomicU64,
     /// One permit per connection; bounds the node at `max_connections`.
@@ -64,6 +67,7 @@ impl Node {
         let users = Users::new(config.max_connections_per_user, config.rate_limits);
         Self {
             users,
+            presence: Presence::default(),
             config,
             hub,
             backplane,

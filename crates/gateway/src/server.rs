@@ -105,6 +105,7 @@ pub async fn serve_with_admin(
     ));
     tokio::spawn(drain.clone().follow(shutdown, ops));
     let heartbeats = crate::cluster::start(node.clone());
+    crate::presence::start(node.clone());
     tracing::info!(
         node = %node.config.node_id,
         addr = %listener.local_addr()?,

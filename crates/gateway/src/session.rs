@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 mod direct;
 mod drafts;
+mod presence;
 mod receipts;
 mod rooms;
 mod typing;
@@ -288,6 +289,10 @@ impl Session {
                 self.list_drafts(reference).await;
                 Flow::Continue
             }
+            Command::Presence { room, reference } => {
+                self.list_presence(room, reference).await;
+                Flow::Continue
+            }
             Command::Receipts { room, reference } => {
                 self.receipts(room, reference).await;
                 Flow::Continue
@@ -394,6 +399,7 @@ impl Session {
             .collect();
         for room in lost {
             self.stop_typing(&room);
+            self.presence_exit(&room);
             self.rooms.remove(&room);
             self.node.hub.remove(&room, self.conn);
             self.reply(&ServerEvent::Left {
@@ -484,7 +490,9 @@ impl Session {
             self.stop_typing(&room);
         }
         self.leave_personal();
-        for room in self.rooms.drain() {
+        let rooms: Vec<RoomName> = self.rooms.drain().collect();
+        for room in rooms {
+            self.presence_exit(&room);
             self.node.hub.remove(&room, self.conn);
             self.node.subscriptions.release(&room);
         }
@@ -502,6 +510,7 @@ fn reference_of(command: &Command) -> Option<String> {
         | Command::Dm { reference, .. }
         | Command::Draft { reference, .. }
         | Command::Drafts { reference }
+        | Command::Presence { reference, .. }
         | Command::Receipts { reference, .. }
         | Command::Ping { reference }
         | Command::Auth { reference, .. }

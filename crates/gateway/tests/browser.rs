@@ -80,6 +80,9 @@ async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
 
     say(&ada, "hello from Ada").await;
     wait_for_body(&bob, "hello from Ada").await;
+    // Both are in the lobby, on different nodes: each page counts two.
+    ada.wait_text("#online", "2 online").await;
+    bob.wait_text("#online", "2 online").await;
     say(&bob, "hi Ada").await;
     wait_for_body(&ada, "hi Ada").await;
     assert_eq!(ada.text("#messages .message .author").await, "Ada Lovelace");

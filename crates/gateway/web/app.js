@@ -19,6 +19,7 @@ class Room {
     this.loadingOlder = false;
     this.unread = 0;
     this.typing = new Map(); // user id -> {name, until (ms)}
+    this.members = new Map(); // user id -> name: who is in the room now
   }
   newestSeq() {
     let newest = 0;
@@ -204,6 +205,18 @@ function handle(event) {
       }
       if (room.name === state.active) renderRoom();
       markRead(room);
+      state.conn.presence(room.name);
+      break;
+    case "members":
+      if (!room) break;
+      room.members = new Map(event.members.map((u) => [u.id, u.name || u.id]));
+      if (room.name === state.active) renderOnline();
+      break;
+    case "presence":
+      if (!room || !event.user) break;
+      if (event.state === "leave") room.members.delete(event.user.id);
+      else room.members.set(event.user.id, event.user.name || event.user.id);
+      if (room.name === state.active) renderOnline();
       break;
     case "receipt":
       // Another device of this user read the room: clear the count here too.
@@ -312,6 +325,7 @@ function select(name) {
   renderRooms();
   renderRoom("bottom");
   renderTyping();
+  renderOnline();
   $("message").value = "";
   restoreDraft();
   $("sidebar").classList.remove("open");
@@ -434,6 +448,14 @@ function renderRoom(scroll = "keep") {
   list.append(...pendingItems(room.name).filter((item) => !room.messages.has(item.dataset.id)));
   if (scroll === "bottom") log.scrollTop = log.scrollHeight;
   else log.scrollTop = log.scrollHeight - fromBottom;
+}
+
+/** "3 online" beside the active room's title; the names in its tooltip. */
+function renderOnline() {
+  const room = state.rooms.get(state.active);
+  const online = $("online");
+  online.textContent = room && room.members.size ? `${room.members.size} online` : "";
+  online.title = room ? [...room.members.values()].join(", ") : "";
 }
 
 /** "Ada is typing…" under the log of the active room; lapsed entries are dropped. */

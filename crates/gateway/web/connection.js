@@ -93,6 +93,11 @@ export class Connection extends EventTarget {
     return id;
   }
 
+  /** Asks who is in a room (answered with `members`). */
+  presence(room) {
+    if (this.connected) this.send({ type: "presence", room });
+  }
+
   /** Read marker: the room is read up to `seq`; dropped while offline (sent again on the next view). */
   read(room, seq) {
     if (this.connected) this.send({ type: "read", room, seq });

@@ -112,6 +112,8 @@ pub enum Command {
     },
     /// Ask for this user's saved drafts.
     Drafts { reference: Ref },
+    /// Ask who is in a joined room now.
+    Presence { room: RoomName, reference: Ref },
     /// Application-level ping; answered with `pong`.
     Ping { reference: Ref },
     /// Authenticate with a token (the first frame, when no token came with the upgrade).
@@ -201,6 +203,11 @@ enum RawCommand {
         reference: Ref,
     },
     Drafts {
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Presence {
+        room: String,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -401,6 +408,13 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
         RawCommand::Drafts { reference } => Command::Drafts {
             reference: check_ref(reference)?,
         },
+        RawCommand::Presence { room, reference } => {
+            let reference = check_ref(reference)?;
+            Command::Presence {
+                room: room_name(&room, &reference)?,
+                reference,
+            }
+        }
         RawCommand::Ping { reference } => Command::Ping {
             reference: check_ref(reference)?,
         },
@@ -422,7 +436,7 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
                 detail:
-                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts, dm, draft, drafts or ping"
+                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts, dm, draft, drafts, presence or ping"
                     .into(),
                 reference: None,
             });

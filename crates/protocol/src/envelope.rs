@@ -36,6 +36,19 @@ pub enum EnvelopeBody {
     Receipt(ReceiptSignal),
     /// Something for one user's connections (on the user's own channel).
     Notice(UserNotice),
+    /// A user's first connection came into a room, or the last one went.
+    Presence(PresenceSignal),
+}
+
+/// A presence change as relayed between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceSignal {
+    /// The room.
+    pub room: RoomName,
+    /// Who.
+    pub user: Sender,
+    /// Came (true) or went (false).
+    pub online: bool,
 }
 
 /// A notice on a user's own channel.
@@ -143,6 +156,16 @@ impl Envelope {
             origin: origin.into(),
             published_us: unix_micros(),
             body: EnvelopeBody::Notice(notice),
+        }
+    }
+
+    /// Wraps a presence change from node `origin`.
+    pub fn presence(origin: impl Into<String>, signal: PresenceSignal) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            origin: origin.into(),
+            published_us: unix_micros(),
+            body: EnvelopeBody::Presence(signal),
         }
     }
 

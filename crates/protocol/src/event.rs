@@ -254,6 +254,21 @@ pub enum ServerEvent<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },
+    /// `user` came into `room` (`state: "join"`: their first connection in it,
+    /// on any node) or left it (`"leave"`: their last one went, or its node
+    /// stopped answering).
+    Presence {
+        room: &'a RoomName,
+        user: &'a Sender,
+        state: &'a str,
+    },
+    /// Answer to `presence`: the users in the room now, once each.
+    Members {
+        room: &'a RoomName,
+        members: &'a [Sender],
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
     /// Answer to `ping`.
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]

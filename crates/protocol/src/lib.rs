@@ -16,8 +16,8 @@ pub use command::{
     Resume, decode_json, decode_msgpack,
 };
 pub use envelope::{
-    ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, NoticeKind, ReceiptSignal,
-    TypingSignal, UserNotice, unix_micros,
+    ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, NoticeKind, PresenceSignal,
+    ReceiptSignal, TypingSignal, UserNotice, unix_micros,
 };
 pub use event::{
     ChatMessage, ErrorReply, Limits, ReadMarker, SavedDraft, Sender, ServerEvent, Welcome,

@@ -82,6 +82,7 @@ pub fn test_config(node_id: &str) -> Config {
             drain_window: Duration::ZERO,
             heartbeat_interval: Duration::from_millis(200),
             node_ttl: Duration::from_secs(1),
+            presence_ttl: Duration::from_secs(3),
         },
         ..Config::default()
     }

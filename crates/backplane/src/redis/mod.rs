@@ -23,11 +23,12 @@ use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use crate::{
     Backplane, BackplaneError, ChannelNames, Delivery, HistorySettings, Inbound, Marked, Outgoing,
-    Page, Position, Published, Read,
+    Page, Position, PresenceEntry, Published, Read,
 };
 
 mod drafts;
 mod log;
+mod presence;
 mod probe;
 mod reads;
 mod registry;
@@ -198,6 +199,8 @@ pub struct RedisBackplane {
     reads: reads::ReadMarkers,
     /// Users' drafts.
     drafts: drafts::Drafts,
+    /// Who is in which room.
+    presence: presence::RoomPresence,
     /// The cluster's node registry.
     registry: registry::Registry,
     /// The pub/sub round-trip probe behind readiness.
@@ -285,6 +288,7 @@ impl RedisBackplane {
             log: log::RoomLog::new(names.clone(), history),
             reads: reads::ReadMarkers::new(names.clone(), history.state_ttl),
             drafts: drafts::Drafts::new(names.clone(), history.state_ttl),
+            presence: presence::RoomPresence::new(names.clone()),
             names,
             tasks,
         })
@@ -460,6 +464,46 @@ impl Backplane for RedisBackplane {
     ) -> Result<Marked, BackplaneError> {
         self.reads
             .mark(&self.publisher, room, user, mark, signal)
+            .await
+    }
+
+    async fn presence_up(
+        &self,
+        room: &RoomName,
+        node: &str,
+        entries: Vec<PresenceEntry>,
+        ttl: Duration,
+    ) -> Result<(), BackplaneError> {
+        let args = presence::RoomPresence::up_args(entries);
+        self.presence
+            .call(&self.publisher, room, "up", node, ttl, args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn presence_down(
+        &self,
+        room: &RoomName,
+        node: &str,
+        users: Vec<String>,
+    ) -> Result<(), BackplaneError> {
+        let args = users.into_iter().map(Value::from).collect();
+        self.presence
+            .call(&self.publisher, room, "down", node, Duration::ZERO, args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError> {
+        self.presence
+            .call(
+                &self.publisher,
+                room,
+                "list",
+                "",
+                Duration::ZERO,
+                Vec::new(),
+            )
             .await
     }
 

@@ -36,6 +36,11 @@ pub struct OpsArgs {
     /// return within this long makes the node not ready.
     #[arg(long, env = "CHORUS_READINESS_PROBE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub readiness_probe_interval: Duration,
+    /// How long a user's presence in a room lasts unless its node refreshes it
+    /// (every third of this): after a node crash, its users leave their rooms
+    /// within this long (plus one refresh of a surviving node).
+    #[arg(long, env = "CHORUS_PRESENCE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub presence_ttl: Duration,
 }
 
 /// How the node drains and takes part in the cluster view.
@@ -49,6 +54,8 @@ pub struct Operations {
     pub heartbeat_interval: Duration,
     /// Lifetime of one announcement.
     pub node_ttl: Duration,
+    /// Lifetime of a presence entry unless refreshed.
+    pub presence_ttl: Duration,
 }
 
 impl Default for Operations {
@@ -58,6 +65,7 @@ impl Default for Operations {
             drain_window: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(1),
             node_ttl: Duration::from_secs(5),
+            presence_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -70,6 +78,7 @@ impl Operations {
             drain_window: args.drain_window,
             heartbeat_interval: args.heartbeat_interval,
             node_ttl: args.node_ttl,
+            presence_ttl: args.presence_ttl,
         }
     }
 
@@ -82,6 +91,10 @@ impl Operations {
         check(
             self.node_ttl >= 2 * self.heartbeat_interval,
             "--node-ttl must be at least twice --heartbeat-interval",
+        )?;
+        check(
+            self.presence_ttl >= Duration::from_secs(1),
+            "--presence-ttl must be at least 1s",
         )?;
         check(
             self.drain_grace <= Duration::from_secs(3600)

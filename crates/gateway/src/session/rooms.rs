@@ -99,6 +99,7 @@ impl Session {
                 .finish_join(&room, self.conn, catchup.position, frames)
             {
                 Ok(()) => {
+                    self.presence_enter(&room).await;
                     self.rooms.insert(room);
                     return;
                 }
@@ -180,6 +181,7 @@ impl Session {
             );
         }
         self.stop_typing(&room);
+        self.presence_exit(&room);
         // Stop membership first, then reply: no message of the room comes after `left`.
         self.node.hub.remove(&room, self.conn);
         self.reply(&ServerEvent::Left {
