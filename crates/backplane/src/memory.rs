@@ -17,6 +17,8 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 
+mod presence;
+
 use crate::{
     Backplane, BackplaneError, Delivery, HistorySettings, Inbound, Marked, Outgoing, Page,
     Position, PresenceEntry, Published, Read, Stored,
@@ -47,13 +49,10 @@ struct BusInner {
     /// Announced nodes: id -> (status, expiry).
     nodes: Mutex<HashMap<String, (String, Instant)>>,
     /// Presence: room -> user -> (nodes with the user present, leave signal).
-    presence: Mutex<HashMap<RoomName, RoomPresence>>,
+    presence: Mutex<HashMap<RoomName, presence::RoomPresence>>,
     /// Users' drafts: user -> room -> text.
     drafts: Mutex<HashMap<String, std::collections::BTreeMap<String, String>>>,
 }
-
-/// Who is in one room: user -> (nodes with the user present, leave signal).
-type RoomPresence = HashMap<String, (Vec<String>, Bytes)>;
 
 #[derive(Default)]
 struct Shard {
@@ -376,24 +375,7 @@ impl Backplane for MemoryBackplane {
         _ttl: Duration,
     ) -> Result<(), BackplaneError> {
         self.check_open()?;
-        // One process: nodes end only by leaving, so nothing expires here.
-        let mut joined = Vec::new();
-        {
-            let mut presence = self.bus.inner.presence.lock();
-            let users = presence.entry(room.clone()).or_default();
-            for entry in entries {
-                let (nodes, leave) = users
-                    .entry(entry.user)
-                    .or_insert_with(|| (Vec::new(), entry.leave.clone()));
-                if !nodes.iter().any(|n| n == node) {
-                    nodes.push(node.to_owned());
-                    *leave = entry.leave;
-                    if nodes.len() == 1 {
-                        joined.push(entry.join);
-                    }
-                }
-            }
-        }
+        let joined = self.bus.presence_up(room, node, entries);
         for signal in joined {
             self.signal(room, signal).await?;
         }
@@ -407,24 +389,7 @@ impl Backplane for MemoryBackplane {
         users: Vec<String>,
     ) -> Result<(), BackplaneError> {
         self.check_open()?;
-        let mut left = Vec::new();
-        {
-            let mut presence = self.bus.inner.presence.lock();
-            if let Some(present) = presence.get_mut(room) {
-                for user in users {
-                    if let Some((nodes, leave)) = present.get_mut(&user) {
-                        nodes.retain(|n| n != node);
-                        if nodes.is_empty() {
-                            left.push(leave.clone());
-                            present.remove(&user);
-                        }
-                    }
-                }
-                if present.is_empty() {
-                    presence.remove(room);
-                }
-            }
-        }
+        let left = self.bus.presence_down(room, node, users);
         for signal in left {
             self.signal(room, signal).await?;
         }
@@ -433,11 +398,7 @@ impl Backplane for MemoryBackplane {
 
     async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError> {
         self.check_open()?;
-        let presence = self.bus.inner.presence.lock();
-        Ok(presence
-            .get(room)
-            .map(|users| users.values().map(|(_, leave)| leave.clone()).collect())
-            .unwrap_or_default())
+        Ok(self.bus.presence_list(room))
     }
 
     async fn save_draft(
