@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::{Overlay, Reader};
+
 /// How much history every room keeps, and for how long dedup keys live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistorySettings {
@@ -58,6 +60,8 @@ pub struct Stored {
     pub seq: u64,
     /// The encoded envelope.
     pub payload: Bytes,
+    /// For a message that was edited, deleted or reacted to: its current state.
+    pub overlay: Option<Overlay>,
 }
 
 /// Makes a publish idempotent.
@@ -78,6 +82,8 @@ pub struct Outgoing {
     pub id: String,
     /// Acceptance time in milliseconds since the Unix epoch, for trimming by age.
     pub ts: u64,
+    /// The sender's user id, kept with the message to check later edits and deletes.
+    pub sender: String,
     /// Idempotency, when the client gave a message id.
     pub dedup: Option<Dedup>,
 }
@@ -99,6 +105,9 @@ pub enum Published {
 }
 
 /// Which part of a room's history to read. Every page is returned oldest first.
+/// Reading backwards (`Latest`, `Before*`) returns messages only (a change is
+/// in the overlay of its message); reading forwards (`After`, for resuming and
+/// repairs) returns every entry, changes included, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {
     /// The newest `limit` messages.
@@ -133,4 +142,6 @@ pub struct Page {
     /// Whether more messages lie beyond the page in the direction read
     /// (older for `Latest`/`Before*`, newer for `After`).
     pub more: bool,
+    /// For a read made for a user ([`crate::Backplane::read_as`]): their place.
+    pub reader: Option<Reader>,
 }

@@ -10,6 +10,7 @@
 //! pub/sub channel per room for relaying, a Lua script tying them together) and
 //! [`MemoryBus`] (in-process; a single node, or several nodes in one process).
 
+mod changes;
 mod channel;
 mod history;
 mod memory;
@@ -22,6 +23,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::RoomName;
 
+pub use changes::{
+    Change, ChangeOp, ChangeRefusal, Changed, MAX_EMOJI_PER_MESSAGE, MAX_USERS_PER_EMOJI, Overlay,
+    Reader,
+};
 pub use channel::ChannelNames;
 pub use history::{
     Dedup, Delivery, HistorySettings, Outgoing, Page, Position, Published, Read, Stored,
@@ -145,8 +150,23 @@ pub trait Backplane: Send + Sync + 'static {
     ) -> Result<(), BackplaneError>;
     /// The leave signals of everyone present in `room` (one per user).
     async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError>;
+    /// Applies `change` to the message it targets and stores and relays the
+    /// change as `room`'s next entry (see [`Change`]), in one atomic step.
+    async fn change(&self, room: &RoomName, change: Change) -> Result<Changed, BackplaneError>;
     /// Reads a page of `room`'s history, with the room's current position.
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError>;
+    /// Like [`Backplane::read`], with `user`'s read marker and unread count
+    /// ([`Page::reader`]) from the same instant.
+    async fn read_as(
+        &self,
+        room: &RoomName,
+        read: Read,
+        user: &str,
+    ) -> Result<Page, BackplaneError>;
+    /// Sets `user`'s status (`online` or `away`), kept as long as room state.
+    async fn set_status(&self, user: &str, status: &str) -> Result<(), BackplaneError>;
+    /// The statuses of `users`, in the order given (`None`: never set).
+    async fn statuses(&self, users: &[String]) -> Result<Vec<Option<String>>, BackplaneError>;
     /// The current position of each room, in the order given.
     async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError>;
     /// Starts delivering `room`'s messages to this node. Resolves once the subscription is active.

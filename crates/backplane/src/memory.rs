@@ -17,15 +17,18 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 
+mod history;
 mod presence;
 
 use crate::{
-    Backplane, BackplaneError, Delivery, HistorySettings, Inbound, Marked, Outgoing, Page,
-    Position, PresenceEntry, Published, Read, Stored,
+    Backplane, BackplaneError, Change, Changed, Delivery, HistorySettings, Inbound, Marked,
+    Outgoing, Overlay, Page, Position, PresenceEntry, Published, Read,
 };
 
 /// Shards of the bus's room table; a room's publishes serialise on its shard only.
 const SHARDS: usize = 16;
+/// Most user statuses the bus keeps.
+const MAX_STATUSES: usize = 100_000;
 /// A shard is swept for expired rooms once per this many operations on it.
 const SWEEP_EVERY: u64 = 256;
 
@@ -52,6 +55,8 @@ struct BusInner {
     presence: Mutex<HashMap<RoomName, presence::RoomPresence>>,
     /// Users' drafts: user -> room -> text.
     drafts: Mutex<HashMap<String, std::collections::BTreeMap<String, String>>>,
+    /// Users' statuses (at most [`MAX_STATUSES`]).
+    statuses: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Default)]
@@ -79,6 +84,8 @@ struct RoomState {
     touched: Instant,
     /// Read markers: user -> sequence number in this epoch.
     reads: HashMap<String, u64>,
+    /// Current state of changed messages, by sequence number.
+    overlays: HashMap<u64, Overlay>,
 }
 
 struct Entry {
@@ -88,6 +95,10 @@ struct Entry {
     ts: u64,
     /// Message id, for `Read::BeforeId`.
     id: String,
+    /// The sender's user id, for checking edits and deletes.
+    sender: String,
+    /// Whether this is a change to a message rather than a message.
+    change: bool,
     /// The envelope.
     payload: Bytes,
 }
@@ -183,6 +194,7 @@ impl RoomState {
             dedup_order: VecDeque::new(),
             touched: now,
             reads: HashMap::new(),
+            overlays: HashMap::new(),
         }
     }
 
@@ -209,6 +221,10 @@ impl RoomState {
         if now.duration_since(self.touched) > settings.max_age {
             self.log.clear();
         }
+        if !self.overlays.is_empty() {
+            let first = self.log.front().map_or(u64::MAX, |e| e.seq);
+            self.overlays.retain(|seq, _| *seq >= first);
+        }
         while let Some((expiry, _)) = self.dedup_order.front() {
             if *expiry > now {
                 break;
@@ -216,43 +232,6 @@ impl RoomState {
             let (_, key) = self.dedup_order.pop_front().expect("front exists");
             self.dedup.remove(&key);
         }
-    }
-
-    fn page(&self, read: &Read) -> Result<Page, BackplaneError> {
-        let limit = read.limit();
-        let take = |range: Vec<&Entry>, more: bool| Page {
-            position: self.position(),
-            entries: range
-                .into_iter()
-                .map(|e| Stored {
-                    seq: e.seq,
-                    payload: e.payload.clone(),
-                })
-                .collect(),
-            more,
-        };
-        let older_than = |end: usize| {
-            let start = end.saturating_sub(limit);
-            (self.log.range(start..end).collect::<Vec<_>>(), start > 0)
-        };
-        let (entries, more) = match read {
-            Read::Latest { .. } => older_than(self.log.len()),
-            Read::Before { seq, .. } => older_than(self.log.partition_point(|e| e.seq < *seq)),
-            Read::BeforeId { id, .. } => {
-                let at = self
-                    .log
-                    .iter()
-                    .rposition(|e| e.id == *id)
-                    .ok_or(BackplaneError::UnknownMessage)?;
-                older_than(at)
-            }
-            Read::After { seq, .. } => {
-                let start = self.log.partition_point(|e| e.seq <= *seq);
-                let end = (start + limit).min(self.log.len());
-                (self.log.range(start..end).collect(), end < self.log.len())
-            }
-        };
-        Ok(take(entries, more))
     }
 }
 
@@ -322,6 +301,8 @@ impl Backplane for MemoryBackplane {
                 seq,
                 ts: message.ts,
                 id: message.id,
+                sender: message.sender,
+                change: false,
                 payload: message.payload.clone(),
             });
             state.trim(now, &settings);
@@ -480,8 +461,62 @@ impl Backplane for MemoryBackplane {
         let settings = self.bus.inner.settings;
         self.bus.with_room(room, |state| {
             state.trim(Instant::now(), &settings);
-            state.page(&read)
+            state.page(&read, None)
         })
+    }
+
+    async fn read_as(
+        &self,
+        room: &RoomName,
+        read: Read,
+        user: &str,
+    ) -> Result<Page, BackplaneError> {
+        self.check_open()?;
+        let settings = self.bus.inner.settings;
+        self.bus.with_room(room, |state| {
+            state.trim(Instant::now(), &settings);
+            state.page(&read, Some(user))
+        })
+    }
+
+    async fn change(&self, room: &RoomName, change: Change) -> Result<Changed, BackplaneError> {
+        self.check_open()?;
+        let settings = self.bus.inner.settings;
+        Ok(self.bus.with_room(room, |state| {
+            let now = Instant::now();
+            state.trim(now, &settings);
+            let changed = state.apply(&change, now);
+            if let Changed::Applied(position) = changed {
+                for subscriber in &state.subscribers {
+                    let delivery = Delivery {
+                        epoch: position.epoch,
+                        seq: position.seq,
+                        payload: change.payload.clone(),
+                    };
+                    subscriber.inbound.deliver(room.as_str(), delivery);
+                }
+            }
+            changed
+        }))
+    }
+
+    async fn set_status(&self, user: &str, status: &str) -> Result<(), BackplaneError> {
+        self.check_open()?;
+        let mut statuses = self.bus.inner.statuses.lock();
+        if statuses.len() >= MAX_STATUSES && !statuses.contains_key(user) {
+            // Bounded: one other user's status goes (read as never set).
+            if let Some(other) = statuses.keys().next().cloned() {
+                statuses.remove(&other);
+            }
+        }
+        statuses.insert(user.to_owned(), status.to_owned());
+        Ok(())
+    }
+
+    async fn statuses(&self, users: &[String]) -> Result<Vec<Option<String>>, BackplaneError> {
+        self.check_open()?;
+        let statuses = self.bus.inner.statuses.lock();
+        Ok(users.iter().map(|u| statuses.get(u).cloned()).collect())
     }
 
     async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError> {
@@ -583,6 +618,7 @@ mod tests {
             payload: Bytes::from(n.to_string()),
             id: format!("id-{n}"),
             ts: unix_millis(),
+            sender: "u1".into(),
             dedup: dedup.map(|key| crate::Dedup {
                 key: key.into(),
                 reply: Bytes::from_static(b"original"),

@@ -9,8 +9,11 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use chorus_backplane::{BackplaneError, Page, Position, Read};
-use chorus_protocol::{Before, ChatMessage, Envelope, EnvelopeBody, Resume, RoomName};
+use chorus_backplane::{BackplaneError, Overlay, Page, Position, Read, Reader};
+use chorus_protocol::{
+    Before, ChatMessage, Envelope, EnvelopeBody, MessageChange, Reaction, Resume, RoomName,
+    ServerEvent,
+};
 use serde::Deserialize;
 
 use crate::{
@@ -26,10 +29,30 @@ const MESSAGE_OVERHEAD: usize = 256;
 pub struct Catchup {
     /// The room's position at the read: `joined` announces it.
     pub position: Position,
-    /// Messages to send, oldest first.
-    pub messages: Vec<ChatMessage>,
-    /// For a resume: whether `messages` are exactly the missed ones.
+    /// Messages (and, on a resume, changes) to send, oldest first.
+    pub items: Vec<Item>,
+    /// For a resume: whether `items` are exactly the missed ones.
     pub recovered: Option<bool>,
+    /// The joining user's read marker and unread count.
+    pub reader: Reader,
+}
+
+/// One entry of a room's history as a client gets it.
+pub enum Item {
+    /// A message, as it is now (edited text, tombstone, reactions).
+    Message(ChatMessage),
+    /// A change to an earlier message, at its own sequence number.
+    Change(u64, MessageChange),
+}
+
+impl Item {
+    /// The event that carries this entry to a client.
+    pub fn event(&self) -> ServerEvent<'_> {
+        match self {
+            Self::Message(message) => ServerEvent::Message(message),
+            Self::Change(seq, change) => change.event(*seq),
+        }
+    }
 }
 
 /// Reads the messages a join should deliver: the missed ones for a resume when
@@ -37,6 +60,7 @@ pub struct Catchup {
 pub async fn for_join(
     node: &Node,
     room: &RoomName,
+    user: &str,
     resume: Option<Resume>,
     wanted: Option<u32>,
 ) -> Result<Catchup, BackplaneError> {
@@ -47,7 +71,7 @@ pub async fn for_join(
             seq: resume.after,
             limit: history.resume_max,
         };
-        let page = node.backplane.read(room, read).await?;
+        let page = node.backplane.read_as(room, read, user).await?;
         let head = page.position;
         let continuous = match page.entries.first() {
             Some(first) => first.seq == resume.after + 1,
@@ -62,7 +86,8 @@ pub async fn for_join(
         if recovered {
             return Ok(Catchup {
                 position: head,
-                messages: decode(room, page.entries),
+                reader: page.reader.unwrap_or(NO_READER),
+                items: decode_items(room, page.entries),
                 recovered: Some(true),
             });
         }
@@ -70,11 +95,13 @@ pub async fn for_join(
     let limit = wanted
         .map_or(history.on_join, |n| n as usize)
         .min(history.page_max);
-    let mut page = node.backplane.read(room, Read::Latest { limit }).await?;
+    let read = Read::Latest { limit };
+    let mut page = node.backplane.read_as(room, read, user).await?;
     fit(&mut page, budget);
     Ok(Catchup {
         position: page.position,
-        messages: decode(room, page.entries),
+        reader: page.reader.unwrap_or(NO_READER),
+        items: decode_items(room, page.entries),
         recovered: resume.map(|_| false),
     })
 }
@@ -127,8 +154,15 @@ fn fit(page: &mut Page, budget: usize) {
     }
 }
 
-/// Decodes stored envelopes into messages with their sequence numbers.
-pub fn decode(room: &RoomName, entries: Vec<chorus_backplane::Stored>) -> Vec<ChatMessage> {
+/// A reader with no marker in a room with nothing to read (when the backplane
+/// answered without one, which a read made for a user never does).
+const NO_READER: Reader = Reader {
+    marker: None,
+    unread: 0,
+};
+
+/// Decodes stored envelopes into messages (as they are now) and changes.
+pub fn decode_items(room: &RoomName, entries: Vec<chorus_backplane::Stored>) -> Vec<Item> {
     entries
         .into_iter()
         .filter_map(|entry| match Envelope::decode(&entry.payload) {
@@ -137,8 +171,15 @@ pub fn decode(room: &RoomName, entries: Vec<chorus_backplane::Stored>) -> Vec<Ch
                 ..
             }) => {
                 message.seq = entry.seq;
-                Some(message)
+                if let Some(overlay) = entry.overlay {
+                    apply(&mut message, overlay);
+                }
+                Some(Item::Message(message))
             }
+            Ok(Envelope {
+                body: EnvelopeBody::Change(change),
+                ..
+            }) => Some(Item::Change(entry.seq, change)),
             // Signals are never stored; one in history would be a bug elsewhere.
             Ok(_) => None,
             Err(error) => {
@@ -147,6 +188,41 @@ pub fn decode(room: &RoomName, entries: Vec<chorus_backplane::Stored>) -> Vec<Ch
             }
         })
         .collect()
+}
+
+/// Decodes stored envelopes into messages as they are now (a backwards page
+/// holds no changes).
+pub fn decode(room: &RoomName, entries: Vec<chorus_backplane::Stored>) -> Vec<ChatMessage> {
+    decode_items(room, entries)
+        .into_iter()
+        .filter_map(|item| match item {
+            Item::Message(message) => Some(message),
+            Item::Change(..) => None,
+        })
+        .collect()
+}
+
+/// Gives a message its current state: edited text, tombstone, reactions.
+fn apply(message: &mut ChatMessage, overlay: Overlay) {
+    if overlay.deleted.is_some() {
+        message.body.clear();
+        message.mentions.clear();
+        message.deleted = true;
+        return;
+    }
+    if let Some(body) = overlay.body {
+        message.body = body;
+        message.edited = overlay.edited;
+    }
+    message.reactions = overlay
+        .reactions
+        .into_iter()
+        .map(|(emoji, users)| Reaction {
+            emoji,
+            count: users.len(),
+            users,
+        })
+        .collect();
 }
 
 /// Query of `GET /api/rooms/{room}/messages`.

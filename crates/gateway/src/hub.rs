@@ -18,13 +18,14 @@ use axum::extract::ws::Message;
 use bytes::Bytes;
 use chorus_backplane::{Delivery, Inbound, Page, Position};
 use chorus_protocol::{
-    Encoding, Envelope, EnvelopeBody, Frame, NoticeKind, RoomName, ServerEvent, UserNotice,
+    Encoding, Envelope, EnvelopeBody, Frame, NoticeKind, RoomName, Sender, ServerEvent, UserNotice,
 };
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::{
+    auth::{Access, Grants, RoomPolicy},
     metrics::Metrics,
     outbox::{Outbox, Pushed},
     repair::RepairRequest,
@@ -110,6 +111,18 @@ pub struct Hub {
     repairs: mpsc::UnboundedSender<RepairRequest>,
     /// Local connections by user, for notices on the users' own channels.
     users: Mutex<HashMap<Arc<str>, Vec<UserConnection>>>,
+    /// The node's room rules, for checking a mention's reader may read the room.
+    policy: RoomPolicy,
+    /// Status changes of local users, for the task that relays them to their rooms.
+    statuses: mpsc::Sender<StatusChange>,
+}
+
+/// A local user's new status, to relay to the rooms they are in here.
+pub struct StatusChange {
+    /// Who.
+    pub user: Sender,
+    /// `online` or `away`.
+    pub status: String,
 }
 
 /// A local connection as its user's notices reach it.
@@ -120,16 +133,26 @@ struct UserConnection {
     outbox: Arc<Outbox>,
     /// How it wants events encoded.
     encoding: Encoding,
+    /// What its token grants (a mention reaches it only for a room it may read).
+    grants: Grants,
 }
 
 impl Hub {
-    /// An empty hub that sends gap repairs to `repairs`.
-    pub fn new(metrics: Metrics, repairs: mpsc::UnboundedSender<RepairRequest>) -> Self {
+    /// An empty hub that sends gap repairs to `repairs` and local users' status
+    /// changes to `statuses`.
+    pub fn new(
+        metrics: Metrics,
+        repairs: mpsc::UnboundedSender<RepairRequest>,
+        policy: RoomPolicy,
+        statuses: mpsc::Sender<StatusChange>,
+    ) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             metrics,
             repairs,
             users: Mutex::default(),
+            policy,
+            statuses,
         }
     }
 
@@ -140,11 +163,13 @@ impl Hub {
         conn: ConnId,
         outbox: Arc<Outbox>,
         encoding: Encoding,
+        grants: Grants,
     ) {
         let connection = UserConnection {
             conn,
             outbox,
             encoding,
+            grants,
         };
         let mut users = self.users.lock();
         match users.get_mut(user) {
@@ -152,6 +177,17 @@ impl Hub {
             None => {
                 users.insert(Arc::from(user), vec![connection]);
             }
+        }
+    }
+
+    /// A connection's token was refreshed: what it grants now.
+    pub fn update_user_grants(&self, user: &str, conn: ConnId, grants: Grants) {
+        let mut users = self.users.lock();
+        let connection = users
+            .get_mut(user)
+            .and_then(|connections| connections.iter_mut().find(|c| c.conn == conn));
+        if let Some(connection) = connection {
+            connection.grants = grants;
         }
     }
 
@@ -367,15 +403,20 @@ impl Hub {
         }
     }
 
-    /// Pushes a message to every local member that does not have it yet, encoding once per encoding.
+    /// Pushes a message (or a change to one) to every local member that does
+    /// not have it yet, encoding once per encoding.
     fn fan_out(&self, members: &mut IndexMap<ConnId, Member>, seq: u64, envelope: Envelope) {
         let published_us = envelope.published_us;
-        let EnvelopeBody::Message(mut message) = envelope.body else {
+        let mut body = envelope.body;
+        if let EnvelopeBody::Message(message) = &mut body {
+            message.seq = seq;
+        }
+        let event = match &body {
+            EnvelopeBody::Message(message) => ServerEvent::Message(message),
+            EnvelopeBody::Change(change) => change.event(seq),
             // Signals travel unnumbered (see `signal`); a numbered one is ignored.
-            return;
+            _ => return,
         };
-        message.seq = seq;
-        let event = ServerEvent::Message(&message);
         let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();
         let (mut recipients, mut dropped) = (0u64, 0u64);
         for member in members.values_mut() {
@@ -456,13 +497,25 @@ impl Hub {
                     state: if signal.online { "join" } else { "leave" },
                 },
             ),
-            EnvelopeBody::Message(_) | EnvelopeBody::Notice(_) => {}
+            // A status is state: queued like a receipt.
+            EnvelopeBody::Status(signal) => push_state(
+                &mut entry.members,
+                &ServerEvent::Status {
+                    room: Some(&signal.room),
+                    user: &signal.user,
+                    status: &signal.status,
+                },
+            ),
+            EnvelopeBody::Message(_) | EnvelopeBody::Notice(_) | EnvelopeBody::Change(_) => {}
         }
     }
 
-    /// Delivers a notice to its user's local connections; a message or read
-    /// notice skips those in the notice's room (they have it from the room).
+    /// Delivers a notice to its user's local connections; a message, read or
+    /// mention notice skips those in the notice's room (they have it from the
+    /// room), and a mention those whose token may not read the room.
     fn notify(&self, notice: &UserNotice) {
+        let room = &notice.room;
+        let mention = matches!(notice.kind, NoticeKind::Mention(_));
         let recipients: Vec<(ConnId, Arc<Outbox>, Encoding)> = {
             let users = self.users.lock();
             let Some(connections) = users.get(notice.to.as_str()) else {
@@ -470,10 +523,21 @@ impl Hub {
             };
             connections
                 .iter()
+                .filter(|c| {
+                    !mention || self.policy.access(&notice.to, &c.grants, room) != Access::Denied
+                })
                 .map(|c| (c.conn, c.outbox.clone(), c.encoding))
                 .collect()
         };
-        let room = &notice.room;
+        if let NoticeKind::Status(status) = &notice.kind {
+            let change = StatusChange {
+                user: notice.by.clone(),
+                status: status.clone(),
+            };
+            if self.statuses.try_send(change).is_err() {
+                self.metrics.signals_dropped.inc();
+            }
+        }
         let event = match &notice.kind {
             NoticeKind::DmStarted => ServerEvent::DmStarted {
                 room,
@@ -486,6 +550,12 @@ impl Hub {
                 seq: *seq,
             },
             NoticeKind::Draft(text) => ServerEvent::Draft { room, text },
+            NoticeKind::Mention(message) => ServerEvent::Mention { room, message },
+            NoticeKind::Status(status) => ServerEvent::Status {
+                room: None,
+                user: &notice.by,
+                status,
+            },
         };
         let skips_members = notice.kind.skips_members();
         let mut frames: [Option<Message>; Encoding::ALL.len()] = Default::default();

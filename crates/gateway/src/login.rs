@@ -71,6 +71,7 @@ pub async fn login(
         rooms: RoomClaims {
             join: vec!["*".into()],
             post: vec!["*".into()],
+            moderate: Vec::new(),
         },
     });
     match minted {

@@ -12,11 +12,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use chorus_backplane::PresenceEntry;
-use chorus_protocol::{Envelope, PresenceSignal, RoomName, Sender};
+use chorus_protocol::{Envelope, PresenceSignal, RoomName, Sender, StatusSignal};
 use parking_lot::Mutex;
-use tokio::task::JoinHandle;
+use tokio::{sync::mpsc, task::JoinHandle};
 
-use crate::node::Node;
+use crate::{hub::StatusChange, node::Node};
+
+/// Status changes waiting to be relayed; past it they are dropped (counted
+/// as dropped signals): a status is best effort, like typing.
+pub const STATUS_QUEUE: usize = 1024;
 
 /// The local users of one room: user id -> (their connections in it, who they are).
 type LocalUsers = HashMap<Arc<str>, (usize, Sender)>;
@@ -65,6 +69,16 @@ impl Presence {
         true
     }
 
+    /// Rooms where `user` has a local connection.
+    fn rooms_of(&self, user: &str) -> Vec<RoomName> {
+        let rooms = self.rooms.lock();
+        rooms
+            .iter()
+            .filter(|(_, users)| users.contains_key(user))
+            .map(|(room, _)| room.clone())
+            .collect()
+    }
+
     /// Every local (room, users) pair, for a refresh.
     fn snapshot(&self) -> Vec<(RoomName, Vec<Sender>)> {
         let rooms = self.rooms.lock();
@@ -108,6 +122,39 @@ pub fn start(node: Arc<Node>) -> JoinHandle<()> {
             tokio::select! {
                 () = stopped.cancelled() => break,
                 _ = ticks.tick() => refresh(&node, ttl).await,
+            }
+        }
+    })
+}
+
+/// Relays each local user's status change to the rooms the user is in on
+/// this node (every node with the user does the same for its rooms, so a room
+/// where the user is on two nodes hears it twice: a state, applied idempotently).
+pub fn relay_statuses(
+    node: Arc<Node>,
+    mut changes: mpsc::Receiver<StatusChange>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stopped = node.drain.stopped();
+        loop {
+            let change = tokio::select! {
+                () = stopped.cancelled() => break,
+                change = changes.recv() => match change {
+                    Some(change) => change,
+                    None => break,
+                },
+            };
+            let node_id = node.config.node_id.as_str();
+            for room in node.presence.rooms_of(&change.user.id) {
+                let signal = StatusSignal {
+                    room: room.clone(),
+                    user: change.user.clone(),
+                    status: change.status.clone(),
+                };
+                let payload = Envelope::status(node_id, signal).encode();
+                if let Err(error) = node.backplane.signal(&room, payload).await {
+                    tracing::debug!(%error, %room, "status not relayed");
+                }
             }
         }
     })

@@ -351,12 +351,14 @@ mod tests {
                 .map(|seq| Stored {
                     seq,
                     payload: payload(seq),
+                    overlay: None,
                 })
                 .collect();
             let page = Page {
                 position: self.head,
                 entries,
                 more: false,
+                reader: None,
             };
             let mut steps = vec![];
             self.sequencer

@@ -72,7 +72,9 @@ pub async fn serve_with_admin(
     let metrics = Metrics::new(&config.node_id);
     let drain = Drain::new(config.ops.drain_window);
     let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
-    let hub = Arc::new(Hub::new(metrics.clone(), repairs));
+    let (statuses, status_changes) = tokio::sync::mpsc::channel(crate::presence::STATUS_QUEUE);
+    let policy = config.auth.policy.clone();
+    let hub = Arc::new(Hub::new(metrics.clone(), repairs, policy, statuses));
     let backplane: Arc<dyn Backplane> = match &config.backplane {
         BackplaneConfig::InProcess(bus) => Arc::new(bus.attach(hub.clone())),
         BackplaneConfig::Redis(settings) => Arc::new(
@@ -106,6 +108,7 @@ pub async fn serve_with_admin(
     tokio::spawn(drain.clone().follow(shutdown, ops));
     let heartbeats = crate::cluster::start(node.clone());
     crate::presence::start(node.clone());
+    crate::presence::relay_statuses(node.clone(), status_changes);
     tracing::info!(
         node = %node.config.node_id,
         addr = %listener.local_addr()?,

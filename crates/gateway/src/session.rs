@@ -13,15 +13,18 @@ use std::{
 };
 
 use chorus_protocol::{
-    Command, CommandError, Encoding, ErrorCode, ErrorReply, RoomName, ServerEvent, close,
+    ChangeKind, Command, CommandError, Encoding, ErrorCode, ErrorReply, RoomName, ServerEvent,
+    close,
 };
 use tokio::time::Instant;
 
+mod changes;
 mod direct;
 mod drafts;
 mod presence;
 mod receipts;
 mod rooms;
+mod status;
 mod typing;
 
 use crate::{
@@ -305,9 +308,49 @@ impl Session {
                 room,
                 body,
                 client_msg_id,
+                mentions,
                 reference,
             } => {
-                self.send(room, body, client_msg_id, reference).await;
+                self.send(room, body, client_msg_id, mentions, reference)
+                    .await;
+                Flow::Continue
+            }
+            Command::Edit {
+                room,
+                target,
+                body,
+                reference,
+            } => {
+                let kind = ChangeKind::Edit(body);
+                self.change_message(room, target, kind, reference).await;
+                Flow::Continue
+            }
+            Command::Delete {
+                room,
+                target,
+                reference,
+            } => {
+                let kind = ChangeKind::Delete;
+                self.change_message(room, target, kind, reference).await;
+                Flow::Continue
+            }
+            Command::React {
+                room,
+                target,
+                emoji,
+                add,
+                reference,
+            } => {
+                let kind = if add {
+                    ChangeKind::React(emoji)
+                } else {
+                    ChangeKind::Unreact(emoji)
+                };
+                self.change_message(room, target, kind, reference).await;
+                Flow::Continue
+            }
+            Command::Status { away, reference } => {
+                self.set_status(away, reference).await;
                 Flow::Continue
             }
         };
@@ -390,6 +433,9 @@ impl Session {
             );
         }
         authed.identity = identity;
+        let grants = authed.identity.grants.clone();
+        let user = authed.identity.user.id.clone();
+        self.node.hub.update_user_grants(&user, self.conn, grants);
         // The new claims may take rooms away: leave those, saying why.
         let lost: Vec<RoomName> = self
             .rooms
@@ -427,6 +473,17 @@ impl Session {
         }
     }
 
+    /// The authenticated user's id (commands past authentication only).
+    fn user_id(&self) -> &str {
+        &self
+            .authed
+            .as_ref()
+            .expect("commands past auth have a user")
+            .identity
+            .user
+            .id
+    }
+
     /// Refuses with `not_joined` (saying `what` to do) unless this connection
     /// is in `room`; `true` when it is.
     fn in_room(&mut self, room: &RoomName, what: &str, reference: &Option<String>) -> bool {
@@ -446,6 +503,17 @@ impl Session {
         let message = "your token does not allow posting to this room".into();
         self.error(ErrorCode::Forbidden, message, reference.clone(), Some(room));
         false
+    }
+
+    /// Whether the token lets this user edit and delete anyone's messages in `room`.
+    fn may_moderate(&self, room: &RoomName) -> bool {
+        self.authed.as_ref().is_some_and(|authed| {
+            self.node
+                .config
+                .auth
+                .policy
+                .may_moderate(&authed.identity.grants, room)
+        })
     }
 
     /// Takes a token from the connection's and the user's bucket, or says how long to wait.
@@ -505,6 +573,10 @@ fn reference_of(command: &Command) -> Option<String> {
         | Command::History { reference, .. }
         | Command::Leave { reference, .. }
         | Command::Send { reference, .. }
+        | Command::Edit { reference, .. }
+        | Command::Delete { reference, .. }
+        | Command::React { reference, .. }
+        | Command::Status { reference, .. }
         | Command::Typing { reference, .. }
         | Command::Read { reference, .. }
         | Command::Dm { reference, .. }

@@ -31,6 +31,9 @@ pub struct TokenArgs {
     /// Room patterns the user may post to (comma-separated, `*` wildcard).
     #[arg(long, value_delimiter = ',')]
     pub post: Vec<String>,
+    /// Room patterns where the user may edit and delete anyone's messages.
+    #[arg(long, value_delimiter = ',')]
+    pub moderate: Vec<String>,
     /// Secret, algorithm, issuer and audience, as the server reads them.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -79,6 +82,7 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
             rooms: RoomClaims {
                 join: args.join.clone(),
                 post: args.post.clone(),
+                moderate: args.moderate.clone(),
             },
         })
         .map(|(token, _)| token)

@@ -122,3 +122,85 @@ async fn bad_dm_commands_get_clear_errors() {
         .await;
     assert_eq!(reply["code"], "already_joined", "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_reaches_the_users_connections_outside_the_room_that_may_read_it() {
+    use chorus_gateway::auth::{RoomClaims, TokenRequest};
+    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+    let (bob_id, eve_id) = (fresh_user(), fresh_user());
+    let bob_token = token(&bob_id);
+    // Eve's token does not let her read the room she is mentioned in.
+    let eve_token = chorus_testkit::token_for(TokenRequest {
+        sub: eve_id.clone(),
+        ttl: std::time::Duration::from_secs(600),
+        rooms: RoomClaims {
+            join: vec!["other".into()],
+            ..RoomClaims::default()
+        },
+        ..TokenRequest::default()
+    });
+    let mut alice = Client::connect(&cluster.url(0)).await;
+    let mut bob_in_room = Client::connect_as(&cluster.url(0), &bob_token).await;
+    let mut bob_laptop = Client::connect_as(&cluster.url(1), &bob_token).await;
+    let mut bob_phone = Client::connect_as(&cluster.url(2), &bob_token).await;
+    let mut eve = Client::connect_as(&cluster.url(1), &eve_token).await;
+    let mut carol = Client::connect(&cluster.url(2)).await;
+    for client in [&mut bob_laptop, &mut bob_phone, &mut eve, &mut carol] {
+        client.sync().await;
+    }
+    alice.join("team.ops").await;
+    bob_in_room.join("team.ops").await;
+
+    let reference = "m1";
+    alice
+        .send(
+            json!({"type": "send", "room": "team.ops", "body": "ping @bob @eve",
+            "mentions": [bob_id, eve_id], "ref": reference}),
+        )
+        .await;
+    let sent = alice.expect("sent").await;
+    assert_eq!(sent["ref"], reference, "{sent}");
+    // Mentions are kept sorted and distinct.
+    let mut mentioned = [bob_id.clone(), eve_id.clone()];
+    mentioned.sort();
+    for client in [&mut bob_laptop, &mut bob_phone] {
+        let mention = client.expect("mention").await;
+        assert_eq!(mention["room"], "team.ops", "{mention}");
+        assert_eq!(mention["message"]["body"], "ping @bob @eve", "{mention}");
+        assert_eq!(
+            mention["message"]["mentions"],
+            json!(mentioned),
+            "{mention}"
+        );
+    }
+    // In the room, the message itself (with its mentions) is the news.
+    let message = bob_in_room.message_in("team.ops").await;
+    assert_eq!(message["mentions"], json!(mentioned), "{message}");
+    // A second mention of bob, relayed after the first on each node's one
+    // subscription: once it is in, a leak of the first would be too.
+    alice
+        .send(json!({"type": "send", "room": "team.ops", "body": "after",
+            "mentions": [bob_id], "ref": "m2"}))
+        .await;
+    alice.expect("sent").await;
+    for client in [&mut bob_laptop, &mut bob_phone] {
+        let mention = client.expect("mention").await;
+        assert_eq!(mention["message"]["body"], "after", "{mention}");
+    }
+    bob_in_room.message_in("team.ops").await;
+    for client in [&mut bob_in_room, &mut eve, &mut carol] {
+        client.sync().await;
+        assert!(
+            client.pending().iter().all(|e| e["type"] != "mention"),
+            "a mention leaked: {:?}",
+            client.pending()
+        );
+    }
+    // Too many mentions is refused.
+    let many: Vec<String> = (0..21).map(|n| format!("u{n}")).collect();
+    alice
+        .send(json!({"type": "send", "room": "team.ops", "body": "all", "mentions": many, "ref": "x"}))
+        .await;
+    let error = alice.expect("error").await;
+    assert_eq!(error["code"], "too_many_mentions", "{error}");
+}

@@ -122,3 +122,87 @@ async fn a_sigkilled_node_leaves_no_ghosts() {
         .await;
     assert_eq!(members["members"].as_array().unwrap().len(), 1, "{members}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_reaches_the_rooms_the_user_shares_and_the_members_list() {
+    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+    let alice_id = fresh_user();
+    let alice_token = token(&alice_id);
+    // Alice is in "a" on node 0 and in "c" with a second connection on node 1.
+    let mut alice = Client::connect_as(&cluster.url(0), &alice_token).await;
+    let mut alice_tab = Client::connect_as(&cluster.url(1), &alice_token).await;
+    let mut bob = Client::connect(&cluster.url(2)).await;
+    let mut carol = Client::connect(&cluster.url(1)).await;
+    let mut dave = Client::connect(&cluster.url(2)).await;
+    alice.join("status-a").await;
+    alice_tab.join("status-c").await;
+    bob.join("status-a").await;
+    carol.join("status-c").await;
+    dave.join("status-d").await;
+
+    let reply = alice
+        .request_reply(json!({"type": "status", "status": "away"}))
+        .await;
+    assert_eq!(reply["type"], "status_set", "{reply}");
+    assert_eq!(reply["status"], "away", "{reply}");
+    // Both rooms she shares hear it, each from the node that holds her there.
+    for (client, room) in [(&mut bob, "status-a"), (&mut carol, "status-c")] {
+        let status = client
+            .wait_for("a status", |e| {
+                e["type"] == "status" && e["user"]["id"] == alice_id.as_str()
+            })
+            .await;
+        assert_eq!(status["room"], room, "{status}");
+        assert_eq!(status["status"], "away", "{status}");
+    }
+    // Her own connections learn it too (without a room).
+    let own = alice_tab.expect("status").await;
+    assert_eq!(
+        (own["status"].as_str(), own.get("room")),
+        (Some("away"), None)
+    );
+    // The member list shows it; someone who shares no room hears nothing.
+    let members = bob
+        .request_reply(json!({"type": "presence", "room": "status-a"}))
+        .await;
+    let listed: Vec<(String, String)> = members["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        listed.contains(&(alice_id.clone(), "away".into())),
+        "{members}"
+    );
+    dave.sync().await;
+    assert!(
+        dave.pending().iter().all(|e| e["type"] != "status"),
+        "a user sharing no room saw the status: {:?}",
+        dave.pending()
+    );
+    // Back online, and a bad status is refused.
+    let reply = alice_tab
+        .request_reply(json!({"type": "status", "status": "online"}))
+        .await;
+    assert_eq!(reply["type"], "status_set", "{reply}");
+    let status = bob
+        .wait_for("back online", |e| {
+            e["type"] == "status" && e["status"] == "online"
+        })
+        .await;
+    assert_eq!(status["user"]["id"], alice_id.as_str());
+    alice
+        .send(json!({"type": "status", "status": "busy", "ref": "b"}))
+        .await;
+    let error = alice.expect("error").await;
+    assert_eq!(
+        (error["code"].as_str(), error["ref"].as_str()),
+        (Some("invalid_command"), Some("b"))
+    );
+}

@@ -27,6 +27,7 @@ impl Minter {
                 rooms: RoomClaims {
                     join: vec!["*".into()],
                     post: vec!["*".into()],
+                    moderate: Vec::new(),
                 },
                 ..Default::default()
             })

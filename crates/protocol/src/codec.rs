@@ -89,6 +89,10 @@ mod tests {
             ts: 42,
             body: "hi".into(),
             seq: 3,
+            mentions: Vec::new(),
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         };
         let Frame::Text(json) = Encoding::Json.encode(&ServerEvent::Message(&msg)) else {
             panic!()

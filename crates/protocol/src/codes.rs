@@ -55,6 +55,14 @@ pub enum ErrorCode {
     BeyondHead,
     /// `draft` for a new room when the user already keeps as many drafts as allowed.
     TooManyDrafts,
+    /// `edit` or `delete` of someone else's message without a moderator grant.
+    NotYourMessage,
+    /// `edit`, `delete` or `react` on a message that was deleted.
+    MessageDeleted,
+    /// `react` adding a reaction past the limits of one message.
+    TooManyReactions,
+    /// `send` naming more users in `mentions` than allowed.
+    TooManyMentions,
 }
 
 impl ErrorCode {
@@ -83,6 +91,10 @@ impl ErrorCode {
             Self::UnknownMessage => "unknown_message",
             Self::BeyondHead => "beyond_head",
             Self::TooManyDrafts => "too_many_drafts",
+            Self::NotYourMessage => "not_your_message",
+            Self::MessageDeleted => "message_deleted",
+            Self::TooManyReactions => "too_many_reactions",
+            Self::TooManyMentions => "too_many_mentions",
         }
     }
 }
@@ -149,6 +161,10 @@ mod tests {
             ErrorCode::UnknownMessage,
             ErrorCode::BeyondHead,
             ErrorCode::TooManyDrafts,
+            ErrorCode::NotYourMessage,
+            ErrorCode::MessageDeleted,
+            ErrorCode::TooManyReactions,
+            ErrorCode::TooManyMentions,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

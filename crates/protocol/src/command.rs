@@ -14,6 +14,15 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest client message id accepted in `send`, in bytes.
 pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
 
+/// Most users one `send` may mention.
+pub const MAX_MENTIONS: usize = 20;
+
+/// Longest user id accepted in `mentions` or `dm`, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 128;
+
+/// Longest emoji (or short code) accepted in `react`, in bytes.
+pub const MAX_EMOJI_BYTES: usize = 64;
+
 /// A client's correlation tag, echoed on the reply or error for the command that carried it.
 pub type Ref = Option<String>;
 
@@ -53,6 +62,16 @@ impl Before {
     }
 }
 
+/// The message an edit, delete or reaction is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Its sequence number in the room's current epoch.
+    pub seq: u64,
+    /// Its id, when the client gave it: the change is refused unless it matches
+    /// (guards against a sequence number of an older epoch).
+    pub id: Option<uuid::Uuid>,
+}
+
 /// A validated command from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -74,8 +93,33 @@ pub enum Command {
         body: String,
         /// The client's own id for this message: a retry with the same id is not stored twice.
         client_msg_id: Option<String>,
+        /// Users to notify (ids, distinct, at most [`MAX_MENTIONS`]).
+        mentions: Vec<String>,
         reference: Ref,
     },
+    /// Change the text of a message (your own, or any with a moderator grant).
+    Edit {
+        room: RoomName,
+        target: Target,
+        body: String,
+        reference: Ref,
+    },
+    /// Delete a message (your own, or any with a moderator grant).
+    Delete {
+        room: RoomName,
+        target: Target,
+        reference: Ref,
+    },
+    /// Add (`add`) or take back an emoji reaction on a message.
+    React {
+        room: RoomName,
+        target: Target,
+        emoji: String,
+        add: bool,
+        reference: Ref,
+    },
+    /// Set your status as the rooms you are in see it: `away` or `online`.
+    Status { away: bool, reference: Ref },
     /// Page backwards through a room's history.
     History {
         room: RoomName,
@@ -158,6 +202,48 @@ enum RawCommand {
         body: String,
         #[serde(default)]
         client_msg_id: Option<String>,
+        #[serde(default)]
+        mentions: Vec<String>,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Edit {
+        room: String,
+        seq: u64,
+        #[serde(default)]
+        id: Option<String>,
+        body: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Delete {
+        room: String,
+        seq: u64,
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    React {
+        room: String,
+        seq: u64,
+        #[serde(default)]
+        id: Option<String>,
+        emoji: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Unreact {
+        room: String,
+        seq: u64,
+        #[serde(default)]
+        id: Option<String>,
+        emoji: String,
+        #[serde(rename = "ref", default)]
+        reference: Ref,
+    },
+    Status {
+        status: String,
         #[serde(rename = "ref", default)]
         reference: Ref,
     },
@@ -308,6 +394,7 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             room,
             body,
             client_msg_id,
+            mentions,
             reference,
         } => {
             let reference = check_ref(reference)?;
@@ -315,8 +402,60 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
                 room: room_name(&room, &reference)?,
                 body,
                 client_msg_id: check_client_msg_id(client_msg_id, &reference)?,
+                mentions: check_mentions(mentions, &reference)?,
                 reference,
             }
+        }
+        RawCommand::Edit {
+            room,
+            seq,
+            id,
+            body,
+            reference,
+        } => {
+            let reference = check_ref(reference)?;
+            Command::Edit {
+                room: room_name(&room, &reference)?,
+                target: target(seq, id, &reference)?,
+                body,
+                reference,
+            }
+        }
+        RawCommand::Delete {
+            room,
+            seq,
+            id,
+            reference,
+        } => {
+            let reference = check_ref(reference)?;
+            Command::Delete {
+                room: room_name(&room, &reference)?,
+                target: target(seq, id, &reference)?,
+                reference,
+            }
+        }
+        RawCommand::React {
+            room,
+            seq,
+            id,
+            emoji,
+            reference,
+        } => react(room, seq, id, emoji, true, reference)?,
+        RawCommand::Unreact {
+            room,
+            seq,
+            id,
+            emoji,
+            reference,
+        } => react(room, seq, id, emoji, false, reference)?,
+        RawCommand::Status { status, reference } => {
+            let reference = check_ref(reference)?;
+            let away = match status.as_str() {
+                "online" => false,
+                "away" => true,
+                _ => return Err(invalid_with("status must be online or away", reference)),
+            };
+            Command::Status { away, reference }
         }
         RawCommand::History {
             room,
@@ -436,7 +575,7 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
             return Err(CommandError {
                 code: ErrorCode::UnknownCommand,
                 detail:
-                    "unknown command type; expected auth, refresh, join, leave, send, history, typing, read, receipts, dm, draft, drafts, presence or ping"
+                    "unknown command type; expected auth, refresh, join, leave, send, edit, delete, react, unreact, history, typing, read, receipts, dm, draft, drafts, presence, status or ping"
                     .into(),
                 reference: None,
             });
@@ -445,73 +584,11 @@ fn validate(raw: RawCommand) -> Result<Command, CommandError> {
     Ok(command)
 }
 
-fn check_ref(reference: Ref) -> Result<Ref, CommandError> {
-    match reference {
-        Some(r) if r.len() > MAX_REF_BYTES => Err(CommandError {
-            code: ErrorCode::InvalidRef,
-            detail: format!("ref is longer than {MAX_REF_BYTES} bytes"),
-            reference: None,
-        }),
-        other => Ok(other),
-    }
-}
-
-fn check_token(token: String, reference: &Ref) -> Result<String, CommandError> {
-    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-        return Err(CommandError {
-            code: ErrorCode::InvalidToken,
-            detail: format!("token must be 1 to {MAX_TOKEN_BYTES} bytes"),
-            reference: reference.clone(),
-        });
-    }
-    Ok(token)
-}
-
-fn check_client_msg_id(
-    id: Option<String>,
-    reference: &Ref,
-) -> Result<Option<String>, CommandError> {
-    match id {
-        Some(id)
-            if id.is_empty()
-                || id.len() > MAX_CLIENT_MSG_ID_BYTES
-                || id.chars().any(char::is_control) =>
-        {
-            Err(CommandError {
-                code: ErrorCode::InvalidCommand,
-                detail: format!(
-                    "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_BYTES} bytes without control characters"
-                ),
-                reference: reference.clone(),
-            })
-        }
-        other => Ok(other),
-    }
-}
-
-fn room_name(room: &str, reference: &Ref) -> Result<RoomName, CommandError> {
-    RoomName::parse(room).map_err(|e| CommandError {
-        code: ErrorCode::InvalidRoom,
-        detail: e.to_string(),
-        reference: reference.clone(),
-    })
-}
-
-fn malformed(detail: String) -> CommandError {
-    CommandError {
-        code: ErrorCode::MalformedFrame,
-        detail,
-        reference: None,
-    }
-}
-
-fn invalid(detail: String) -> CommandError {
-    CommandError {
-        code: ErrorCode::InvalidCommand,
-        detail,
-        reference: None,
-    }
-}
+mod checks;
+use checks::{
+    check_client_msg_id, check_mentions, check_ref, check_token, invalid, invalid_with, malformed,
+    react, room_name, target,
+};
 
 #[cfg(test)]
 mod tests;

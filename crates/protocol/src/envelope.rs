@@ -38,6 +38,87 @@ pub enum EnvelopeBody {
     Notice(UserNotice),
     /// A user's first connection came into a room, or the last one went.
     Presence(PresenceSignal),
+    /// An edit, delete or reaction: numbered and stored like a message.
+    Change(MessageChange),
+    /// A user present in the room set their status (an unstored signal).
+    Status(StatusSignal),
+}
+
+/// A change to a stored message, itself stored in the room's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageChange {
+    /// The room.
+    pub room: RoomName,
+    /// Sequence number of the changed message (same epoch as the change).
+    pub target: u64,
+    /// Who changed it.
+    pub by: Sender,
+    /// When (ms since the Unix epoch).
+    pub ts: u64,
+    /// What changed.
+    pub kind: ChangeKind,
+}
+
+impl MessageChange {
+    /// The client event for this change, stored at `seq`.
+    pub fn event(&self, seq: u64) -> crate::ServerEvent<'_> {
+        use crate::ServerEvent;
+        let (room, target, by, ts) = (&self.room, self.target, &self.by, self.ts);
+        match &self.kind {
+            ChangeKind::Edit(body) => ServerEvent::Edited {
+                room,
+                seq,
+                target,
+                body,
+                by,
+                ts,
+            },
+            ChangeKind::Delete => ServerEvent::Deleted {
+                room,
+                seq,
+                target,
+                by,
+                ts,
+            },
+            ChangeKind::React(emoji) | ChangeKind::Unreact(emoji) => ServerEvent::Reaction {
+                room,
+                seq,
+                target,
+                emoji,
+                user: by,
+                action: if matches!(self.kind, ChangeKind::React(_)) {
+                    "add"
+                } else {
+                    "remove"
+                },
+            },
+        }
+    }
+}
+
+/// What a [`MessageChange`] does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The text is now this.
+    Edit(String),
+    /// The message is gone (a tombstone stays).
+    Delete,
+    /// `by` added this emoji.
+    React(String),
+    /// `by` took this emoji back.
+    Unreact(String),
+}
+
+/// A user's status as relayed to a room they are in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSignal {
+    /// The room.
+    pub room: RoomName,
+    /// Whose status.
+    pub user: Sender,
+    /// `online` or `away`.
+    pub status: String,
 }
 
 /// A presence change as relayed between nodes.
@@ -76,12 +157,17 @@ pub enum NoticeKind {
     Read(u64),
     /// The user's draft for the room changed (empty: cleared).
     Draft(String),
+    /// The user was mentioned in this message (for connections not in the
+    /// room that may read it).
+    Mention(ChatMessage),
+    /// The user set their status (`room` is unused).
+    Status(String),
 }
 
 impl NoticeKind {
     /// Whether connections in the notice's room skip it (they hear it there).
     pub fn skips_members(&self) -> bool {
-        matches!(self, Self::Message(_) | Self::Read(_))
+        matches!(self, Self::Message(_) | Self::Read(_) | Self::Mention(_))
     }
 }
 
@@ -169,6 +255,25 @@ impl Envelope {
         }
     }
 
+    /// Wraps a change to a stored message from node `origin`.
+    pub fn change(origin: impl Into<String>, change: MessageChange) -> Self {
+        Self::wrap(origin, EnvelopeBody::Change(change))
+    }
+
+    /// Wraps a status signal from node `origin`.
+    pub fn status(origin: impl Into<String>, signal: StatusSignal) -> Self {
+        Self::wrap(origin, EnvelopeBody::Status(signal))
+    }
+
+    fn wrap(origin: impl Into<String>, body: EnvelopeBody) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            origin: origin.into(),
+            published_us: unix_micros(),
+            body,
+        }
+    }
+
     /// Encodes the envelope for the backplane.
     pub fn encode(&self) -> Bytes {
         Bytes::from(rmp_serde::to_vec_named(self).expect("envelope encoding is infallible"))
@@ -210,6 +315,10 @@ mod tests {
                 ts: 1_700_000_000_000,
                 body: "hello 👋".into(),
                 seq: 0,
+                mentions: Vec::new(),
+                edited: None,
+                deleted: false,
+                reactions: Vec::new(),
             },
         )
     }

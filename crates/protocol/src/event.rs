@@ -35,6 +35,39 @@ pub struct ChatMessage {
     /// the backplane when the message is stored; 0 before that.
     #[serde(default)]
     pub seq: u64,
+    /// Users the sender mentions (ids); each gets a `mention` on their own channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// In history: when the text was last edited (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<u64>,
+    /// In history: the message was deleted (a tombstone: the body is empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// In history: reactions, in the order they were first added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji (or a short code such as `:+1:`).
+    pub emoji: String,
+    /// How many users reacted with it.
+    pub count: usize,
+    /// Who, in the order they reacted.
+    pub users: Vec<String>,
+}
+
+/// One user in a `members` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Present {
+    /// Who.
+    #[serde(flatten)]
+    pub user: Sender,
+    /// `online` or `away`.
+    pub status: String,
 }
 
 /// One saved draft, in a `drafts` answer.
@@ -265,7 +298,65 @@ pub enum ServerEvent<'a> {
     /// Answer to `presence`: the users in the room now, once each.
     Members {
         room: &'a RoomName,
-        members: &'a [Sender],
+        members: &'a [Present],
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    /// A message's text was changed (`seq`: this change's own place in the
+    /// room's order; `target`: the message's).
+    Edited {
+        room: &'a RoomName,
+        seq: u64,
+        target: u64,
+        body: &'a str,
+        by: &'a Sender,
+        ts: u64,
+    },
+    /// A message was deleted: show a tombstone.
+    Deleted {
+        room: &'a RoomName,
+        seq: u64,
+        target: u64,
+        by: &'a Sender,
+        ts: u64,
+    },
+    /// `user` added (`action: "add"`) or removed an emoji reaction on a message.
+    Reaction {
+        room: &'a RoomName,
+        seq: u64,
+        target: u64,
+        emoji: &'a str,
+        user: &'a Sender,
+        action: &'a str,
+    },
+    /// An `edit`, `delete`, `react` or `unreact` was taken: its event follows
+    /// to every member at `seq`; no `seq` when it changed nothing (the
+    /// reaction was already there, or not there).
+    Changed {
+        room: &'a RoomName,
+        target: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    /// You were mentioned in `room` (on every connection of yours not in the
+    /// room, on any node, when your token lets you read the room).
+    Mention {
+        room: &'a RoomName,
+        message: &'a ChatMessage,
+    },
+    /// `user`'s status (`online`, `away` or `offline`) as `room` sees it; on
+    /// your own connections (without `room`) when you set yours.
+    Status {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<&'a RoomName>,
+        user: &'a Sender,
+        status: &'a str,
+    },
+    /// A `status` was taken (every connection of yours also gets `status`).
+    StatusSet {
+        status: &'a str,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },

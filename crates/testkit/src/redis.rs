@@ -224,6 +224,10 @@ impl RedisServer {
             ts: 0,
             body: body.into(),
             seq: 0,
+            mentions: Vec::new(),
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         };
         let id = message.id.to_string();
         let payload = Envelope::message("test", message).encode();

@@ -66,6 +66,7 @@ pub fn everywhere() -> RoomClaims {
     RoomClaims {
         join: vec!["*".into()],
         post: vec!["*".into()],
+        moderate: Vec::new(),
     }
 }
 

@@ -4,15 +4,18 @@
 //! Keys of one room share the room's hash tag: `<prefix>:room:{<room>}:state`
 //! (a hash with `epoch` and `seq`), `...:log` (a Stream whose entry ids are
 //! `<seq>-0`, fields `m` envelope, `t` time, `i` message id) and
-//! `...:dedup:<key>` (the original reply to an idempotent send).
+//! `...:dedup:<key>` (the original reply to an idempotent send). Changes to
+//! messages (see `changes`) add `...:overlays` (message seq -> its current
+//! state as JSON) and `...:changes` (a sorted set of the change entries, for
+//! unread counts and for forgetting overlays of trimmed history).
 
 use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{clients::Client, prelude::Value, types::scripts::Script};
 
 use crate::{
-    BackplaneError, ChannelNames, HistorySettings, Outgoing, Page, Position, Published, Read,
-    Stored,
+    BackplaneError, ChannelNames, HistorySettings, Outgoing, Overlay, Page, Position, Published,
+    Read, Reader, Stored,
 };
 
 /// Rooms per `positions` script call.
@@ -35,8 +38,22 @@ pub(super) struct RoomLog {
     bounds: [Value; 4],
 }
 
-fn script(body: &str) -> Script {
-    Script::from_lua(format!("{}\n{body}", include_str!("epoch.lua")))
+/// A script with the shared prelude (`room_epoch`, `forget_trimmed`).
+pub(super) fn script(body: &str) -> Script {
+    Script::from_lua(format!(
+        "{}\n{}\n{body}",
+        include_str!("epoch.lua"),
+        include_str!("trim.lua")
+    ))
+}
+
+/// The keys of a room every history script takes first: state, log,
+/// overlays and change index.
+pub(super) fn room_keys(names: &ChannelNames, room: &RoomName) -> Vec<String> {
+    ["state", "log", "overlays", "changes"]
+        .iter()
+        .map(|suffix| names.room_key(room, suffix))
+        .collect()
 }
 
 impl RoomLog {
@@ -62,10 +79,7 @@ impl RoomLog {
         room: &RoomName,
         message: Outgoing,
     ) -> Result<Published, BackplaneError> {
-        let mut keys = vec![
-            self.names.room_key(room, "state"),
-            self.names.room_key(room, "log"),
-        ];
+        let mut keys = room_keys(&self.names, room);
         let (reply, key) = match message.dedup {
             Some(dedup) => (dedup.reply, Some(dedup.key)),
             None => (Bytes::new(), None),
@@ -84,6 +98,7 @@ impl RoomLog {
             state_ttl,
             dedup_window,
             Value::Bytes(reply),
+            message.sender.into(),
         ];
         let answer: Value = self
             .publish
@@ -131,6 +146,7 @@ impl RoomLog {
         client: &Client,
         room: &RoomName,
         read: Read,
+        reader: Option<&str>,
     ) -> Result<Page, BackplaneError> {
         let limit = read.limit();
         // One more than asked tells whether more lie beyond the page.
@@ -141,16 +157,15 @@ impl RoomLog {
             Read::Before { seq, .. } => ("before", seq.to_string(), true),
             Read::BeforeId { id, .. } => ("before_id", id.clone(), true),
         };
-        let keys = vec![
-            self.names.room_key(room, "state"),
-            self.names.room_key(room, "log"),
-        ];
+        let mut keys = room_keys(&self.names, room);
+        keys.push(self.names.room_key(room, "reads"));
         let args = vec![
             mode.to_owned(),
             arg,
             count,
             millis(self.settings.state_ttl),
             self.settings.max_len.to_string(),
+            reader.unwrap_or_default().to_owned(),
         ];
         let answer: Value = self
             .read
@@ -178,6 +193,20 @@ impl RoomLog {
             .into_iter()
             .map(entry)
             .collect::<Result<Vec<_>, _>>()?;
+        let overlays = array(parts.next().ok_or_else(|| bad("overlays"))?)?;
+        for (entry, overlay) in entries.iter_mut().zip(overlays) {
+            entry.overlay = bytes_of(overlay)
+                .filter(|json| !json.is_empty())
+                .and_then(|json| serde_json::from_slice::<Overlay>(&json).ok());
+        }
+        let marker = parts.next().and_then(bytes_of).unwrap_or_default();
+        let unread = parts.next().as_ref().and_then(number).unwrap_or(0);
+        let reader = reader.map(|_| Reader {
+            marker: std::str::from_utf8(&marker)
+                .ok()
+                .and_then(super::reads::parse_marker),
+            unread,
+        });
         let more = entries.len() > limit;
         entries.truncate(limit);
         if newest_first {
@@ -187,6 +216,7 @@ impl RoomLog {
             position,
             entries,
             more,
+            reader,
         })
     }
 
@@ -253,7 +283,11 @@ fn entry(value: Value) -> Result<Stored, BackplaneError> {
         }
     }
     let payload = payload.ok_or_else(|| bad("entry payload"))?;
-    Ok(Stored { seq, payload })
+    Ok(Stored {
+        seq,
+        payload,
+        overlay: None,
+    })
 }
 
 pub(super) fn array(value: Value) -> Result<Vec<Value>, BackplaneError> {

@@ -22,16 +22,18 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Regi
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use crate::{
-    Backplane, BackplaneError, ChannelNames, Delivery, HistorySettings, Inbound, Marked, Outgoing,
-    Page, Position, PresenceEntry, Published, Read,
+    Backplane, BackplaneError, Change, Changed, ChannelNames, Delivery, HistorySettings, Inbound,
+    Marked, Outgoing, Page, Position, PresenceEntry, Published, Read,
 };
 
+mod changes;
 mod drafts;
 mod log;
 mod presence;
 mod probe;
 mod reads;
 mod registry;
+mod status;
 
 /// How many messages the subscriber may buffer between fred's socket reader and ours.
 /// fred preallocates this many slots in each of a client's event channels, so only
@@ -199,6 +201,10 @@ pub struct RedisBackplane {
     reads: reads::ReadMarkers,
     /// Users' drafts.
     drafts: drafts::Drafts,
+    /// Edits, deletes and reactions.
+    changes: changes::Changes,
+    /// Users' statuses.
+    statuses: status::Statuses,
     /// Who is in which room.
     presence: presence::RoomPresence,
     /// The cluster's node registry.
@@ -288,6 +294,8 @@ impl RedisBackplane {
             log: log::RoomLog::new(names.clone(), history),
             reads: reads::ReadMarkers::new(names.clone(), history.state_ttl),
             drafts: drafts::Drafts::new(names.clone(), history.state_ttl),
+            changes: changes::Changes::new(names.clone(), history),
+            statuses: status::Statuses::new(names.clone(), history.state_ttl),
             presence: presence::RoomPresence::new(names.clone()),
             names,
             tasks,
@@ -452,7 +460,28 @@ impl Backplane for RedisBackplane {
     }
 
     async fn read(&self, room: &RoomName, read: Read) -> Result<Page, BackplaneError> {
-        self.log.read(&self.publisher, room, read).await
+        self.log.read(&self.publisher, room, read, None).await
+    }
+
+    async fn read_as(
+        &self,
+        room: &RoomName,
+        read: Read,
+        user: &str,
+    ) -> Result<Page, BackplaneError> {
+        self.log.read(&self.publisher, room, read, Some(user)).await
+    }
+
+    async fn change(&self, room: &RoomName, change: Change) -> Result<Changed, BackplaneError> {
+        self.changes.apply(&self.publisher, room, change).await
+    }
+
+    async fn set_status(&self, user: &str, status: &str) -> Result<(), BackplaneError> {
+        self.statuses.set(&self.publisher, user, status).await
+    }
+
+    async fn statuses(&self, users: &[String]) -> Result<Vec<Option<String>>, BackplaneError> {
+        self.statuses.get(&self.publisher, users).await
     }
 
     async fn mark_read(

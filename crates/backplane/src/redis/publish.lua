@@ -1,9 +1,10 @@
 -- Stores a room's next message and relays it, atomically.
--- KEYS[1] room state hash (epoch, seq), KEYS[2] history stream, KEYS[3] dedup key (optional)
+-- KEYS[1] room state hash (epoch, seq), KEYS[2] history stream,
+-- KEYS[3] overlays hash, KEYS[4] change index zset, KEYS[5] dedup key (optional)
 -- ARGV[1] channel, ARGV[2] envelope, ARGV[3] accepted at (ms), ARGV[4] message id,
 -- ARGV[5] max length, ARGV[6] max age (ms), ARGV[7] state TTL (ms),
--- ARGV[8] dedup window (ms), ARGV[9] reply stored for retries
-local state, log, dedup = KEYS[1], KEYS[2], KEYS[3]
+-- ARGV[8] dedup window (ms), ARGV[9] reply stored for retries, ARGV[10] sender
+local state, log, dedup = KEYS[1], KEYS[2], KEYS[5]
 if dedup then
   local prior = redis.call('GET', dedup)
   if prior then
@@ -13,7 +14,7 @@ end
 local epoch = room_epoch(state, ARGV[7])
 local seq = redis.call('HINCRBY', state, 'seq', 1)
 redis.call('XADD', log, 'MAXLEN', '~', ARGV[5], string.format('%d-0', seq),
-  'm', ARGV[2], 't', ARGV[3], 'i', ARGV[4])
+  'm', ARGV[2], 't', ARGV[3], 'i', ARGV[4], 'u', ARGV[10])
 -- Trim by age now and then: the oldest entries older than the cutoff go.
 if seq % 32 == 0 then
   local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[6])
@@ -32,6 +33,7 @@ if seq % 32 == 0 then
     end
     redis.call('XTRIM', log, 'MINID', minid)
   end
+  forget_trimmed(log, KEYS[3], KEYS[4])
 end
 redis.call('PEXPIRE', log, ARGV[6])
 redis.call('PEXPIRE', state, ARGV[7])

@@ -103,7 +103,7 @@ impl ReadMarkers {
 }
 
 /// `epoch:seq` as stored.
-fn parse_marker(stored: &str) -> Option<Position> {
+pub(super) fn parse_marker(stored: &str) -> Option<Position> {
     let (epoch, seq) = stored.split_once(':')?;
     Some(Position {
         epoch: epoch.parse().ok()?,

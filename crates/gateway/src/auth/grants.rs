@@ -58,6 +58,8 @@ pub struct Grants {
     join: Patterns,
     /// Rooms the user may join and post to.
     post: Patterns,
+    /// Rooms where the user may edit and delete anyone's messages.
+    moderate: Patterns,
 }
 
 impl Grants {
@@ -66,6 +68,7 @@ impl Grants {
         Ok(Self {
             join: Patterns::parse(&claims.join).map_err(AuthError::BadClaim)?,
             post: Patterns::parse(&claims.post).map_err(AuthError::BadClaim)?,
+            moderate: Patterns::parse(&claims.moderate).map_err(AuthError::BadClaim)?,
         })
     }
 }
@@ -101,6 +104,12 @@ impl RoomPolicy {
             Access::Denied
         }
     }
+
+    /// Whether `grants` let their holder edit and delete anyone's messages in
+    /// `room` (never in a direct-message room: each edits only their own).
+    pub fn may_moderate(&self, grants: &Grants, room: &RoomName) -> bool {
+        room.direct_members().is_none() && grants.moderate.matches(room.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +120,7 @@ mod tests {
         Grants::from_claims(&RoomClaims {
             join: join.iter().map(|s| (*s).to_owned()).collect(),
             post: post.iter().map(|s| (*s).to_owned()).collect(),
+            moderate: vec!["team-42.*".into()],
         })
         .unwrap()
     }
@@ -170,6 +180,21 @@ mod tests {
             policy.access("bob", &everything, &room("dm:bob+alice")),
             Access::Denied
         );
+    }
+
+    #[test]
+    fn moderation_is_granted_by_pattern_and_never_in_direct_rooms() {
+        let policy = RoomPolicy::default();
+        let g = grants(&[], &[]);
+        assert!(policy.may_moderate(&g, &room("team-42.dev")));
+        assert!(!policy.may_moderate(&g, &room("team-43.dev")));
+        assert!(!policy.may_moderate(&Grants::default(), &room("team-42.dev")));
+        let everything = Grants::from_claims(&RoomClaims {
+            moderate: vec!["*".into()],
+            ..RoomClaims::default()
+        })
+        .unwrap();
+        assert!(!policy.may_moderate(&everything, &room("dm:alice+bob")));
     }
 
     #[test]

@@ -53,11 +53,14 @@ pub struct RoomClaims {
     /// Rooms the user may post to (implies join).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post: Vec<String>,
+    /// Rooms where the user may edit and delete anyone's messages (moderates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moderate: Vec<String>,
 }
 
 impl RoomClaims {
     fn is_empty(&self) -> bool {
-        self.join.is_empty() && self.post.is_empty()
+        self.join.is_empty() && self.post.is_empty() && self.moderate.is_empty()
     }
 }
 

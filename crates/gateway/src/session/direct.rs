@@ -25,6 +25,7 @@ impl Session {
             return;
         };
         let user = authed.identity.user.id.clone();
+        let grants = authed.identity.grants.clone();
         let room = RoomName::user_shard(&user);
         // Bounded: a connection never waits long for its notices channel.
         let acquired = tokio::time::timeout(
@@ -45,9 +46,13 @@ impl Session {
                 return;
             }
         }
-        self.node
-            .hub
-            .add_user_connection(&user, self.conn, self.outbox.clone(), self.encoding);
+        self.node.hub.add_user_connection(
+            &user,
+            self.conn,
+            self.outbox.clone(),
+            self.encoding,
+            grants,
+        );
         self.personal = Some(room);
     }
 
@@ -100,6 +105,28 @@ impl Session {
         let kind = NoticeKind::Message(message.clone());
         self.notice_both(&message.room, &message.from, other, kind)
             .await;
+    }
+
+    /// After a stored message: a direct one is noticed to both users'
+    /// connections outside the room, and each mentioned user gets a `mention`
+    /// (their nodes deliver it only where their token may read the room).
+    pub(super) async fn notice_message(&self, message: &ChatMessage) {
+        let direct = message.room.direct_members();
+        if direct.is_some() {
+            self.notice_direct_message(message).await;
+        }
+        let node = &self.node.config.node_id;
+        let notices = message
+            .mentions
+            .iter()
+            .filter(|user| **user != message.from.id)
+            .filter(|user| direct.is_none_or(|(a, b)| *user != a && *user != b))
+            .map(|user| {
+                let kind = NoticeKind::Mention(message.clone());
+                let payload = notice_payload(node, user, &message.room, &message.from, kind);
+                self.notice_user(user, &message.room, payload)
+            });
+        futures_util::future::join_all(notices).await;
     }
 
     async fn notice_both(&self, room: &RoomName, me: &Sender, other: &str, kind: NoticeKind) {

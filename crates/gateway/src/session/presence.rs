@@ -1,7 +1,7 @@
 //! Presence of a session's user in its rooms: counted in on a join, out on a
 //! leave, a lost room or the close; and the `presence` query.
 
-use chorus_protocol::{Envelope, EnvelopeBody, ErrorCode, RoomName, Sender, ServerEvent};
+use chorus_protocol::{Envelope, EnvelopeBody, ErrorCode, Present, RoomName, Sender, ServerEvent};
 
 use super::Session;
 use crate::presence;
@@ -74,6 +74,23 @@ impl Session {
             .collect();
         members.sort_by(|a, b| a.id.cmp(&b.id));
         members.dedup_by(|a, b| a.id == b.id);
+        let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        // A status that cannot be read shows as online: presence is what matters.
+        let statuses = match self.node.backplane.statuses(&ids).await {
+            Ok(statuses) => statuses,
+            Err(error) => {
+                tracing::debug!(%error, %room, "statuses not read");
+                vec![None; ids.len()]
+            }
+        };
+        let members: Vec<Present> = members
+            .into_iter()
+            .zip(statuses)
+            .map(|(user, status)| Present {
+                user,
+                status: status.unwrap_or_else(|| "online".into()),
+            })
+            .collect();
         self.reply(&ServerEvent::Members {
             room: &room,
             members: &members,

@@ -1,6 +1,6 @@
 //! Read markers of a session: `read` moves the user's marker in a room forward
 //! (stored per user and room, relayed to the room as a receipt), `receipts`
-//! lists a room's markers, and a join reports the unread count.
+//! lists a room's markers (a join's unread count comes with its history read).
 
 use chorus_backplane::{Marked, Position};
 use chorus_protocol::{
@@ -10,19 +10,6 @@ use chorus_protocol::{
 use super::Session;
 
 impl Session {
-    /// This user's marker in `room`; `None` also when it cannot be read (a join
-    /// does not fail for want of an unread count).
-    pub(super) async fn read_marker(&self, room: &RoomName) -> Option<Position> {
-        let user = &self.authed.as_ref()?.identity.user.id;
-        match self.node.backplane.read_marker(room, user).await {
-            Ok(marker) => marker,
-            Err(error) => {
-                tracing::debug!(%error, %room, "read marker not available");
-                None
-            }
-        }
-    }
-
     pub(super) async fn mark_read(&mut self, room: RoomName, seq: u64, reference: Option<String>) {
         if !self.in_room(&room, "marking it read", &reference) {
             return;

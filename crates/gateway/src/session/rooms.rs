@@ -66,33 +66,27 @@ impl Session {
         // is then either in the history read or kept aside for this member.
         let member = Member::joining(self.outbox.clone(), self.encoding);
         self.node.hub.begin_join(&room, self.conn, member);
+        let user = self.user_id().to_owned();
         for _ in 0..JOIN_READ_ATTEMPTS {
-            let (catchup, marker) = tokio::join!(
-                history::for_join(&self.node, &room, resume, wanted),
-                self.read_marker(&room)
-            );
+            let catchup = history::for_join(&self.node, &room, &user, resume, wanted).await;
             let catchup = match catchup {
                 Ok(catchup) => catchup,
                 Err(error) => return self.join_failed(&room, &error, reference),
             };
             let head = catchup.position;
+            let marker = catchup.reader.marker;
             let read_seq = marker.filter(|m| m.epoch == head.epoch).map(|m| m.seq);
-            let mut frames = Vec::with_capacity(catchup.messages.len() + 1);
+            let mut frames = Vec::with_capacity(catchup.items.len() + 1);
             frames.push(self.frame(&ServerEvent::Joined {
                 room: &room,
                 epoch: head.epoch,
                 seq: head.seq,
                 recovered: catchup.recovered,
                 read_seq,
-                unread: head.seq.saturating_sub(read_seq.unwrap_or(0)),
+                unread: catchup.reader.unread,
                 reference: reference.as_deref(),
             }));
-            frames.extend(
-                catchup
-                    .messages
-                    .iter()
-                    .map(|message| self.frame(&ServerEvent::Message(message))),
-            );
+            frames.extend(catchup.items.iter().map(|item| self.frame(&item.event())));
             match self
                 .node
                 .hub
@@ -197,6 +191,7 @@ impl Session {
         room: RoomName,
         body: String,
         client_msg_id: Option<String>,
+        mentions: Vec<String>,
         reference: Option<String>,
     ) {
         self.node.metrics.messages_received.inc();
@@ -239,14 +234,21 @@ impl Session {
             ts,
             body,
             seq: 0,
+            mentions,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         };
         let room = message.room.clone();
-        // A direct message is also noticed to both users' other connections.
-        let mut direct = room.direct_members().is_some().then(|| message.clone());
+        // A direct message is also noticed to both users' other connections,
+        // and a message mentioning users to theirs.
+        let noticed = room.direct_members().is_some() || !message.mentions.is_empty();
+        let mut noticed = noticed.then(|| message.clone());
         let outgoing = Outgoing {
             payload: Envelope::message(self.node.config.node_id.as_str(), message).encode(),
             id: id.to_string(),
             ts,
+            sender: self.user_id().to_owned(),
             dedup,
         };
         let started = std::time::Instant::now();
@@ -263,9 +265,9 @@ impl Session {
                 let (id, ts, seq, duplicate) = match published {
                     Published::New(position) => {
                         self.node.metrics.messages_published.inc();
-                        if let Some(mut message) = direct.take() {
+                        if let Some(mut message) = noticed.take() {
                             message.seq = position.seq;
-                            self.notice_direct_message(&message).await;
+                            self.notice_message(&message).await;
                         }
                         (id, ts, position.seq, false)
                     }

@@ -192,6 +192,7 @@ fn well_formed() -> impl Strategy<Value = (serde_json::Value, Command)> {
                 room: RoomName::parse(&room).unwrap(),
                 body,
                 client_msg_id: None,
+                mentions: Vec::new(),
                 reference
             },
         )),
@@ -220,6 +221,7 @@ fn well_formed() -> impl Strategy<Value = (serde_json::Value, Command)> {
                 room: RoomName::parse(&room).unwrap(),
                 body: "b".into(),
                 client_msg_id: Some(id),
+                mentions: Vec::new(),
                 reference: None
             },
         )),
@@ -344,4 +346,73 @@ fn typing_defaults_to_start_and_refuses_other_states() {
         code_of(decode_json(r#"{"type":"typing","room":"no room!"}"#)),
         ErrorCode::InvalidRoom
     );
+}
+
+#[test]
+fn changes_to_messages_name_their_target() {
+    let id = "0190b1f2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
+    let edit = format!(r#"{{"type":"edit","room":"r","seq":7,"id":"{id}","body":"v2","ref":"e"}}"#);
+    assert!(matches!(
+        decode_json(&edit).unwrap(),
+        Command::Edit { target: Target { seq: 7, id: Some(_) }, ref body, .. } if body == "v2"
+    ));
+    assert!(matches!(
+        decode_json(r#"{"type":"delete","room":"r","seq":7}"#).unwrap(),
+        Command::Delete {
+            target: Target { seq: 7, id: None },
+            ..
+        }
+    ));
+    assert!(matches!(
+        decode_json(r#"{"type":"react","room":"r","seq":7,"emoji":"👍"}"#).unwrap(),
+        Command::React { add: true, ref emoji, .. } if emoji == "👍"
+    ));
+    assert!(matches!(
+        decode_json(r#"{"type":"unreact","room":"r","seq":7,"emoji":":+1:"}"#).unwrap(),
+        Command::React { add: false, .. }
+    ));
+    for bad in [
+        r#"{"type":"edit","room":"r","seq":0,"body":"x","ref":"a"}"#,
+        r#"{"type":"delete","room":"r","seq":3,"id":"nope","ref":"a"}"#,
+        r#"{"type":"react","room":"r","seq":3,"emoji":"","ref":"a"}"#,
+        r#"{"type":"react","room":"r","seq":3,"emoji":"a b","ref":"a"}"#,
+    ] {
+        let error = decode_json(bad).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidCommand, "{bad}");
+        assert_eq!(error.reference.as_deref(), Some("a"), "{bad}");
+    }
+    let long = "x".repeat(MAX_EMOJI_BYTES + 1);
+    let error = decode_json(&format!(
+        r#"{{"type":"react","room":"r","seq":3,"emoji":"{long}"}}"#
+    ));
+    assert_eq!(error.unwrap_err().code, ErrorCode::InvalidCommand);
+}
+
+#[test]
+fn mentions_are_distinct_and_bounded() {
+    let sent = decode_json(r#"{"type":"send","room":"r","body":"hi","mentions":["b","a","b"]}"#);
+    assert!(matches!(
+        sent.unwrap(),
+        Command::Send { ref mentions, .. } if mentions == &["a".to_owned(), "b".to_owned()]
+    ));
+    let many: Vec<String> = (0..=MAX_MENTIONS).map(|n| format!("u{n}")).collect();
+    let frame = serde_json::json!({"type": "send", "room": "r", "body": "hi", "mentions": many});
+    let error = decode_json(&frame.to_string()).unwrap_err();
+    assert_eq!(error.code, ErrorCode::TooManyMentions);
+    let error = decode_json(r#"{"type":"send","room":"r","body":"hi","mentions":[""]}"#);
+    assert_eq!(error.unwrap_err().code, ErrorCode::InvalidCommand);
+}
+
+#[test]
+fn status_is_online_or_away() {
+    assert!(matches!(
+        decode_json(r#"{"type":"status","status":"away"}"#).unwrap(),
+        Command::Status { away: true, .. }
+    ));
+    assert!(matches!(
+        decode_json(r#"{"type":"status","status":"online"}"#).unwrap(),
+        Command::Status { away: false, .. }
+    ));
+    let error = decode_json(r#"{"type":"status","status":"busy"}"#).unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidCommand);
 }
