@@ -56,7 +56,9 @@ impl Item {
 }
 
 /// Reads the messages a join should deliver: the missed ones for a resume when
-/// they are all still in history (and fit), the latest ones otherwise.
+/// they are all still in history (and fit); for a resume from an epoch the
+/// backplane has since lost, the whole new epoch when it is all still there
+/// (and fits); the latest ones otherwise.
 pub async fn for_join(
     node: &Node,
     room: &RoomName,
@@ -90,6 +92,27 @@ pub async fn for_join(
                 items: decode_items(room, page.entries),
                 recovered: Some(true),
             });
+        }
+        if head.epoch > resume.epoch {
+            // The backplane lost the room's history since the client left: what
+            // it missed before is gone, but none of the new epoch need be.
+            let read = Read::After {
+                seq: 0,
+                limit: history.resume_max,
+            };
+            let page = node.backplane.read_as(room, read, user).await?;
+            let whole = match page.entries.first() {
+                Some(first) => first.seq == 1,
+                None => page.position.seq == 0,
+            };
+            if whole && !page.more && estimated_bytes(&page) <= budget {
+                return Ok(Catchup {
+                    position: page.position,
+                    reader: page.reader.unwrap_or(NO_READER),
+                    items: decode_items(room, page.entries),
+                    recovered: Some(false),
+                });
+            }
         }
     }
     let limit = wanted

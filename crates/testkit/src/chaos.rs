@@ -79,6 +79,9 @@ pub struct RoomView {
     last: u64,
     /// Whether the room was joined at least once.
     joined_once: bool,
+    /// After an announced break: the next message starts the sequence again
+    /// (the latest messages, or a lost epoch's successor from its start).
+    restarted: bool,
     /// Bodies in arrival order, with epoch and sequence number.
     messages: Vec<(u64, u64, String)>,
     /// Continuity breaks the server announced (reset events, unrecovered resumes).
@@ -295,6 +298,7 @@ async fn member_loop(
                     if !view.joined_once || event["recovered"] != true {
                         view.epoch = event["epoch"].as_u64().unwrap();
                         view.last = event["seq"].as_u64().unwrap();
+                        view.restarted = view.joined_once;
                     }
                     view.joined_once = true;
                     drop(views);
@@ -311,6 +315,9 @@ async fn member_loop(
                     let mut views = views.lock().unwrap();
                     let view = views.entry(room).or_default();
                     let seq = event["seq"].as_u64().unwrap();
+                    if std::mem::take(&mut view.restarted) {
+                        view.last = seq - 1;
+                    }
                     if seq > view.last + 1 {
                         view.gaps += 1;
                     } else if seq <= view.last {
