@@ -134,7 +134,7 @@ struct UserConnection {
     /// How it wants events encoded.
     encoding: Encoding,
     /// What its token grants (a mention reaches it only for a room it may read).
-    grants: Grants,
+    grants: Arc<Grants>,
 }
 
 impl Hub {
@@ -163,7 +163,7 @@ impl Hub {
         conn: ConnId,
         outbox: Arc<Outbox>,
         encoding: Encoding,
-        grants: Grants,
+        grants: Arc<Grants>,
     ) {
         let connection = UserConnection {
             conn,
@@ -181,7 +181,7 @@ impl Hub {
     }
 
     /// A connection's token was refreshed: what it grants now.
-    pub fn update_user_grants(&self, user: &str, conn: ConnId, grants: Grants) {
+    pub fn update_user_grants(&self, user: &str, conn: ConnId, grants: Arc<Grants>) {
         let mut users = self.users.lock();
         let connection = users
             .get_mut(user)

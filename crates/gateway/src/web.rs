@@ -29,7 +29,7 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// The routes of the client and the dashboard.
 pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    let assets: [(&str, Asset); 8] = [
+    let assets: [(&str, Asset); 9] = [
         ("/", asset(include_str!("../web/index.html"), HTML)),
         (
             "/index.html",
@@ -40,6 +40,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> 
             "/connection.js",
             asset(include_str!("../web/connection.js"), JS),
         ),
+        ("/changes.js", asset(include_str!("../web/changes.js"), JS)),
         ("/style.css", asset(include_str!("../web/style.css"), CSS)),
         (
             "/dashboard",

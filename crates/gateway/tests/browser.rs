@@ -65,6 +65,21 @@ async fn wait_for_body(browser: &Browser, text: &str) {
     .await;
 }
 
+/// Clicks a control (`button`, a CSS class) on the message showing `body`.
+async fn click_on_message(browser: &Browser, body: &str, button: &str) {
+    let what = format!("{button} on the message {body:?}");
+    let script = format!(
+        "const item = [...document.querySelectorAll('#messages .message')] \
+           .find((li) => li.querySelector('.body').textContent === {body:?}); \
+         const control = item && item.querySelector({button:?}); \
+         if (!control) return false; control.click(); return true;"
+    );
+    eventually(&what, || async {
+        (browser.eval(&script).await == true).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
     let mut cluster = cluster().await;
@@ -194,6 +209,19 @@ async fn two_people_chat_across_nodes_and_survive_reload_and_a_node_crash() {
     friend.say_ok(&dm_room, "psst, Bob").await;
     bob.find(&format!("#rooms [data-room='{dm_room}']")).await;
     bob.wait_text("#notice", "Direct message from").await;
+
+    // Reactions, edits and deletes show on the other page; so does a status.
+    click_on_message(&ada, "hi Ada", ".add-reaction").await;
+    bob.wait_text("#messages .reaction[data-emoji='👍']", "👍 1")
+        .await;
+    click_on_message(&ada, "typing answer", ".edit").await;
+    ada.type_into("#message", " (fixed)\n").await;
+    wait_for_body(&bob, "typing answer (fixed)").await;
+    bob.wait_text("#messages .edited", "(edited)").await;
+    click_on_message(&ada, "hello from Ada", ".delete").await;
+    wait_for_body(&bob, "This message was deleted.").await;
+    ada.click("#away").await;
+    bob.wait_text("#online", "1 away").await;
 
     ada.screenshot(&screenshot("chat.png")).await;
     bob.screenshot(&screenshot("chat-phone.png")).await;

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use chorus_gateway::auth::{RoomClaims, TokenRequest};
-use chorus_testkit::{BackplaneKind, Client, Cluster, fresh_user, token, token_for};
+use chorus_testkit::{
+    BackplaneKind, Client, Cluster, fresh_user, http_get_authorized, token, token_for,
+};
 use serde_json::{Value, json};
 
 async fn change(client: &mut Client, command: Value) -> Value {
@@ -40,7 +42,17 @@ async fn next_change(client: &mut Client, room: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_are_ordered_live_applied_in_history_and_replayed_on_resume() {
-    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+    changes_flow(BackplaneKind::Redis).await;
+}
+
+/// The single-node backplane keeps the same rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_work_the_same_on_the_in_process_backplane() {
+    changes_flow(BackplaneKind::InProcess).await;
+}
+
+async fn changes_flow(kind: BackplaneKind) {
+    let cluster = Cluster::start(kind, 3).await;
     let (alice_id, carol_id) = (fresh_user(), fresh_user());
     let mut alice = Client::connect_as(&cluster.url(0), &token(&alice_id)).await;
     let mut bob = Client::connect(&cluster.url(1)).await;
@@ -133,6 +145,17 @@ async fn changes_are_ordered_live_applied_in_history_and_replayed_on_resume() {
     assert!(messages[1].get("edited").is_none(), "{page}");
     assert_eq!(messages[2]["deleted"], true, "{page}");
     assert_eq!(messages[2]["body"], "", "{page}");
+    // So does the HTTP history.
+    let (status, body) = http_get_authorized(
+        cluster.nodes[1].addr,
+        "/api/rooms/lobby/messages",
+        &token(&fresh_user()),
+    )
+    .await
+    .expect("GET history");
+    assert_eq!(status, 200, "{body}");
+    let http: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(http["messages"], page["messages"], "{body}");
 
     // Bob resumes on another node after message 3: exactly the changes follow, in order.
     let mut bob = Client::connect(&cluster.url(2)).await;
@@ -222,4 +245,26 @@ async fn bad_changes_are_refused_and_moderators_may_change_anyones() {
         "not_your_message",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_of_changed_messages_goes_with_their_trimmed_history() {
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 1, |config| {
+        config.history.bounds.max_len = 5;
+    })
+    .await;
+    let mut ann = Client::connect(&cluster.url(0)).await;
+    ann.join("trimmed").await;
+    ann.say_ok("trimmed", "first").await;
+    let react = json!({"type": "react", "room": "trimmed", "seq": 1, "emoji": "👍"});
+    assert_eq!(change_ok(&mut ann, react).await, 2);
+    let redis = cluster.redis.as_ref().expect("a Redis cluster");
+    let overlays = "chorus:room:{trimmed}:overlays";
+    let changes = "chorus:room:{trimmed}:changes";
+    assert_eq!(redis.size(overlays).await, 1, "kept with its message");
+    for n in 0..300 {
+        ann.say_ok("trimmed", &format!("m{n}")).await;
+    }
+    let sizes = (redis.size(overlays).await, redis.size(changes).await);
+    assert_eq!(sizes, (0, 0), "forgotten with the trimmed history");
 }

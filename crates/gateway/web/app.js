@@ -2,6 +2,7 @@
 // into the page with textContent, never as HTML.
 
 import { Connection } from "./connection.js";
+import { applyChange, decorate, mentionsIn } from "./changes.js";
 
 const $ = (id) => document.getElementById(id);
 const SESSION = "chorus.session";
@@ -20,6 +21,7 @@ class Room {
     this.unread = 0;
     this.typing = new Map(); // user id -> {name, until (ms)}
     this.members = new Map(); // user id -> name: who is in the room now
+    this.away = new Set(); // members whose status is away
   }
   newestSeq() {
     let newest = 0;
@@ -40,6 +42,7 @@ const state = {
   rooms: new Map(),
   active: null,
   drafts: new Map(), // room -> unsent text, saved on the server for every device
+  editing: null, // {room, seq, id}: the message the composer is editing, if any
 };
 
 function saveSession() {
@@ -98,6 +101,7 @@ function signOut(message = "") {
   $("chat").hidden = true;
   $("signin").hidden = false;
   $("signout").hidden = true;
+  $("away").hidden = true;
   $("me").hidden = true;
   $("login-error").textContent = message;
   setStatus({ state: "offline" });
@@ -113,6 +117,7 @@ function start(session, rooms, active) {
   $("signin").hidden = true;
   $("chat").hidden = false;
   $("signout").hidden = false;
+  $("away").hidden = false;
   const conn = state.conn;
   conn.addEventListener("status", (e) => setStatus(e.detail));
   conn.addEventListener("ready", () => {
@@ -210,12 +215,32 @@ function handle(event) {
     case "members":
       if (!room) break;
       room.members = new Map(event.members.map((u) => [u.id, u.name || u.id]));
+      room.away = new Set(event.members.filter((u) => u.status === "away").map((u) => u.id));
       if (room.name === state.active) renderOnline();
+      break;
+    case "status":
+      if (!event.room) {
+        $("away").setAttribute("aria-pressed", String(event.status === "away"));
+        break;
+      }
+      if (!room) break;
+      if (event.status === "away") room.away.add(event.user.id);
+      else room.away.delete(event.user.id);
+      if (room.name === state.active) renderOnline();
+      break;
+    case "edited":
+    case "deleted":
+    case "reaction":
+      if (room && applyChange(room, event) && room.name === state.active) renderRoom("keep");
+      break;
+    case "mention":
+      notify(`${event.message.from.name || event.message.from.id} mentioned you in #${event.room}`);
       break;
     case "presence":
       if (!room || !event.user) break;
       if (event.state === "leave") room.members.delete(event.user.id);
       else room.members.set(event.user.id, event.user.name || event.user.id);
+      room.away.delete(event.user.id);
       if (room.name === state.active) renderOnline();
       break;
     case "receipt":
@@ -406,8 +431,28 @@ function messageItem(m) {
   body.textContent = m.body;
   content.append(meta, body);
   item.append(avatar, content);
+  if (m.seq) decorate(item, m, changeActions);
   return item;
 }
+
+/** What the controls on a message do (see changes.js). */
+const changeActions = {
+  get me() {
+    return state.user?.id;
+  },
+  react(m, emoji, add) {
+    state.conn.change({ type: add ? "react" : "unreact", room: m.room, seq: m.seq, id: m.id, emoji });
+  },
+  edit(m) {
+    state.editing = { room: m.room, seq: m.seq, id: m.id };
+    $("composer").dataset.editing = m.seq;
+    $("message").value = m.body;
+    $("message").focus();
+  },
+  remove(m) {
+    state.conn.change({ type: "delete", room: m.room, seq: m.seq, id: m.id });
+  },
+};
 
 function pendingItems(roomName) {
   const items = [];
@@ -454,8 +499,12 @@ function renderRoom(scroll = "keep") {
 function renderOnline() {
   const room = state.rooms.get(state.active);
   const online = $("online");
-  online.textContent = room && room.members.size ? `${room.members.size} online` : "";
-  online.title = room ? [...room.members.values()].join(", ") : "";
+  const away = room ? [...room.away].filter((id) => room.members.has(id)).length : 0;
+  online.textContent = room && room.members.size
+    ? `${room.members.size} online${away ? ` · ${away} away` : ""}` : "";
+  online.title = room
+    ? [...room.members].map(([id, name]) => (room.away.has(id) ? `${name} (away)` : name)).join(", ")
+    : "";
 }
 
 /** "Ada is typing…" under the log of the active room; lapsed entries are dropped. */
@@ -489,6 +538,8 @@ function restoreDraft(force = false) {
 /** Saves the composer's text as the active room's draft, a moment after typing stops. */
 function saveDraft() {
   clearTimeout(saveDraft.timer);
+  // Text being edited is an existing message, not unsent words.
+  if (state.editing) return;
   const room = state.active;
   const text = $("message").value;
   saveDraft.timer = setTimeout(() => {
@@ -541,7 +592,15 @@ function sendMessage(event) {
   const input = $("message");
   const body = input.value.trim();
   if (!body || !state.active) return;
-  state.conn.post(state.active, body);
+  if (state.editing) {
+    // The composer was editing a message: change it instead of sending a new one.
+    state.conn.change({ type: "edit", ...state.editing, body });
+    state.editing = null;
+    delete $("composer").dataset.editing;
+    input.value = "";
+    return;
+  }
+  state.conn.post(state.active, body, mentionsIn(body));
   input.value = "";
   // The message itself ends the typing indicator (the server forgets the throttle too).
   typed.room = null;
@@ -568,6 +627,10 @@ function wire() {
     dropRoom(state.active);
   });
   $("composer").addEventListener("submit", sendMessage);
+  $("away").addEventListener("click", () => {
+    const away = $("away").getAttribute("aria-pressed") !== "true";
+    state.conn?.setPresence(away ? "away" : "online");
+  });
   $("message").addEventListener("input", () => {
     delete $("message").dataset.draft;
     typed();

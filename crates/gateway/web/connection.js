@@ -86,11 +86,21 @@ export class Connection extends EventTarget {
   }
 
   /** Sends a message; it is resent with the same id after a reconnect until acknowledged. */
-  post(room, body) {
+  post(room, body, mentions = []) {
     const id = `c-${crypto.randomUUID()}`;
-    this.pending.set(id, { room, body });
-    if (this.connected) this.send({ type: "send", room, body, client_msg_id: id, ref: id });
+    this.pending.set(id, { room, body, mentions });
+    if (this.connected) this.send({ type: "send", room, body, mentions, client_msg_id: id, ref: id });
     return id;
+  }
+
+  /** Edit, delete, react or unreact (`command` names the room, the message's seq and id). */
+  change(command) {
+    if (this.connected) this.send({ ...command, ref: this.ref() });
+  }
+
+  /** Sets this user's status: "online" or "away". */
+  setPresence(status) {
+    if (this.connected) this.send({ type: "status", status, ref: this.ref() });
   }
 
   /** Asks who is in a room (answered with `members`). */
@@ -149,6 +159,10 @@ export class Connection extends EventTarget {
         this.pending.delete(event.ref);
         break;
       case "message":
+      case "edited":
+      case "deleted":
+      case "reaction":
+        // Changes take places in the room's order too: resume after them.
         this.seen(event.room, this.positions.get(event.room)?.epoch, event.seq);
         break;
       case "error":
@@ -163,8 +177,8 @@ export class Connection extends EventTarget {
     this.attempt = 0;
     this.status("connected");
     this.dispatchEvent(new CustomEvent("ready"));
-    for (const [id, { room, body }] of this.pending) {
-      this.send({ type: "send", room, body, client_msg_id: id, ref: id });
+    for (const [id, { room, body, mentions }] of this.pending) {
+      this.send({ type: "send", room, body, mentions, client_msg_id: id, ref: id });
     }
   }
 

@@ -204,6 +204,20 @@ impl RedisServer {
         client
     }
 
+    /// How many fields a hash has, or members a sorted set (0 when absent).
+    pub async fn size(&self, key: &str) -> u64 {
+        use fred::interfaces::{HashesInterface, KeysInterface, SortedSetsInterface};
+        let client = self.client().await;
+        let kind: String = client.r#type(key).await.expect("TYPE");
+        let size = match kind.as_str() {
+            "hash" => client.hlen(key).await.expect("HLEN"),
+            "zset" => client.zcard(key).await.expect("ZCARD"),
+            _ => 0,
+        };
+        let _ = client.quit().await;
+        size
+    }
+
     /// Stores a message as the publish script would, but relays it to nobody: what
     /// a node sees when pub/sub loses a message. Returns its sequence number.
     pub async fn store_without_relay(&self, room: &str, body: &str) -> u64 {

@@ -16,11 +16,12 @@ local function is_change(entry)
   return entry[2][7] == 'k'
 end
 
--- Up to count messages older than `cursor` (an XREVRANGE end), newest first.
+-- Up to count messages older than `cursor` (an XREVRANGE end), newest first;
+-- after the first chunk, chunks of at least 64 so a run of changes costs few calls.
 local function backwards(cursor)
-  local out, scanned = {}, 0
+  local out, scanned, chunk_size = {}, 0, count
   while #out < count and scanned < scan_max do
-    local chunk = redis.call('XREVRANGE', log, cursor, '-', 'COUNT', count)
+    local chunk = redis.call('XREVRANGE', log, cursor, '-', 'COUNT', chunk_size)
     if #chunk == 0 then break end
     for _, entry in ipairs(chunk) do
       if not is_change(entry) then
@@ -28,9 +29,10 @@ local function backwards(cursor)
         if #out == count then break end
       end
     end
-    if #chunk < count then break end
+    if #chunk < chunk_size then break end
     scanned = scanned + #chunk
     cursor = '(' .. chunk[#chunk][1]
+    chunk_size = math.max(count, 64)
   end
   return out
 end

@@ -151,8 +151,8 @@ impl AuthError {
 pub struct Identity {
     /// The user, as stamped on their messages.
     pub user: chorus_protocol::Sender,
-    /// Rooms the token grants.
-    pub grants: Grants,
+    /// Rooms the token grants (shared with the hub's entry for the connection).
+    pub grants: std::sync::Arc<Grants>,
     /// Expiry, seconds since the Unix epoch.
     pub expires_at: u64,
 }
@@ -241,7 +241,7 @@ fn identity(claims: Claims) -> Result<Identity, AuthError> {
             name,
             avatar,
         },
-        grants,
+        grants: std::sync::Arc::new(grants),
         expires_at: claims.exp,
     })
 }
