@@ -148,8 +148,13 @@ pub trait Backplane: Send + Sync + 'static {
         node: &str,
         users: Vec<String>,
     ) -> Result<(), BackplaneError>;
-    /// The leave signals of everyone present in `room` (one per user).
-    async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError>;
+    /// How many users are present in `room`, and the leave signals of at most
+    /// `max` of them (one per user).
+    async fn presence_list(
+        &self,
+        room: &RoomName,
+        max: usize,
+    ) -> Result<(u64, Vec<Bytes>), BackplaneError>;
     /// Applies `change` to the message it targets and stores and relays the
     /// change as `room`'s next entry (see [`Change`]), in one atomic step.
     async fn change(&self, room: &RoomName, change: Change) -> Result<Changed, BackplaneError>;

@@ -356,8 +356,7 @@ impl Backplane for MemoryBackplane {
         _ttl: Duration,
     ) -> Result<(), BackplaneError> {
         self.check_open()?;
-        let joined = self.bus.presence_up(room, node, entries);
-        for signal in joined {
+        for signal in self.bus.presence_up(room, node, entries) {
             self.signal(room, signal).await?;
         }
         Ok(())
@@ -370,16 +369,19 @@ impl Backplane for MemoryBackplane {
         users: Vec<String>,
     ) -> Result<(), BackplaneError> {
         self.check_open()?;
-        let left = self.bus.presence_down(room, node, users);
-        for signal in left {
+        for signal in self.bus.presence_down(room, node, users) {
             self.signal(room, signal).await?;
         }
         Ok(())
     }
 
-    async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError> {
+    async fn presence_list(
+        &self,
+        room: &RoomName,
+        max: usize,
+    ) -> Result<(u64, Vec<Bytes>), BackplaneError> {
         self.check_open()?;
-        Ok(self.bus.presence_list(room))
+        Ok(self.bus.presence_list(room, max))
     }
 
     async fn save_draft(
@@ -408,10 +410,8 @@ impl Backplane for MemoryBackplane {
     async fn drafts(&self, user: &str) -> Result<Vec<(String, String)>, BackplaneError> {
         self.check_open()?;
         let all = self.bus.inner.drafts.lock();
-        Ok(all
-            .get(user)
-            .map(|d| d.iter().map(|(r, t)| (r.clone(), t.clone())).collect())
-            .unwrap_or_default())
+        let drafts = all.get(user).into_iter().flatten();
+        Ok(drafts.map(|(r, t)| (r.clone(), t.clone())).collect())
     }
 
     async fn read_marker(

@@ -24,6 +24,10 @@ use indexmap::IndexMap;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+mod presence_batch;
+
+pub use presence_batch::PRESENCE_FLUSH;
+
 use crate::{
     auth::{Access, Grants, RoomPolicy},
     metrics::Metrics,
@@ -54,6 +58,8 @@ struct Room {
     members: IndexMap<ConnId, Member>,
     /// The room's order on this node.
     sequencer: Sequencer,
+    /// Presence changes waiting for the next flush.
+    presence: presence_batch::PendingPresence,
 }
 
 /// A local member of a room.
@@ -115,6 +121,8 @@ pub struct Hub {
     policy: RoomPolicy,
     /// Status changes of local users, for the task that relays them to their rooms.
     statuses: mpsc::Sender<StatusChange>,
+    /// Rooms with presence changes for the next flush.
+    presence_due: presence_batch::DueRooms,
 }
 
 /// A local user's new status, to relay to the rooms they are in here.
@@ -153,6 +161,7 @@ impl Hub {
             users: Mutex::default(),
             policy,
             statuses,
+            presence_due: presence_batch::DueRooms::default(),
         }
     }
 
@@ -231,7 +240,9 @@ impl Hub {
         let Some(entry) = shard.get_mut(room) else {
             return Ok(());
         };
-        let Room { members, sequencer } = entry;
+        let Room {
+            members, sequencer, ..
+        } = entry;
         let mut steps = Vec::new();
         if !sequencer.start(position, &mut |step| steps.push(step)) {
             return Err(StaleRead);
@@ -324,7 +335,9 @@ impl Hub {
         let Some(entry) = shard.get_mut(room) else {
             return;
         };
-        let Room { members, sequencer } = entry;
+        let Room {
+            members, sequencer, ..
+        } = entry;
         f(sequencer, &mut |step| {
             self.apply(room.as_str(), members, step)
         });
@@ -488,15 +501,8 @@ impl Hub {
                     seq: signal.seq,
                 },
             ),
-            // Presence is state too: queued like a receipt.
-            EnvelopeBody::Presence(signal) => push_state(
-                &mut entry.members,
-                &ServerEvent::Presence {
-                    room: &signal.room,
-                    user: &signal.user,
-                    state: if signal.online { "join" } else { "leave" },
-                },
-            ),
+            // Presence is state too, gathered for the room's next flush.
+            EnvelopeBody::Presence(signal) => self.gather_presence(&mut entry.presence, signal),
             // A status is state: queued like a receipt.
             EnvelopeBody::Status(signal) => push_state(
                 &mut entry.members,
@@ -578,7 +584,9 @@ impl Inbound for Hub {
             // No local member: nobody to deliver to.
             return;
         };
-        let Room { members, sequencer } = entry;
+        let Room {
+            members, sequencer, ..
+        } = entry;
         sequencer.accept(
             delivery.epoch,
             delivery.seq,

@@ -127,6 +127,22 @@ pub fn start(node: Arc<Node>) -> JoinHandle<()> {
     })
 }
 
+/// Sends the hub's gathered presence changes every [`crate::hub::PRESENCE_FLUSH`]
+/// (a task of its own: a slow refresh never delays them).
+pub fn flush(node: Arc<Node>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stopped = node.drain.stopped();
+        let mut flushes = tokio::time::interval(crate::hub::PRESENCE_FLUSH);
+        flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stopped.cancelled() => break,
+                _ = flushes.tick() => node.hub.flush_presence(),
+            }
+        }
+    })
+}
+
 /// Relays each local user's status change to the rooms the user is in on
 /// this node (every node with the user does the same for its rooms, so a room
 /// where the user is on two nodes hears it twice: a state, applied idempotently).

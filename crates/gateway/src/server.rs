@@ -108,6 +108,7 @@ pub async fn serve_with_admin(
     tokio::spawn(drain.clone().follow(shutdown, ops));
     let heartbeats = crate::cluster::start(node.clone());
     crate::presence::start(node.clone());
+    crate::presence::flush(node.clone());
     crate::presence::relay_statuses(node.clone(), status_changes);
     tracing::info!(
         node = %node.config.node_id,

@@ -8,29 +8,34 @@ use chorus_testkit::{BackplaneKind, Client, Cluster, ProcessNode, RedisServer, f
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+/// Whether `event` is a presence event listing `user` among its `joins` or `leaves`.
+fn lists(event: &Value, user: &str, state: &str) -> bool {
+    let list = if state == "join" { "joins" } else { "leaves" };
+    event["type"] == "presence"
+        && event[list]
+            .as_array()
+            .is_some_and(|users| users.iter().any(|u| u["id"] == user))
+}
+
 fn presence_of(events: &std::collections::VecDeque<Value>, user: &str, state: &str) -> usize {
-    events
-        .iter()
-        .filter(|e| e["type"] == "presence" && e["user"]["id"] == user && e["state"] == state)
-        .count()
+    events.iter().filter(|e| lists(e, user, state)).count()
 }
 
 async fn presence_event(client: &mut Client, user: &str, state: &str) -> Value {
     client
-        .wait_for("a presence event", |e| {
-            e["type"] == "presence" && e["user"]["id"] == user && e["state"] == state
-        })
+        .wait_for("a presence event", |e| lists(e, user, state))
         .await
 }
 
-/// Waits for `body` in `room`: a marker sent after the events of interest on
-/// the same node, so everything before it has arrived too.
-async fn marker(client: &mut Client, room: &str, body: &str) {
-    client
-        .wait_for("the marker", |e| {
-            e["type"] == "message" && e["room"] == room && e["body"] == body
-        })
-        .await;
+/// A barrier for presence: a new user joins `room` (through `node`), and
+/// `client` waits for that join. Changes relayed before it arrive in the same
+/// batch or an earlier one, so they are in `client`'s pending events by then.
+async fn presence_barrier(client: &mut Client, node: &str, room: &str) -> Client {
+    let mut newcomer = Client::connect(node).await;
+    let id = newcomer.welcome["user"]["id"].as_str().unwrap().to_owned();
+    newcomer.join(room).await;
+    presence_event(client, &id, "join").await;
+    newcomer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,10 +56,11 @@ async fn two_tabs_are_one_member_and_the_last_one_leaving_is_a_leave() {
         presence_event(&mut alice, &bob_id, "join").await["room"],
         "lobby"
     );
-    // A second tab, on another node: no second join.
+    // A second tab, on another node: no second join. (Its `sent` comes after
+    // its presence was recorded; the barrier's join after that.)
     bob_tab.join("lobby").await;
     bob_tab.say_ok("lobby", "tab joined").await;
-    marker(&mut alice, "lobby", "tab joined").await;
+    let dave = presence_barrier(&mut alice, &cluster.url(0), "lobby").await;
     assert_eq!(presence_of(alice.pending(), &bob_id, "join"), 0);
 
     let members = alice
@@ -68,14 +74,19 @@ async fn two_tabs_are_one_member_and_the_last_one_leaving_is_a_leave() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     ids.sort();
-    let mut expected = vec![alice_id.as_str(), bob_id.as_str()];
+    let dave_id = dave.welcome["user"]["id"].as_str().unwrap().to_owned();
+    let mut expected = vec![alice_id.as_str(), bob_id.as_str(), dave_id.as_str()];
     expected.sort();
     assert_eq!(ids, expected, "{members}");
+    assert_eq!(members["total"], 3, "{members}");
 
     // One tab leaves: bob is still here.
     bob.leave("lobby").await;
+    // `leave` ends presence without waiting: a ping after it on the same
+    // connection, then the barrier, come after its script.
+    bob.sync().await;
     bob_tab.say_ok("lobby", "one tab left").await;
-    marker(&mut alice, "lobby", "one tab left").await;
+    let _erin = presence_barrier(&mut alice, &cluster.url(1), "lobby").await;
     assert_eq!(presence_of(alice.pending(), &bob_id, "leave"), 0);
     // The last one goes: a leave, on every node.
     bob_tab.close().await;
@@ -205,4 +216,90 @@ async fn a_status_reaches_the_rooms_the_user_shares_and_the_members_list() {
         (error["code"].as_str(), error["ref"].as_str()),
         (Some("invalid_command"), Some("b"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_filling_up_sends_its_members_batches_not_one_event_per_user() {
+    let cluster = Cluster::start(BackplaneKind::Redis, 2).await;
+    let mut alice = Client::connect(&cluster.url(0)).await;
+    alice.join("crowded").await;
+    let crowd = 30;
+    let joining = (0..crowd).map(|i| {
+        let url = cluster.url(i % 2);
+        async move {
+            let mut client = Client::connect(&url).await;
+            client.join("crowded").await;
+            client
+        }
+    });
+    let clients = futures_util::future::join_all(joining).await;
+    let ids: Vec<String> = clients
+        .iter()
+        .map(|c| c.welcome["user"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    // Every join arrives; the events that carry them are far fewer.
+    let mut missing: std::collections::HashSet<String> = ids.into_iter().collect();
+    let mut events = 0;
+    while !missing.is_empty() {
+        let event = alice
+            .wait_for("presence joins", |e| e["type"] == "presence")
+            .await;
+        events += 1;
+        for user in event["joins"].as_array().into_iter().flatten() {
+            missing.remove(user["id"].as_str().unwrap());
+        }
+    }
+    assert!(events < crowd, "{events} presence events for {crowd} joins");
+}
+
+/// Ignores what a backplane relays (the member-list test only reads state).
+struct Deaf;
+
+impl chorus_backplane::Inbound for Deaf {
+    fn deliver(&self, _: &str, _: chorus_backplane::Delivery) {}
+    fn signal(&self, _: &str, _: bytes::Bytes) {}
+}
+
+/// Enters 1,500 users into a room on `backplane` and lists at most 1,000.
+async fn capped_list(backplane: &dyn chorus_backplane::Backplane) {
+    let room = chorus_protocol::RoomName::parse("crowd").unwrap();
+    let entries = (0..1500)
+        .map(|i| chorus_backplane::PresenceEntry {
+            user: format!("u-{i}"),
+            join: format!("join {i}").into(),
+            leave: format!("leave {i}").into(),
+        })
+        .collect();
+    let ttl = Duration::from_secs(30);
+    backplane
+        .presence_up(&room, "n1", entries, ttl)
+        .await
+        .unwrap();
+    let (total, leaves) = backplane.presence_list(&room, 1000).await.unwrap();
+    assert_eq!(total, 1500);
+    assert_eq!(leaves.len(), 1000);
+    let distinct: std::collections::HashSet<_> = leaves.iter().collect();
+    assert_eq!(distinct.len(), 1000, "each listed user once");
+    assert!(leaves.iter().all(|l| l.starts_with(b"leave ")));
+    let (total, leaves) = backplane.presence_list(&room, 2000).await.unwrap();
+    assert_eq!((total, leaves.len()), (1500, 1500));
+}
+
+#[tokio::test]
+async fn a_members_list_is_capped_and_says_how_many_are_present() {
+    let redis = RedisServer::start().await;
+    let settings = chorus_testkit::redis_settings(&redis.url());
+    let registry = prometheus::Registry::new();
+    let history = chorus_backplane::HistorySettings::default();
+    let on_redis = chorus_backplane::RedisBackplane::connect(
+        &settings,
+        history,
+        std::sync::Arc::new(Deaf),
+        &registry,
+    )
+    .await
+    .unwrap();
+    capped_list(&on_redis).await;
+    let in_process = chorus_backplane::MemoryBus::new().attach(std::sync::Arc::new(Deaf));
+    capped_list(&in_process).await;
 }

@@ -237,10 +237,13 @@ function handle(event) {
       notify(`${event.message.from.name || event.message.from.id} mentioned you in #${event.room}`);
       break;
     case "presence":
-      if (!room || !event.user) break;
-      if (event.state === "leave") room.members.delete(event.user.id);
-      else room.members.set(event.user.id, event.user.name || event.user.id);
-      room.away.delete(event.user.id);
+      // Joins and leaves gathered over a quarter of a second.
+      if (!room) break;
+      for (const user of event.joins || []) room.members.set(user.id, user.name || user.id);
+      for (const user of event.leaves || []) {
+        room.members.delete(user.id);
+        room.away.delete(user.id);
+      }
       if (room.name === state.active) renderOnline();
       break;
     case "receipt":

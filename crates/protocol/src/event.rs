@@ -287,18 +287,22 @@ pub enum ServerEvent<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },
-    /// `user` came into `room` (`state: "join"`: their first connection in it,
-    /// on any node) or left it (`"leave"`: their last one went, or its node
-    /// stopped answering).
+    /// Users who came into `room` (`joins`: their first connection in it, on
+    /// any node) or left it (`leaves`: their last one went, or its node stopped
+    /// answering), gathered over a quarter of a second.
     Presence {
         room: &'a RoomName,
-        user: &'a Sender,
-        state: &'a str,
+        #[serde(skip_serializing_if = "<[Sender]>::is_empty")]
+        joins: &'a [Sender],
+        #[serde(skip_serializing_if = "<[Sender]>::is_empty")]
+        leaves: &'a [Sender],
     },
     /// Answer to `presence`: the users in the room now, once each.
     Members {
         room: &'a RoomName,
         members: &'a [Present],
+        /// How many users are present (more than listed in a room of over 1,000).
+        total: u64,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
     },

@@ -66,11 +66,11 @@ impl MemoryBus {
     }
 
     /// The leave signals of everyone present in `room`.
-    pub(super) fn presence_list(&self, room: &RoomName) -> Vec<Bytes> {
+    pub(super) fn presence_list(&self, room: &RoomName, max: usize) -> (u64, Vec<Bytes>) {
         let presence = self.inner.presence.lock();
-        presence
-            .get(room)
-            .map(|users| users.values().map(|(_, leave)| leave.clone()).collect())
-            .unwrap_or_default()
+        presence.get(room).map_or((0, Vec::new()), |users| {
+            let leaves = users.values().take(max).map(|(_, leave)| leave.clone());
+            (users.len() as u64, leaves.collect())
+        })
     }
 }

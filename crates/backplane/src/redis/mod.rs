@@ -523,17 +523,28 @@ impl Backplane for RedisBackplane {
             .map(|_| ())
     }
 
-    async fn presence_list(&self, room: &RoomName) -> Result<Vec<Bytes>, BackplaneError> {
-        self.presence
+    async fn presence_list(
+        &self,
+        room: &RoomName,
+        max: usize,
+    ) -> Result<(u64, Vec<Bytes>), BackplaneError> {
+        let answer = self
+            .presence
             .call(
                 &self.publisher,
                 room,
                 "list",
                 "",
                 Duration::ZERO,
-                Vec::new(),
+                vec![max.to_string().into()],
             )
-            .await
+            .await?;
+        let mut answer = answer.into_iter();
+        let total = answer
+            .next()
+            .and_then(|n| std::str::from_utf8(&n).ok()?.parse().ok())
+            .ok_or_else(|| BackplaneError::Unavailable("unexpected presence reply".into()))?;
+        Ok((total, answer.collect()))
     }
 
     async fn save_draft(

@@ -5,7 +5,8 @@
 -- KEYS[1] entries zset (node \31 user -> expiry, ms of Redis TIME)
 -- KEYS[2] live entries per user (hash), KEYS[3] leave signal per user (hash)
 -- ARGV[1] mode: up, down or list; ARGV[2] room channel; ARGV[3] TTL (ms);
--- ARGV[4] node id; then for up: user, join signal, leave signal ...; for down: user ...
+-- ARGV[4] node id; then for up: user, join signal, leave signal ...; for down: user ...;
+-- for list: the most users to return
 local z, online, who = KEYS[1], KEYS[2], KEYS[3]
 local channel = ARGV[2]
 local t = redis.call('TIME')
@@ -49,6 +50,23 @@ elseif mode == 'down' then
     end
   end
 elseif mode == 'list' then
-  return redis.call('HVALS', who)
+  -- The user count, then at most ARGV[5] users' leave signals.
+  local max = tonumber(ARGV[5])
+  local total = redis.call('HLEN', who)
+  if total <= max then
+    local all = redis.call('HVALS', who)
+    table.insert(all, 1, tostring(total))
+    return all
+  end
+  local out, cursor = {tostring(total)}, '0'
+  repeat
+    local page = redis.call('HSCAN', who, cursor, 'COUNT', 100)
+    cursor = page[1]
+    for i = 2, #page[2], 2 do
+      if #out > max then break end
+      out[#out + 1] = page[2][i]
+    end
+  until cursor == '0' or #out > max
+  return out
 end
 return {}

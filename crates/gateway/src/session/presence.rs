@@ -6,6 +6,9 @@ use chorus_protocol::{Envelope, EnvelopeBody, ErrorCode, Present, RoomName, Send
 use super::Session;
 use crate::presence;
 
+/// Most users one `members` answer lists (`total` says how many are present).
+pub const MEMBERS_MAX: usize = 1000;
+
 impl Session {
     /// After a successful join: the user's first local connection in the room
     /// makes them present (awaited, so the join precedes a later leave).
@@ -54,8 +57,9 @@ impl Session {
         if !self.in_room(&room, "asking who is in it", &reference) {
             return;
         }
-        let signals = match self.node.backplane.presence_list(&room).await {
-            Ok(signals) => signals,
+        let listed = self.node.backplane.presence_list(&room, MEMBERS_MAX).await;
+        let (total, signals) = match listed {
+            Ok(listed) => listed,
             Err(error) => {
                 let message = format!("could not read who is here: {error}");
                 let code = ErrorCode::BackplaneUnavailable;
@@ -94,6 +98,7 @@ impl Session {
         self.reply(&ServerEvent::Members {
             room: &room,
             members: &members,
+            total,
             reference: reference.as_deref(),
         });
     }
