@@ -237,9 +237,13 @@ function handle(event) {
       notify(`${event.message.from.name || event.message.from.id} mentioned you in #${event.room}`);
       break;
     case "presence":
-      // Joins and leaves gathered over a quarter of a second.
+      // Joins and leaves gathered over a quarter of a second; a join means
+      // online until a status says otherwise.
       if (!room) break;
-      for (const user of event.joins || []) room.members.set(user.id, user.name || user.id);
+      for (const user of event.joins || []) {
+        room.members.set(user.id, user.name || user.id);
+        room.away.delete(user.id);
+      }
       for (const user of event.leaves || []) {
         room.members.delete(user.id);
         room.away.delete(user.id);

@@ -65,7 +65,7 @@ impl MemoryBus {
         left
     }
 
-    /// The leave signals of everyone present in `room`.
+    /// How many users are present in `room`, and the leave signals of at most `max`.
     pub(super) fn presence_list(&self, room: &RoomName, max: usize) -> (u64, Vec<Bytes>) {
         let presence = self.inner.presence.lock();
         presence.get(room).map_or((0, Vec::new()), |users| {

@@ -41,7 +41,8 @@ impl Hub {
         );
     }
 
-    /// Sends every room's gathered changes to its members: one event per room.
+    /// Sends every room's gathered changes to its members: one event per room
+    /// and [`USERS_PER_EVENT`] users.
     pub fn flush_presence(&self) {
         let due = std::mem::take(&mut *self.presence_due.0.lock());
         for room in due {
