@@ -313,7 +313,7 @@ impl Hub {
     }
 
     /// Hands a room's position, read from the backplane, to its sequencer.
-    pub fn check(&self, room: &RoomName, position: Position, delivered_before: u64) {
+    pub fn check(&self, room: &RoomName, position: Position, delivered_before: Position) {
         self.with_sequencer(room, |sequencer, out| {
             sequencer.check(position, delivered_before, &mut { out })
         });

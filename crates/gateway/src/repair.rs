@@ -116,7 +116,7 @@ async fn check(
         match backplane.positions(&names).await {
             Ok(positions) => {
                 for ((room, before), position) in rooms.iter().zip(positions) {
-                    hub.check(room, position, before.seq);
+                    hub.check(room, position, *before);
                 }
             }
             Err(error) => tracing::debug!(%error, "position check failed"),

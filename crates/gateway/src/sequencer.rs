@@ -195,8 +195,13 @@ impl Sequencer {
     }
 
     /// Compares with the room's position read from the backplane; `delivered_before`
-    /// is [`position`](Self::position)'s `seq` taken before that read.
-    pub fn check(&mut self, position: Position, delivered_before: u64, out: &mut impl FnMut(Step)) {
+    /// is [`position`](Self::position) taken before that read.
+    pub fn check(
+        &mut self,
+        position: Position,
+        delivered_before: Position,
+        out: &mut impl FnMut(Step),
+    ) {
         let Some(current) = self.epoch else {
             return;
         };
@@ -208,7 +213,9 @@ impl Sequencer {
         if position.epoch < current {
             return;
         }
-        if position.seq < delivered_before {
+        // (Only within the epoch followed before the read: one that began during
+        // the read starts again from 1, which is no going back.)
+        if delivered_before.epoch == current && position.seq < delivered_before.seq {
             // The backplane went back in time (it lost acknowledged writes): numbers repeat.
             self.delivered = position.seq;
             self.highest = position.seq;
@@ -294,6 +301,10 @@ mod tests {
     use super::*;
     use chorus_backplane::Stored;
     use proptest::prelude::*;
+
+    fn at(epoch: u64, seq: u64) -> Position {
+        Position { epoch, seq }
+    }
 
     fn payload(seq: u64) -> Bytes {
         Bytes::from(seq.to_string())
@@ -440,9 +451,9 @@ mod tests {
         let mut h = Harness::started(1, 3);
         let mut steps = vec![];
         let head = Position { epoch: 1, seq: 4 };
-        h.sequencer.check(head, 3, &mut |s| steps.push(s));
+        h.sequencer.check(head, at(1, 3), &mut |s| steps.push(s));
         assert!(steps.is_empty(), "the message may still be on its way");
-        h.sequencer.check(head, 3, &mut |s| steps.push(s));
+        h.sequencer.check(head, at(1, 3), &mut |s| steps.push(s));
         h.apply(steps);
         assert_eq!(h.repairs, [(1, 3, 4)]);
         h.head = head;
@@ -455,11 +466,26 @@ mod tests {
         let mut h = Harness::started(1, 10);
         let mut steps = vec![];
         h.sequencer
-            .check(Position { epoch: 1, seq: 6 }, 10, &mut |s| steps.push(s));
+            .check(at(1, 6), at(1, 10), &mut |s| steps.push(s));
         h.apply(steps);
         assert_eq!(h.resets, [(6, "history_rewound")]);
         h.relay(1, 7);
         assert_eq!(h.delivered, [7]);
+    }
+
+    #[test]
+    fn a_new_epoch_begun_during_the_check_is_not_a_rewind() {
+        let mut h = Harness::started(1, 10);
+        let before = h.sequencer.position().unwrap();
+        for seq in 1..=3 {
+            h.relay(2, seq);
+        }
+        let mut steps = vec![];
+        h.sequencer.check(at(2, 3), before, &mut |s| steps.push(s));
+        h.apply(steps);
+        assert_eq!(h.resets, [(0, "epoch_changed")]);
+        h.relay(2, 4);
+        assert_eq!(h.delivered, [1, 2, 3, 4]);
     }
 
     proptest! {
@@ -483,7 +509,7 @@ mod tests {
             // The tail check finds whatever is still missing.
             for _ in 0..4 {
                 let mut steps = vec![];
-                let before = h.sequencer.position().unwrap().seq;
+                let before = h.sequencer.position().unwrap();
                 h.sequencer.check(h.head, before, &mut |s| steps.push(s));
                 h.apply(steps);
                 while !h.repairs.is_empty() {
