@@ -142,6 +142,6 @@ pub struct Page {
     /// Whether more messages lie beyond the page in the direction read
     /// (older for `Latest`/`Before*`, newer for `After`).
     pub more: bool,
-    /// For a read made for a user ([`crate::Backplane::read_as`]): their place.
+    /// For a read made for a user ([`crate::RoomLog::read_as`]): their place.
     pub reader: Option<Reader>,
 }

@@ -2,31 +2,23 @@
 //!
 //! The library takes an already-bound listener and a shutdown token ([`serve`]),
 //! so tests run nodes on port 0; the `chorus` binary only parses configuration
-//! and calls it. See `docs/architecture.md` for the picture.
+//! and calls it. The modules stack without cycles:
+//!
+//! | folder | what lives there | uses |
+//! |---|---|---|
+//! | `config/` | flags, typed configuration, validation, `chorus token` | `auth` |
+//! | `auth/` | tokens, room grants, origins, rate limits, room-name rules | |
+//! | `metrics.rs` | the node's Prometheus metrics | |
+//! | `chat/` | the message path: connection, session, hub, sequencer, outbox, subscriptions, repair, presence, notices | `config`, `auth`, `metrics` |
+//! | `server/` | HTTP and operations: routes, upgrade, login, history endpoint, web pages, drain, cluster view, health check | `chat`, `config`, `auth`, `metrics` |
+//!
+//! See `docs/architecture.md` for the picture.
 
 pub mod auth;
-pub mod cluster;
+mod chat;
 pub mod config;
-mod connection;
-pub mod drain;
-pub mod healthcheck;
-mod history;
-mod hub;
-pub mod limits;
-mod login;
 pub mod metrics;
-mod node;
-mod outbox;
-mod presence;
-mod repair;
-mod sequencer;
 mod server;
-mod session;
-mod subscriptions;
-pub mod token_cmd;
-mod users;
-mod web;
 
-pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError};
-pub use healthcheck::HealthcheckArgs;
-pub use server::{ServeError, serve, serve_with_admin};
+pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError, token_cmd};
+pub use server::{ServeError, healthcheck, serve, serve_with_admin};

@@ -3,7 +3,7 @@
 
 use chorus_gateway::{
     Config,
-    limits::{Rate, RateLimits, RoomRules},
+    auth::{Rate, RateLimits, RoomRules},
 };
 use chorus_testkit::{
     Client, Event, InProcessNode, eventually, fresh_user, metric, test_config, token,

@@ -1,4 +1,4 @@
-//! The Chorus wire protocol: what clients send ([`Command`]), what they receive
+//! The Chorus wire protocol: what clients send ([`Command`], one type per kind in [`commands`]), what they receive
 //! ([`ServerEvent`]), what nodes send each other ([`Envelope`]), and how each is
 //! encoded. No I/O lives here; see `docs/protocol.md` for the prose description.
 
@@ -12,9 +12,9 @@ mod room;
 pub use codec::{Encoding, Frame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 pub use codes::{ErrorCode, close};
 pub use command::{
-    Before, Command, CommandError, MAX_CLIENT_MSG_ID_BYTES, MAX_EMOJI_BYTES, MAX_MENTIONS,
-    MAX_REF_BYTES, MAX_TOKEN_BYTES, MAX_USER_ID_BYTES, Ref, Resume, Target, decode_json,
-    decode_msgpack,
+    Before, Command, CommandError, CommandKind, MAX_CLIENT_MSG_ID_BYTES, MAX_EMOJI_BYTES,
+    MAX_MENTIONS, MAX_REF_BYTES, MAX_TOKEN_BYTES, MAX_USER_ID_BYTES, Ref, Resume, Target, commands,
+    decode_json, decode_msgpack,
 };
 pub use envelope::{
     ChangeKind, ENVELOPE_VERSION, Envelope, EnvelopeBody, EnvelopeError, MessageChange, NoticeKind,

@@ -59,6 +59,18 @@ impl RoomName {
         Self(Arc::from(format!("!u:{}", hash % USER_SHARDS)))
     }
 
+    /// A name that nodes may use among themselves: a room name, or a users'
+    /// shard room (`!u:<shard>`, see [`RoomName::user_shard`]). For names read
+    /// back from the backplane, never for names from clients.
+    pub fn parse_internal(name: &str) -> Result<Self, RoomNameError> {
+        match name.strip_prefix("!u:") {
+            Some(shard) if shard.parse::<u64>().is_ok_and(|n| n < USER_SHARDS) => {
+                Ok(Self(Arc::from(name)))
+            }
+            _ => Self::parse(name),
+        }
+    }
+
     /// Whether this is a users' shard room (see [`RoomName::user_shard`]).
     pub fn is_user_shard(&self) -> bool {
         self.0.starts_with("!u:")
@@ -152,6 +164,11 @@ mod tests {
         assert_eq!(RoomName::user_shard("alice").as_str(), "!u:263");
         assert!(RoomName::user_shard("bob{x}").is_user_shard());
         assert!(RoomName::parse("!u:263").is_err());
+        let internal = RoomName::parse_internal("!u:263").unwrap();
+        assert_eq!(internal, RoomName::user_shard("alice"));
+        assert!(RoomName::parse_internal("!u:1024").is_err());
+        assert!(RoomName::parse_internal("!x").is_err());
+        assert_eq!(RoomName::parse_internal("lobby").unwrap().as_str(), "lobby");
     }
     use proptest::prelude::*;
 

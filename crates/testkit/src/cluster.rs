@@ -5,8 +5,8 @@ use std::time::Duration;
 use chorus_backplane::{MemoryBus, RedisSettings};
 use chorus_gateway::{
     BackplaneConfig, Config,
+    auth::RateLimits,
     config::{HistoryConfig, Operations},
-    limits::RateLimits,
 };
 
 use crate::{InProcessNode, RedisServer};

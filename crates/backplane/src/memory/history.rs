@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::{BackplaneError, Change, ChangeRefusal, Changed, Page, Position, Read, Reader, Stored};
 
-use super::{Entry, RoomState};
+use super::rooms::{Entry, RoomState};
 
 impl RoomState {
     /// A page of history (messages only backwards, every entry forwards), with

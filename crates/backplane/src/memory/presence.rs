@@ -1,75 +1,137 @@
-//! Presence on the in-process bus: one process, so nodes end only by leaving
-//! and nothing needs to expire. Returns the signals to relay; the caller
-//! relays them outside the lock.
+//! Presence on the in-process bus, with the rules of `presence.lua`: entries
+//! per (node, user) that expire unless refreshed, every call first ending the
+//! room's expired ones (several nodes may share one bus, and one may stop
+//! without leaving).
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::RoomName;
+use parking_lot::Mutex;
 
-use super::MemoryBus;
-use crate::PresenceEntry;
+use super::{Attachment, Item};
+use crate::{BackplaneError, PresenceEntry, PresenceStore};
 
-/// Who is in one room: user -> (nodes with the user present, leave signal).
-pub(super) type RoomPresence = HashMap<String, (Vec<String>, Bytes)>;
+/// Who is in each room.
+#[derive(Default)]
+pub(super) struct Present(Mutex<HashMap<RoomName, RoomPresence>>);
 
-impl MemoryBus {
-    /// Adds `node`'s entries; the join signals of users new to the room.
-    pub(super) fn presence_up(
+/// One room's present users: user id -> their entries.
+type RoomPresence = HashMap<String, PresentUser>;
+
+/// One user present in a room.
+struct PresentUser {
+    /// The nodes with an entry for the user, and when each expires.
+    nodes: Vec<(String, Instant)>,
+    /// Relayed when the last entry goes.
+    leave: Bytes,
+}
+
+/// One node's view of [`Present`].
+pub(super) struct MemoryPresence {
+    /// The node's attachment.
+    node: Arc<Attachment>,
+}
+
+impl MemoryPresence {
+    pub(super) fn new(node: Arc<Attachment>) -> Self {
+        Self { node }
+    }
+
+    /// Runs `f` on `room`'s presence after ending its expired entries, then
+    /// relays the leaves of the expired and the signals `f` adds, in order,
+    /// still under the lock (so two calls' signals cannot cross).
+    fn with_room<R>(
+        &self,
+        room: &RoomName,
+        f: impl FnOnce(&mut RoomPresence, &mut Vec<Bytes>) -> R,
+    ) -> Result<R, BackplaneError> {
+        self.node.check_open()?;
+        let mut signals = Vec::new();
+        let mut all = self.node.bus.inner.presence.0.lock();
+        let users = all.entry(room.clone()).or_default();
+        let now = Instant::now();
+        users.retain(|_, user| {
+            user.nodes.retain(|(_, expiry)| *expiry > now);
+            let present = !user.nodes.is_empty();
+            if !present {
+                signals.push(user.leave.clone());
+            }
+            present
+        });
+        let result = f(users, &mut signals);
+        if users.is_empty() {
+            all.remove(room);
+        }
+        if !signals.is_empty() {
+            self.node.bus.inner.rooms.with_existing(room, |state| {
+                for signal in signals {
+                    state.relay(room, Item::Signal(signal));
+                }
+            });
+        }
+        Ok(result)
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryPresence {
+    async fn up(
         &self,
         room: &RoomName,
         node: &str,
         entries: Vec<PresenceEntry>,
-    ) -> Vec<Bytes> {
-        let mut joined = Vec::new();
-        let mut presence = self.inner.presence.lock();
-        let users = presence.entry(room.clone()).or_default();
-        for entry in entries {
-            let (nodes, leave) = users
-                .entry(entry.user)
-                .or_insert_with(|| (Vec::new(), entry.leave.clone()));
-            if !nodes.iter().any(|n| n == node) {
-                nodes.push(node.to_owned());
-                *leave = entry.leave;
-                if nodes.len() == 1 {
-                    joined.push(entry.join);
+        ttl: Duration,
+    ) -> Result<(), BackplaneError> {
+        let expiry = Instant::now() + ttl;
+        self.with_room(room, |users, signals| {
+            for entry in entries {
+                let user = users.entry(entry.user).or_insert_with(|| PresentUser {
+                    nodes: Vec::new(),
+                    leave: entry.leave.clone(),
+                });
+                match user.nodes.iter_mut().find(|(n, _)| n == node) {
+                    // A refresh extends the entry.
+                    Some((_, until)) => *until = expiry,
+                    None => {
+                        user.nodes.push((node.to_owned(), expiry));
+                        user.leave = entry.leave;
+                        if user.nodes.len() == 1 {
+                            signals.push(entry.join);
+                        }
+                    }
                 }
             }
-        }
-        joined
+        })
     }
 
-    /// Removes `node`'s entries of `users`; the leave signals of users now gone.
-    pub(super) fn presence_down(
+    async fn down(
         &self,
         room: &RoomName,
         node: &str,
         users: Vec<String>,
-    ) -> Vec<Bytes> {
-        let mut left = Vec::new();
-        let mut presence = self.inner.presence.lock();
-        if let Some(present) = presence.get_mut(room) {
-            for user in users {
-                if let Some((nodes, leave)) = present.get_mut(&user) {
-                    nodes.retain(|n| n != node);
-                    if nodes.is_empty() {
-                        left.push(leave.clone());
-                        present.remove(&user);
+    ) -> Result<(), BackplaneError> {
+        self.with_room(room, |present, signals| {
+            for id in users {
+                if let Some(user) = present.get_mut(&id) {
+                    user.nodes.retain(|(n, _)| n != node);
+                    if user.nodes.is_empty() {
+                        signals.push(user.leave.clone());
+                        present.remove(&id);
                     }
                 }
             }
-            if present.is_empty() {
-                presence.remove(room);
-            }
-        }
-        left
+        })
     }
 
-    /// How many users are present in `room`, and the leave signals of at most `max`.
-    pub(super) fn presence_list(&self, room: &RoomName, max: usize) -> (u64, Vec<Bytes>) {
-        let presence = self.inner.presence.lock();
-        presence.get(room).map_or((0, Vec::new()), |users| {
-            let leaves = users.values().take(max).map(|(_, leave)| leave.clone());
+    async fn list(&self, room: &RoomName, max: usize) -> Result<(u64, Vec<Bytes>), BackplaneError> {
+        self.with_room(room, |users, _| {
+            let leaves = users.values().take(max).map(|user| user.leave.clone());
             (users.len() as u64, leaves.collect())
         })
     }

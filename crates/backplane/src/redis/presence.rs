@@ -2,38 +2,42 @@
 //! (entries by node and user, scored by expiry), `...:online` (live entries
 //! per user) and `...:who` (each present user's leave signal), in the room's slot.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::RoomName;
-use fred::{clients::Client, prelude::Value, types::scripts::Script};
+use fred::{clients::Client, prelude::Value};
 
-use super::log::{array, bytes_of, millis, unavailable};
-use crate::{BackplaneError, ChannelNames, PresenceEntry};
+use super::reply::{OpScript, Reply, bytes_of, millis};
+use crate::{BackplaneError, ChannelNames, PresenceEntry, PresenceStore};
 
-/// The presence script and key naming.
-pub(super) struct RoomPresence {
+/// Presence on Redis.
+pub(super) struct RedisPresence {
+    /// The connection commands go through.
+    client: Client,
     /// Add, remove, list and expire entries.
-    script: Script,
+    script: OpScript,
     /// Key and channel naming.
     names: ChannelNames,
 }
 
-impl RoomPresence {
-    pub(super) fn new(names: ChannelNames) -> Self {
+impl RedisPresence {
+    pub(super) fn new(client: Client, names: ChannelNames) -> Self {
         Self {
-            script: Script::from_lua(include_str!("presence.lua")),
+            client,
+            script: OpScript::new("presence", include_str!("presence.lua")),
             names,
         }
     }
 
-    pub(super) async fn call(
+    /// Runs the script in `mode`, `rest` after the common arguments.
+    async fn call(
         &self,
-        client: &Client,
         room: &RoomName,
-        mode: &str,
-        node: &str,
-        ttl: std::time::Duration,
+        (mode, node, ttl): (&str, &str, Duration),
         rest: Vec<Value>,
-    ) -> Result<Vec<Bytes>, BackplaneError> {
+    ) -> Result<Reply, BackplaneError> {
         let keys = vec![
             self.names.room_key(room, "presence"),
             self.names.room_key(room, "online"),
@@ -46,21 +50,44 @@ impl RoomPresence {
             node.into(),
         ];
         args.extend(rest);
-        let answer: Value = self
-            .script
-            .evalsha_with_reload(client, keys, args)
-            .await
-            .map_err(unavailable)?;
-        Ok(array(answer)?.into_iter().filter_map(bytes_of).collect())
+        self.script.call_reply(&self.client, keys, args).await
     }
+}
 
-    pub(super) fn up_args(entries: Vec<PresenceEntry>) -> Vec<Value> {
+#[async_trait]
+impl PresenceStore for RedisPresence {
+    async fn up(
+        &self,
+        room: &RoomName,
+        node: &str,
+        entries: Vec<PresenceEntry>,
+        ttl: Duration,
+    ) -> Result<(), BackplaneError> {
         let mut args = Vec::with_capacity(entries.len() * 3);
         for entry in entries {
             args.push(entry.user.into());
             args.push(Value::Bytes(entry.join));
             args.push(Value::Bytes(entry.leave));
         }
-        args
+        self.call(room, ("up", node, ttl), args).await.map(|_| ())
+    }
+
+    async fn down(
+        &self,
+        room: &RoomName,
+        node: &str,
+        users: Vec<String>,
+    ) -> Result<(), BackplaneError> {
+        let args = users.into_iter().map(Value::from).collect();
+        self.call(room, ("down", node, Duration::ZERO), args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn list(&self, room: &RoomName, max: usize) -> Result<(u64, Vec<Bytes>), BackplaneError> {
+        let args = vec![max.to_string().into()];
+        let mut reply = self.call(room, ("list", "", Duration::ZERO), args).await?;
+        let total = reply.number("total")?;
+        Ok((total, reply.rest().filter_map(bytes_of).collect()))
     }
 }

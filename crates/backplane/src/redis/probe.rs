@@ -151,7 +151,7 @@ fn fail(probe: &Probe, metrics: &ProbeMetrics) {
 
 /// Subscribes the probe channel and every channel the subscriber tracks.
 async fn resubscribe(probe: &Probe, subscriber: &SubscriberClient, timeout: Duration) -> bool {
-    let mut channels = super::tracked_channels(subscriber);
+    let mut channels = super::subscriber::tracked_channels(subscriber);
     if !channels.iter().any(|c| probe.is_probe(c)) {
         channels.push(probe.channel.clone());
     }

@@ -4,76 +4,66 @@
 
 use std::time::Duration;
 
-use fred::{clients::Client, prelude::Value, types::scripts::Script};
+use async_trait::async_trait;
+use fred::{clients::Client, prelude::Value};
 
-use super::unavailable;
-use crate::BackplaneError;
+use super::reply::{OpScript, Reply, millis};
+use crate::{BackplaneError, NodeRegistry};
 
-/// The registry's keys and script.
-pub(super) struct Registry {
-    /// `nodes.lua`, loaded on first use and again after a Redis restart.
-    script: Script,
+/// The node registry on Redis.
+pub(super) struct RedisRegistry {
+    /// The connection commands go through.
+    client: Client,
+    /// `nodes.lua`.
+    script: OpScript,
     /// `<prefix>:nodes` (hash of statuses) and `<prefix>:nodes:expiry` (sorted set).
     keys: [String; 2],
 }
 
-impl Registry {
-    pub(super) fn new(prefix: &str) -> Self {
+impl RedisRegistry {
+    pub(super) fn new(client: Client, prefix: &str) -> Self {
         Self {
-            script: Script::from_lua(include_str!("nodes.lua")),
+            client,
+            script: OpScript::new("node_registry", include_str!("nodes.lua")),
             keys: [format!("{prefix}:nodes"), format!("{prefix}:nodes:expiry")],
         }
     }
 
-    async fn call(&self, client: &Client, args: Vec<Value>) -> Result<Value, BackplaneError> {
+    async fn call(&self, args: Vec<Value>) -> Result<Value, BackplaneError> {
         self.script
-            .evalsha_with_reload(client, self.keys.to_vec(), args)
+            .call(&self.client, self.keys.to_vec(), args)
             .await
-            .map_err(unavailable)
     }
+}
 
-    pub(super) async fn announce(
+#[async_trait]
+impl NodeRegistry for RedisRegistry {
+    async fn announce(
         &self,
-        client: &Client,
         node_id: &str,
         status: String,
         ttl: Duration,
     ) -> Result<(), BackplaneError> {
-        let ttl_ms = ttl.as_millis().max(1).to_string();
-        self.call(
-            client,
-            vec![
-                "announce".into(),
-                node_id.into(),
-                status.into(),
-                ttl_ms.into(),
-            ],
-        )
-        .await
-        .map(|_| ())
+        let args = vec![
+            "announce".into(),
+            node_id.into(),
+            status.into(),
+            millis(ttl).into(),
+        ];
+        self.call(args).await.map(|_| ())
     }
 
-    pub(super) async fn withdraw(
-        &self,
-        client: &Client,
-        node_id: &str,
-    ) -> Result<(), BackplaneError> {
-        self.call(client, vec!["withdraw".into(), node_id.into()])
+    async fn nodes(&self) -> Result<Vec<String>, BackplaneError> {
+        let answer = self.call(vec!["list".into()]).await?;
+        Ok(Reply::new("node_registry", answer)?
+            .rest()
+            .filter_map(|value| value.into_string())
+            .collect())
+    }
+
+    async fn withdraw(&self, node_id: &str) -> Result<(), BackplaneError> {
+        self.call(vec!["withdraw".into(), node_id.into()])
             .await
             .map(|_| ())
-    }
-
-    pub(super) async fn nodes(&self, client: &Client) -> Result<Vec<String>, BackplaneError> {
-        match self.call(client, vec!["list".into()]).await? {
-            Value::Array(values) => Ok(values
-                .into_iter()
-                .filter_map(|value| value.into_string())
-                .collect()),
-            Value::Null => Ok(Vec::new()),
-            other => Err(BackplaneError::Unavailable(format!(
-                "unexpected node registry reply: {:?}",
-                other.kind()
-            ))),
-        }
     }
 }

@@ -1,14 +1,19 @@
-//! Authentication and authorization: tokens, room grants, origins.
+//! Who may do what, and how often: tokens, room grants, origins, rate limits
+//! and room-name rules.
 //!
 //! A connection proves who it is with a JWT ([`Verifier`]); the token's `rooms`
 //! claim together with the node's [`RoomPolicy`] decides where it may join and
 //! post. [`Origins`] guards the upgrade against cross-site WebSocket hijacking.
+//! [`Bucket`]s bound how fast a connection and a user may act ([`RateLimits`]),
+//! and [`RoomRules`] which room names the node accepts.
 
 mod grants;
+mod limits;
 mod origin;
 mod token;
 
 pub use grants::{Access, Grants, MAX_PATTERNS, Patterns, RoomPolicy};
+pub use limits::{Bucket, ROOM_NAME_PUNCTUATION, Rate, RateLimits, RoomRules};
 pub use origin::Origins;
 pub use token::{
     AuthError, Claims, Identity, Minter, RoomClaims, TokenRequest, Verifier, parse_algorithm,

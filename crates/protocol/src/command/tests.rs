@@ -1,6 +1,7 @@
 //! Decoding and validation of commands.
 
 use super::*;
+use crate::{decode_json, decode_msgpack};
 use proptest::prelude::*;
 
 fn code_of(r: Result<Command, CommandError>) -> ErrorCode {
@@ -11,48 +12,61 @@ fn code_of(r: Result<Command, CommandError>) -> ErrorCode {
 fn decodes_every_command_in_json() {
     assert_eq!(
         decode_json(r#"{"type":"join","room":"lobby","ref":"1"}"#).unwrap(),
-        Command::Join {
-            room: RoomName::parse("lobby").unwrap(),
-            resume: None,
-            history: None,
-            reference: Some("1".into())
+        Command {
+            reference: Some("1".into()),
+            kind: CommandKind::Join(commands::Join {
+                room: RoomName::parse("lobby").unwrap(),
+                resume: None,
+                history: None,
+            })
         }
     );
     assert_eq!(
         decode_json(r#"{"type":"join","room":"r","epoch":7,"after":41,"history":5}"#).unwrap(),
-        Command::Join {
-            room: RoomName::parse("r").unwrap(),
-            resume: Some(Resume {
-                epoch: 7,
-                after: 41
-            }),
-            history: Some(5),
-            reference: None
+        Command {
+            reference: None,
+            kind: CommandKind::Join(commands::Join {
+                room: RoomName::parse("r").unwrap(),
+                resume: Some(Resume {
+                    epoch: 7,
+                    after: 41
+                }),
+                history: Some(5),
+            })
         }
     );
     assert!(matches!(
         decode_json(r#"{"type":"history","room":"r","before":9,"limit":3}"#),
-        Ok(Command::History {
-            before: Some(Before::Seq(9)),
-            limit: Some(3),
+        Ok(Command {
+            kind: CommandKind::History(commands::History {
+                before: Some(Before::Seq(9)),
+                limit: Some(3),
+                ..
+            }),
             ..
         })
     ));
     assert!(matches!(
         decode_json(r#"{"type":"send","room":"r","body":"x","client_msg_id":"c-1"}"#),
-        Ok(Command::Send { client_msg_id: Some(ref id), .. }) if id == "c-1"
+        Ok(Command { kind: CommandKind::Send(commands::Send { client_msg_id: Some(ref id), .. }), .. }) if id == "c-1"
     ));
     assert!(matches!(
         decode_json(r#"{"type":"send","room":"r","body":"hi","extra":true}"#).unwrap(),
-        Command::Send { ref body, reference: None, .. } if body == "hi"
+        Command { kind: CommandKind::Send(commands::Send { ref body, .. }), reference: None } if body == "hi"
     ));
     assert!(matches!(
         decode_json(r#"{"type":"leave","room":"r"}"#),
-        Ok(Command::Leave { .. })
+        Ok(Command {
+            kind: CommandKind::Leave(_),
+            ..
+        })
     ));
     assert!(matches!(
         decode_json(r#"{"type":"ping"}"#),
-        Ok(Command::Ping { .. })
+        Ok(Command {
+            kind: CommandKind::Ping(_),
+            ..
+        })
     ));
 }
 
@@ -136,7 +150,9 @@ fn decodes_msgpack_maps_and_classifies_failures() {
         body: "hé",
     })
     .unwrap();
-    assert!(matches!(decode_msgpack(&bytes), Ok(Command::Send { ref body, .. }) if body == "hé"));
+    assert!(
+        matches!(decode_msgpack(&bytes), Ok(Command { kind: CommandKind::Send(commands::Send { ref body, .. }), .. }) if body == "hé")
+    );
     assert_eq!(code_of(decode_msgpack(&[0xc1])), ErrorCode::MalformedFrame);
     assert_eq!(code_of(decode_msgpack(&[])), ErrorCode::MalformedFrame);
     let unknown = rmp_serde::to_vec_named(&Send {
@@ -172,73 +188,85 @@ fn well_formed() -> impl Strategy<Value = (serde_json::Value, Command)> {
     prop_oneof![
         (room, reference.clone()).prop_map(|(room, reference)| (
             serde_json::json!({"type": "join", "room": room, "ref": reference}),
-            Command::Join {
-                room: RoomName::parse(&room).unwrap(),
-                resume: None,
-                history: None,
-                reference
+            Command {
+                reference,
+                kind: CommandKind::Join(commands::Join {
+                    room: RoomName::parse(&room).unwrap(),
+                    resume: None,
+                    history: None,
+                })
             },
         )),
         (room, reference.clone()).prop_map(|(room, reference)| (
             serde_json::json!({"type": "leave", "room": room, "ref": reference}),
-            Command::Leave {
-                room: RoomName::parse(&room).unwrap(),
-                reference
+            Command {
+                reference,
+                kind: CommandKind::Leave(commands::Leave {
+                    room: RoomName::parse(&room).unwrap(),
+                })
             },
         )),
         (room, body, reference.clone()).prop_map(|(room, body, reference)| (
             serde_json::json!({"type": "send", "room": room, "body": body, "ref": reference}),
-            Command::Send {
-                room: RoomName::parse(&room).unwrap(),
-                body,
-                client_msg_id: None,
-                mentions: Vec::new(),
-                reference
+            Command {
+                reference,
+                kind: CommandKind::Send(commands::Send {
+                    room: RoomName::parse(&room).unwrap(),
+                    body,
+                    client_msg_id: None,
+                    mentions: Vec::new(),
+                })
             },
         )),
         (token, reference.clone()).prop_map(|(token, reference)| (
             serde_json::json!({"type": "auth", "token": token, "ref": reference}),
-            Command::Auth { token, reference },
+            Command { reference, kind: CommandKind::Auth(commands::Auth { token }) },
         )),
         (token, reference.clone()).prop_map(|(token, reference)| (
             serde_json::json!({"type": "refresh", "token": token, "ref": reference}),
-            Command::Refresh { token, reference },
+            Command { reference, kind: CommandKind::Refresh(commands::Refresh { token }) },
         )),
         (room, any::<u64>(), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(
             |(room, epoch, after, history)| (
                 serde_json::json!({"type": "join", "room": room, "epoch": epoch, "after": after, "history": history}),
-                Command::Join {
-                    room: RoomName::parse(&room).unwrap(),
-                    resume: Some(Resume { epoch, after }),
-                    history,
-                    reference: None
+                Command {
+                    reference: None,
+                    kind: CommandKind::Join(commands::Join {
+                        room: RoomName::parse(&room).unwrap(),
+                        resume: Some(Resume { epoch, after }),
+                        history,
+                    })
                 },
             )
         ),
         (room, "[!-~]{1,64}").prop_map(|(room, id)| (
             serde_json::json!({"type": "send", "room": room, "body": "b", "client_msg_id": id}),
-            Command::Send {
-                room: RoomName::parse(&room).unwrap(),
-                body: "b".into(),
-                client_msg_id: Some(id),
-                mentions: Vec::new(),
-                reference: None
+            Command {
+                reference: None,
+                kind: CommandKind::Send(commands::Send {
+                    room: RoomName::parse(&room).unwrap(),
+                    body: "b".into(),
+                    client_msg_id: Some(id),
+                    mentions: Vec::new(),
+                })
             },
         )),
         (room, proptest::option::of(any::<u64>()), proptest::option::of(any::<u32>())).prop_map(
             |(room, before, limit)| (
                 serde_json::json!({"type": "history", "room": room, "before": before, "limit": limit}),
-                Command::History {
-                    room: RoomName::parse(&room).unwrap(),
-                    before: before.map(Before::Seq),
-                    limit,
-                    reference: None
+                Command {
+                    reference: None,
+                    kind: CommandKind::History(commands::History {
+                        room: RoomName::parse(&room).unwrap(),
+                        before: before.map(Before::Seq),
+                        limit,
+                    })
                 },
             )
         ),
         reference.prop_map(|reference| (
             serde_json::json!({"type": "ping", "ref": reference}),
-            Command::Ping { reference },
+            Command { reference, kind: CommandKind::Ping(commands::Ping) },
         )),
     ]
 }
@@ -324,18 +352,22 @@ fn typing_defaults_to_start_and_refuses_other_states() {
     let room = RoomName::parse("lobby").unwrap();
     assert_eq!(
         decode_json(r#"{"type":"typing","room":"lobby"}"#).unwrap(),
-        Command::Typing {
-            room: room.clone(),
-            active: true,
-            reference: None
+        Command {
+            reference: None,
+            kind: CommandKind::Typing(commands::Typing {
+                room: room.clone(),
+                active: true,
+            })
         }
     );
     assert_eq!(
         decode_json(r#"{"type":"typing","room":"lobby","state":"stop","ref":"t"}"#).unwrap(),
-        Command::Typing {
-            room,
-            active: false,
-            reference: Some("t".into())
+        Command {
+            reference: Some("t".into()),
+            kind: CommandKind::Typing(commands::Typing {
+                room,
+                active: false,
+            })
         }
     );
     let error =
@@ -354,22 +386,28 @@ fn changes_to_messages_name_their_target() {
     let edit = format!(r#"{{"type":"edit","room":"r","seq":7,"id":"{id}","body":"v2","ref":"e"}}"#);
     assert!(matches!(
         decode_json(&edit).unwrap(),
-        Command::Edit { target: Target { seq: 7, id: Some(_) }, ref body, .. } if body == "v2"
+        Command { kind: CommandKind::Edit(commands::Edit { target: Target { seq: 7, id: Some(_) }, ref body, .. }), .. } if body == "v2"
     ));
     assert!(matches!(
         decode_json(r#"{"type":"delete","room":"r","seq":7}"#).unwrap(),
-        Command::Delete {
-            target: Target { seq: 7, id: None },
+        Command {
+            kind: CommandKind::Delete(commands::Delete {
+                target: Target { seq: 7, id: None },
+                ..
+            }),
             ..
         }
     ));
     assert!(matches!(
         decode_json(r#"{"type":"react","room":"r","seq":7,"emoji":"👍"}"#).unwrap(),
-        Command::React { add: true, ref emoji, .. } if emoji == "👍"
+        Command { kind: CommandKind::React(commands::React { add: true, ref emoji, .. }), .. } if emoji == "👍"
     ));
     assert!(matches!(
         decode_json(r#"{"type":"unreact","room":"r","seq":7,"emoji":":+1:"}"#).unwrap(),
-        Command::React { add: false, .. }
+        Command {
+            kind: CommandKind::React(commands::React { add: false, .. }),
+            ..
+        }
     ));
     for bad in [
         r#"{"type":"edit","room":"r","seq":0,"body":"x","ref":"a"}"#,
@@ -393,7 +431,7 @@ fn mentions_are_distinct_and_bounded() {
     let sent = decode_json(r#"{"type":"send","room":"r","body":"hi","mentions":["b","a","b"]}"#);
     assert!(matches!(
         sent.unwrap(),
-        Command::Send { ref mentions, .. } if mentions == &["a".to_owned(), "b".to_owned()]
+        Command { kind: CommandKind::Send(commands::Send { ref mentions, .. }), .. } if mentions == &["a".to_owned(), "b".to_owned()]
     ));
     let many: Vec<String> = (0..=MAX_MENTIONS).map(|n| format!("u{n}")).collect();
     let frame = serde_json::json!({"type": "send", "room": "r", "body": "hi", "mentions": many});
@@ -407,12 +445,53 @@ fn mentions_are_distinct_and_bounded() {
 fn status_is_online_or_away() {
     assert!(matches!(
         decode_json(r#"{"type":"status","status":"away"}"#).unwrap(),
-        Command::Status { away: true, .. }
+        Command {
+            kind: CommandKind::Status(commands::Status { away: true }),
+            ..
+        }
     ));
     assert!(matches!(
         decode_json(r#"{"type":"status","status":"online"}"#).unwrap(),
-        Command::Status { away: false, .. }
+        Command {
+            kind: CommandKind::Status(commands::Status { away: false }),
+            ..
+        }
     ));
     let error = decode_json(r#"{"type":"status","status":"busy"}"#).unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidCommand);
+}
+
+#[test]
+fn errors_after_the_type_and_ref_are_read_carry_the_ref() {
+    for (frame, code) in [
+        (r#"{"type":"dance","ref":"d"}"#, ErrorCode::UnknownCommand),
+        (
+            r#"{"type":"send","room":"r","ref":"d"}"#,
+            ErrorCode::InvalidCommand,
+        ),
+        (
+            r#"{"type":"join","room":7,"ref":"d"}"#,
+            ErrorCode::InvalidCommand,
+        ),
+    ] {
+        let error = decode_json(frame).unwrap_err();
+        assert_eq!(
+            (error.code, error.reference.as_deref()),
+            (code, Some("d")),
+            "{frame}"
+        );
+        let value: serde_json::Value = serde_json::from_str(frame).unwrap();
+        let packed = decode_msgpack(&rmp_serde::to_vec_named(&value).unwrap()).unwrap_err();
+        assert_eq!(
+            packed.reference.as_deref(),
+            Some("d"),
+            "{frame} in MessagePack"
+        );
+    }
+    // A `type` that is not a string is refused before anything else is read.
+    let error = decode_json(r#"{"type":14,"ref":"d"}"#).unwrap_err();
+    assert_eq!(
+        (error.code, error.reference),
+        (ErrorCode::InvalidCommand, None)
+    );
 }

@@ -1,0 +1,90 @@
+//! Drafts and statuses on the in-process bus.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use async_trait::async_trait;
+use chorus_protocol::RoomName;
+use parking_lot::Mutex;
+
+use super::Attachment;
+use crate::{BackplaneError, UserState};
+
+/// Most user statuses the bus keeps.
+const MAX_STATUSES: usize = 100_000;
+
+/// Every user's drafts and status.
+#[derive(Default)]
+pub(super) struct Users {
+    /// User -> room -> unsent text.
+    drafts: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    /// User -> status (at most [`MAX_STATUSES`]).
+    statuses: Mutex<HashMap<String, String>>,
+}
+
+/// One node's view of [`Users`].
+pub(super) struct MemoryUsers {
+    /// The node's attachment.
+    node: Arc<Attachment>,
+}
+
+impl MemoryUsers {
+    pub(super) fn new(node: Arc<Attachment>) -> Self {
+        Self { node }
+    }
+
+    fn users(&self) -> Result<&Users, BackplaneError> {
+        self.node.check_open()?;
+        Ok(&self.node.bus.inner.users)
+    }
+}
+
+#[async_trait]
+impl UserState for MemoryUsers {
+    async fn save_draft(
+        &self,
+        user: &str,
+        room: &RoomName,
+        text: &str,
+        max: usize,
+    ) -> Result<bool, BackplaneError> {
+        let mut all = self.users()?.drafts.lock();
+        let drafts = all.entry(user.to_owned()).or_default();
+        if text.is_empty() {
+            drafts.remove(room.as_str());
+        } else if drafts.contains_key(room.as_str()) || drafts.len() < max {
+            drafts.insert(room.as_str().to_owned(), text.to_owned());
+        } else {
+            return Ok(false);
+        }
+        if drafts.is_empty() {
+            all.remove(user);
+        }
+        Ok(true)
+    }
+
+    async fn drafts(&self, user: &str) -> Result<Vec<(String, String)>, BackplaneError> {
+        let all = self.users()?.drafts.lock();
+        let drafts = all.get(user).into_iter().flatten();
+        Ok(drafts.map(|(r, t)| (r.clone(), t.clone())).collect())
+    }
+
+    async fn set_status(&self, user: &str, status: &str) -> Result<(), BackplaneError> {
+        let mut statuses = self.users()?.statuses.lock();
+        if statuses.len() >= MAX_STATUSES && !statuses.contains_key(user) {
+            // Bounded: one other user's status goes (read as never set).
+            if let Some(other) = statuses.keys().next().cloned() {
+                statuses.remove(&other);
+            }
+        }
+        statuses.insert(user.to_owned(), status.to_owned());
+        Ok(())
+    }
+
+    async fn statuses(&self, users: &[String]) -> Result<Vec<Option<String>>, BackplaneError> {
+        let statuses = self.users()?.statuses.lock();
+        Ok(users.iter().map(|u| statuses.get(u).cloned()).collect())
+    }
+}

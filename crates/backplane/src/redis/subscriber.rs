@@ -1,0 +1,277 @@
+//! The node's pub/sub link to Redis: subscriptions, the reader that hands
+//! relayed messages to the node, signals, readiness and shutdown.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use chorus_protocol::RoomName;
+use fred::{
+    clients::{Client, SubscriberClient},
+    interfaces::{ClientLike, EventInterface, PubsubInterface},
+    prelude::Value,
+};
+use prometheus::IntCounter;
+use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
+
+use super::{RedisSettings, metrics::RedisMetrics, probe, reply::failed};
+use crate::{BackplaneError, ChannelNames, Delivery, Inbound, PubSub};
+
+/// What precedes a signal on a room channel, where messages carry `epoch:seq:`.
+const SIGNAL_PREFIX: &[u8] = b"0:0:";
+
+/// Pub/sub on Redis.
+pub(super) struct RedisPubSub {
+    /// Connection that publishes signals (shared with the other parts).
+    publisher: Client,
+    /// Connection that holds the room subscriptions.
+    subscriber: SubscriberClient,
+    /// Room <-> channel naming.
+    names: ChannelNames,
+    /// The pub/sub round-trip probe behind readiness.
+    probe: Arc<probe::Probe>,
+    /// Reader, resubscriber, watcher and probe tasks, aborted at shutdown.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RedisPubSub {
+    /// Starts the reader (into `inbound`) and the watchers, connects both
+    /// clients (waiting at most the connect timeout), then starts the probe.
+    pub(super) async fn start(
+        publisher: Client,
+        subscriber: SubscriberClient,
+        names: ChannelNames,
+        inbound: Arc<dyn Inbound>,
+        (settings, metrics): (&RedisSettings, &RedisMetrics),
+    ) -> Self {
+        let probe = probe::Probe::new(&settings.prefix);
+        // Every watcher subscribes to fred's events before the first connect, so none is missed.
+        let mut tasks = vec![
+            spawn_reader(
+                &subscriber,
+                names.clone(),
+                inbound,
+                probe.clone(),
+                metrics.lagged.clone(),
+            ),
+            spawn_resubscriber(&subscriber),
+            metrics.watch(&publisher, "publisher"),
+            metrics.watch(&subscriber.to_client(), "subscriber"),
+        ];
+        for client in [&publisher, &subscriber.to_client()] {
+            let handle = client.connect();
+            tasks.push(tokio::spawn(async move {
+                let _ = handle.await;
+            }));
+        }
+        super::wait_connected(
+            [&publisher, &subscriber.to_client()],
+            settings.connect_timeout,
+            &settings.prefix,
+        )
+        .await;
+        tasks.push(probe::spawn(
+            probe.clone(),
+            publisher.clone(),
+            subscriber.clone(),
+            (settings.probe_interval, settings.command_timeout),
+            metrics.probe.clone(),
+        ));
+        Self {
+            publisher,
+            subscriber,
+            names,
+            probe,
+            tasks,
+        }
+    }
+}
+
+#[async_trait]
+impl PubSub for RedisPubSub {
+    async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
+        self.subscriber
+            .subscribe(self.names.room_channel(room))
+            .await
+            .map_err(failed("subscribe"))?;
+        // fred completes SUBSCRIBE once it is written (Redis's confirmation arrives out
+        // of band and is dropped), so Redis may not hold the subscription yet, and a
+        // PUBLISH processed first would be lost to this node. Redis answers a connection's
+        // commands in order: the PING's answer proves the SUBSCRIBE was processed.
+        self.subscriber
+            .ping::<Value>(None)
+            .await
+            .map(|_| ())
+            .map_err(failed("subscribe"))
+    }
+
+    async fn unsubscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
+        self.subscriber
+            .unsubscribe(self.names.room_channel(room))
+            .await
+            .map_err(failed("unsubscribe"))?;
+        // As for SUBSCRIBE: the PING's answer proves Redis processed it.
+        self.subscriber
+            .ping::<Value>(None)
+            .await
+            .map(|_| ())
+            .map_err(failed("unsubscribe"))
+    }
+
+    async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
+        let mut relayed = BytesMut::with_capacity(SIGNAL_PREFIX.len() + payload.len());
+        relayed.extend_from_slice(SIGNAL_PREFIX);
+        relayed.extend_from_slice(&payload);
+        self.publisher
+            .publish::<Value, _, _>(self.names.room_channel(room), relayed.freeze())
+            .await
+            .map(|_| ())
+            .map_err(failed("signal"))
+    }
+
+    fn is_ready(&self) -> bool {
+        self.publisher.is_connected() && self.subscriber.is_connected() && self.probe.is_healthy()
+    }
+
+    async fn shutdown(&self) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            let _ = self.subscriber.quit().await;
+            let _ = self.publisher.quit().await;
+        })
+        .await;
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn spawn_reader(
+    subscriber: &SubscriberClient,
+    names: ChannelNames,
+    inbound: Arc<dyn Inbound>,
+    probe: Arc<probe::Probe>,
+    lagged: IntCounter,
+) -> JoinHandle<()> {
+    let mut rx = subscriber.message_rx();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(message) => {
+                    if probe.is_probe(&message.channel) {
+                        probe.echo(&message.value);
+                        continue;
+                    }
+                    let Some(room) = names
+                        .room_of(&message.channel)
+                        .and_then(|room| RoomName::parse_internal(room).ok())
+                    else {
+                        continue;
+                    };
+                    let relayed = match message.value {
+                        Value::Bytes(bytes) => parse_relayed(bytes),
+                        Value::String(text) => parse_relayed(text.into_inner()),
+                        _ => None,
+                    };
+                    let Some((epoch, seq, payload)) = relayed else {
+                        tracing::warn!(
+                            %room,
+                            "ignoring a pub/sub payload without epoch and sequence"
+                        );
+                        continue;
+                    };
+                    // Epochs are server clocks in µs, never 0: 0:0 marks a signal.
+                    if (epoch, seq) == (0, 0) {
+                        inbound.signal(&room, payload);
+                        continue;
+                    }
+                    let delivery = Delivery {
+                        epoch,
+                        seq,
+                        payload,
+                    };
+                    inbound.deliver(&room, delivery);
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    lagged.inc_by(missed);
+                    tracing::error!(missed, "pub/sub reader fell behind; messages lost");
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+/// Re-subscribes every tracked channel after a reconnect.
+///
+/// fred's own `manage_subscriptions` also fires on the *first* connection (fred
+/// reports every connection setup as a reconnect) and then sends SUBSCRIBE and an
+/// argument-less PSUBSCRIBE that race with the node's first real SUBSCRIBE on the
+/// same connection: a join could then be confirmed before Redis held the
+/// subscription, and the first messages after it were lost. This skips the first
+/// connection and sends only the tracked channels.
+fn spawn_resubscriber(subscriber: &SubscriberClient) -> JoinHandle<()> {
+    let mut connections = subscriber.reconnect_rx();
+    let subscriber = subscriber.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            match connections.recv().await {
+                Ok(_) if std::mem::take(&mut first) => {}
+                Ok(_) => {
+                    let channels = tracked_channels(&subscriber);
+                    if channels.is_empty() {
+                        continue;
+                    }
+                    match subscriber.subscribe(channels.clone()).await {
+                        Ok(()) => tracing::info!(
+                            channels = channels.len(),
+                            "re-subscribed after reconnect"
+                        ),
+                        Err(error) => {
+                            tracing::error!(%error, "re-subscribing after reconnect failed")
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+/// Every channel the subscriber should hold (fred tracks what was subscribed).
+pub(super) fn tracked_channels(subscriber: &SubscriberClient) -> Vec<String> {
+    subscriber
+        .tracked_channels()
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// Parses a relayed pub/sub payload: `<epoch>:<seq>:<envelope>`.
+fn parse_relayed(payload: Bytes) -> Option<(u64, u64, Bytes)> {
+    let first = payload.iter().position(|b| *b == b':')?;
+    let second = first + 1 + payload[first + 1..].iter().position(|b| *b == b':')?;
+    let epoch = std::str::from_utf8(&payload[..first]).ok()?.parse().ok()?;
+    let seq = std::str::from_utf8(&payload[first + 1..second])
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((epoch, seq, payload.slice(second + 1..)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_relayed_payloads() {
+        let parsed = parse_relayed(Bytes::from_static(b"1700000000000001:42:\x81a:b")).unwrap();
+        assert_eq!(
+            parsed,
+            (1_700_000_000_000_001, 42, Bytes::from_static(b"\x81a:b"))
+        );
+        assert!(parse_relayed(Bytes::from_static(b"garbage")).is_none());
+        assert!(parse_relayed(Bytes::from_static(b"1:x:")).is_none());
+    }
+}

@@ -1,0 +1,193 @@
+//! The message path: everything between a client's WebSocket and the
+//! backplane, and back.
+//!
+//! A command arrives on a [`connection`], which hands it to its [`session`];
+//! the session checks it and acts through the [`Chat`] the node's connections
+//! share: a `send` goes through [`publish`] to the backplane's room log. What
+//! the backplane relays comes back into the [`inbox`]: numbered entries go to
+//! the [`hub`], whose per-room [`sequencer`] passes each on once, in order,
+//! into every local member's [`outbox`]; signals go to the members, the
+//! [`notices`] of one user, or the [`presence`] batches. Gaps are filled by
+//! [`repair`]; room subscriptions are counted by [`subscriptions`]; joining
+//! and leaving is one lifecycle in [`membership`]. See docs/architecture.md
+//! for the path of one message through these files.
+
+use std::sync::Arc;
+
+use chorus_backplane::{Backplane, BackplaneError};
+use prometheus::Registry;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub mod connection;
+mod frames;
+mod history;
+mod hub;
+mod inbox;
+mod membership;
+mod notices;
+mod outbox;
+mod presence;
+mod publish;
+mod repair;
+mod sequencer;
+mod session;
+mod subscriptions;
+mod typing;
+mod users;
+
+use crate::{
+    auth::{AuthError, Identity},
+    config::{BackplaneConfig, Config},
+    metrics::Metrics,
+};
+
+/// What every connection of one node shares: the node's rooms and fan-out,
+/// its backplane, its users. Built once by [`Chat::start`].
+pub struct Chat {
+    /// Validated configuration.
+    config: Config,
+    /// The node's metrics.
+    metrics: Metrics,
+    /// Rooms with local members and the sequenced fan-out into them.
+    hub: Arc<hub::Hub>,
+    /// Every part of the backplane.
+    backplane: Backplane,
+    /// Room subscription reference counts.
+    subscriptions: subscriptions::Subscriptions,
+    /// Local connections per room and user, for presence across the cluster.
+    presence: Arc<presence::LocalPresence>,
+    /// Local connections by user, for their notices.
+    notices: Arc<notices::Notices>,
+    /// Authenticated users here: per-user connection counts and rate buckets.
+    users: Arc<users::Users>,
+}
+
+impl Chat {
+    /// Connects the backplane and starts the message path's tasks (repairs,
+    /// position checks, presence), which run until `stopped`.
+    pub async fn start(
+        config: Config,
+        metrics: Metrics,
+        stopped: CancellationToken,
+    ) -> Result<Arc<Self>, BackplaneError> {
+        let (repairs, repair_requests) = mpsc::unbounded_channel();
+        let (statuses, status_changes) = mpsc::channel(presence::tasks::STATUS_QUEUE);
+        let hub = Arc::new(hub::Hub::new(metrics.clone(), repairs));
+        let notices = Arc::new(notices::Notices::new(
+            config.auth.policy.clone(),
+            statuses,
+            metrics.clone(),
+        ));
+        let batches = Arc::new(presence::PresenceBatches::default());
+        let inbox = Arc::new(inbox::Inbox {
+            hub: hub.clone(),
+            notices: notices.clone(),
+            presence: batches.clone(),
+            metrics: metrics.clone(),
+        });
+        let backplane = connect(&config, inbox, &metrics.registry).await?;
+        repair::start(
+            backplane.log.clone(),
+            hub.clone(),
+            repair_requests,
+            config.history.position_check,
+            stopped.clone(),
+        );
+        let (subscriptions, _owner) = subscriptions::Subscriptions::start(
+            backplane.pubsub.clone(),
+            config.unsubscribe_delay,
+            metrics.clone(),
+        );
+        let local = Arc::new(presence::LocalPresence::default());
+        let node_id = config.node_id.clone();
+        let ttl = config.ops.presence_ttl;
+        presence::tasks::refresh(
+            local.clone(),
+            backplane.presence.clone(),
+            (node_id.clone(), ttl),
+            stopped.clone(),
+        );
+        presence::tasks::flush(batches, hub.clone(), stopped.clone());
+        presence::tasks::relay_statuses(
+            local.clone(),
+            backplane.pubsub.clone(),
+            node_id,
+            (status_changes, stopped),
+        );
+        let users = users::Users::new(config.max_connections_per_user, config.rate_limits);
+        Ok(Arc::new(Self {
+            config,
+            metrics,
+            hub,
+            backplane,
+            subscriptions,
+            presence: local,
+            notices,
+            users,
+        }))
+    }
+
+    /// Validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Every part of the backplane.
+    pub fn backplane(&self) -> &Backplane {
+        &self.backplane
+    }
+
+    /// Authenticated users here.
+    pub fn users(&self) -> &Arc<users::Users> {
+        &self.users
+    }
+
+    /// Verifies a token, counting refusals by reason.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.config
+            .auth
+            .verifier
+            .verify(token)
+            .inspect_err(|error| {
+                self.metrics.auth_failed(error.label());
+                tracing::debug!(%error, "token refused");
+            })
+    }
+
+    /// The history reader, within this node's bounds.
+    pub fn history(&self) -> history::History<'_> {
+        history::History {
+            log: self.backplane.log.as_ref(),
+            config: &self.config.history,
+            budget: self.config.outbox_bytes / 2,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// Closes the backplane's connections (the node has stopped).
+    pub async fn shutdown(&self) {
+        self.backplane.pubsub.shutdown().await;
+    }
+}
+
+/// The backplane the configuration names, delivering into `inbox`.
+async fn connect(
+    config: &Config,
+    inbox: Arc<inbox::Inbox>,
+    registry: &Registry,
+) -> Result<Backplane, BackplaneError> {
+    match &config.backplane {
+        BackplaneConfig::InProcess(bus) => Ok(bus.attach(inbox)),
+        BackplaneConfig::Redis(settings) => {
+            settings
+                .connect(config.history.bounds, inbox, registry)
+                .await
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The `presence` query: who is in a joined room now, with their status.
+
+use chorus_protocol::{Envelope, EnvelopeBody, Present, Sender, ServerEvent, commands};
+
+use super::{Handled, Session};
+
+/// Most users one `members` answer lists (`total` says how many are present).
+pub const MEMBERS_MAX: usize = 1000;
+
+impl Session {
+    pub(super) async fn list_presence(
+        &mut self,
+        presence: commands::Presence,
+        reference: Option<&str>,
+    ) -> Handled {
+        let room = presence.room;
+        self.in_room(&room, "asking who is in it")?;
+        let backplane = self.chat.backplane();
+        let (total, signals) = backplane.presence.list(&room, MEMBERS_MAX).await?;
+        let mut members: Vec<Sender> = signals
+            .iter()
+            .filter_map(|bytes| match Envelope::decode(bytes) {
+                Ok(Envelope {
+                    body: EnvelopeBody::Presence(signal),
+                    ..
+                }) => Some(signal.user),
+                _ => None,
+            })
+            .collect();
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        members.dedup_by(|a, b| a.id == b.id);
+        let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        // A status that cannot be read shows as online: presence is what matters.
+        let statuses = match backplane.users.statuses(&ids).await {
+            Ok(statuses) => statuses,
+            Err(error) => {
+                tracing::debug!(%error, %room, "statuses not read");
+                vec![None; ids.len()]
+            }
+        };
+        let members: Vec<Present> = members
+            .into_iter()
+            .zip(statuses)
+            .map(|(user, status)| Present {
+                user,
+                status: status.unwrap_or_else(|| "online".into()),
+            })
+            .collect();
+        self.reply(&ServerEvent::Members {
+            room: &room,
+            members: &members,
+            total,
+            reference,
+        });
+        Ok(())
+    }
+}

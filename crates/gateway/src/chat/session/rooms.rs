@@ -1,0 +1,112 @@
+//! Room commands of a session: join (with history or resume), leave, send and
+//! history.
+
+use chorus_protocol::{ErrorCode, ServerEvent, commands};
+
+use super::{Access, Handled, Limited, Refusal, Session};
+use crate::chat::{membership::JoinRequest, publish::Post};
+
+impl Session {
+    pub(super) async fn join(&mut self, join: commands::Join, reference: Option<&str>) -> Handled {
+        self.take(Limited::Join)?;
+        let room = join.room;
+        let config = self.chat.config();
+        config
+            .room_rules
+            .check(room.as_str())
+            .map_err(|message| Refusal::new(ErrorCode::InvalidRoom, message))?;
+        if self.access(&room) == Access::Denied {
+            let message = "your token does not allow joining this room";
+            return Err(Refusal::new(ErrorCode::Forbidden, message));
+        }
+        if self.memberships.contains(&room) {
+            let message = "already a member of this room";
+            return Err(Refusal::new(ErrorCode::AlreadyJoined, message));
+        }
+        if self.memberships.len() >= config.max_rooms {
+            let message = format!("a connection may be in at most {} rooms", config.max_rooms);
+            return Err(Refusal::new(ErrorCode::TooManyRooms, message));
+        }
+        let request = JoinRequest {
+            resume: join.resume,
+            history: join.history,
+            reference,
+        };
+        let user = self.user().clone();
+        self.memberships.join(room, &user, request).await?;
+        Ok(())
+    }
+
+    pub(super) async fn history(
+        &mut self,
+        history: commands::History,
+        reference: Option<&str>,
+    ) -> Handled {
+        self.take(Limited::Join)?;
+        let room = history.room;
+        if self.access(&room) == Access::Denied {
+            let message = "your token does not allow reading this room";
+            return Err(Refusal::new(ErrorCode::Forbidden, message));
+        }
+        let (position, messages, more) = self
+            .chat
+            .history()
+            .page(&room, history.before, history.limit)
+            .await?;
+        self.reply(&ServerEvent::History {
+            room: &room,
+            epoch: position.epoch,
+            messages: &messages,
+            more,
+            reference,
+        });
+        Ok(())
+    }
+
+    pub(super) fn leave(&mut self, leave: commands::Leave, reference: Option<&str>) -> Handled {
+        self.take(Limited::Join)?;
+        let user = self.user().clone();
+        if !self.memberships.leave(&leave.room, &user) {
+            let message = "not a member of this room";
+            return Err(Refusal::new(ErrorCode::NotJoined, message));
+        }
+        // Membership ended first: no message of the room comes after `left`.
+        self.reply(&ServerEvent::Left {
+            room: &leave.room,
+            reference,
+            reason: None,
+        });
+        Ok(())
+    }
+
+    pub(super) async fn send(&mut self, send: commands::Send, reference: Option<&str>) -> Handled {
+        self.chat.metrics().messages_received.inc();
+        self.take(Limited::Send)?;
+        let room = send.room;
+        self.in_room(&room, "sending to it")?;
+        self.may_post(&room)?;
+        self.check_text(&send.body, "message body", Some("message body is empty"))?;
+        let post = Post {
+            room: room.clone(),
+            from: self.user().clone(),
+            body: send.body,
+            client_msg_id: send.client_msg_id,
+            mentions: send.mentions,
+        };
+        let accepted = self.chat.publish(post).await?;
+        // The message ends the sender's typing: members clear the indicator
+        // when it arrives, and the next keystroke's start is relayed at once.
+        if let Some(typing) = self.memberships.typing(&room) {
+            typing.forget();
+        }
+        self.reply(&ServerEvent::Sent {
+            room: &room,
+            id: accepted.id,
+            ts: accepted.ts,
+            seq: accepted.seq,
+            duplicate: accepted.duplicate,
+            reference,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! Building a [`Config`] from the command line: every flag read once, the
+//! backplane and the token rules assembled, then validated.
+
+use chorus_backplane::{HistorySettings, MemoryBus, RedisSettings};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+use super::{
+    BackplaneConfig, Cli, Config, ConfigError, HistoryConfig, Operations, check, random_node_id,
+    valid_id,
+};
+use crate::auth::{
+    AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
+};
+
+impl Config {
+    /// Builds and validates the configuration from the command line.
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let node_id = cli.node_id.clone().unwrap_or_else(random_node_id);
+        let history = HistoryConfig {
+            bounds: HistorySettings {
+                max_len: cli.history_max_len,
+                max_age: cli.history_max_age,
+                dedup_window: cli.dedup_window,
+                state_ttl: cli.room_state_ttl,
+            },
+            on_join: cli.history_on_join,
+            page_max: cli.history_page_max,
+            resume_max: cli.resume_max,
+            position_check: cli.position_check_interval,
+        };
+        let backplane = match &cli.redis_url {
+            None => BackplaneConfig::InProcess(MemoryBus::with_history(history.bounds)),
+            Some(url) => {
+                let settings = RedisSettings {
+                    url: url.clone(),
+                    tls_ca: cli.redis_tls_ca.clone(),
+                    prefix: cli.redis_prefix.clone(),
+                    command_timeout: cli.redis_timeout,
+                    connect_timeout: cli.redis_timeout,
+                    probe_interval: cli.ops.readiness_probe_interval,
+                };
+                settings
+                    .validate()
+                    .map_err(|e| ConfigError(format!("--redis-url: {e}")))?;
+                BackplaneConfig::Redis(settings)
+            }
+        };
+        let config = Self {
+            node_id,
+            backplane,
+            ping_interval: cli.ping_interval,
+            pong_timeout: cli.pong_timeout,
+            max_frame_bytes: cli.max_frame_bytes,
+            max_body_bytes: cli.max_body_bytes,
+            max_rooms: cli.max_rooms,
+            max_connections: cli.max_connections,
+            outbox_bytes: cli.outbox_bytes,
+            write_timeout: cli.write_timeout,
+            unsubscribe_delay: cli.unsubscribe_delay,
+            shutdown_timeout: cli.shutdown_timeout,
+            auth: auth_from_cli(cli)?,
+            max_connections_per_user: cli.max_connections_per_user,
+            rate_limits: RateLimits {
+                send: cli.send_rate,
+                user_send: cli.user_send_rate,
+                join: cli.join_rate,
+                user_join: cli.user_join_rate,
+                flood_strikes: cli.flood_strikes,
+            },
+            room_rules: RoomRules {
+                max_bytes: cli.max_room_name_bytes,
+                punctuation: cli.room_name_punctuation.clone(),
+            },
+            history,
+            ops: Operations::from_args(&cli.ops),
+        };
+        if let BackplaneConfig::Redis(settings) = &config.backplane {
+            check(
+                valid_id(&settings.prefix),
+                "--redis-prefix must be 1-64 letters, digits, - _ .",
+            )?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Builds the token rules from the JWT flags.
+fn auth_from_cli(cli: &Cli) -> Result<AuthConfig, ConfigError> {
+    let err = |m: String| ConfigError(m);
+    let explicit_algorithm = cli.jwt.algorithm().map_err(err)?;
+    let keyed = cli.jwt.jwt_secret.is_some() || cli.jwt_public_key.is_some();
+    let dev_login = match cli.dev_login.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => !keyed && cli.redis_url.is_none(),
+    };
+    let mut auth = if let Some(secret) = &cli.jwt.jwt_secret {
+        check(
+            secret.len() >= 32,
+            "--jwt-secret must be at least 32 bytes (use a random string)",
+        )?;
+        check(
+            matches!(explicit_algorithm, None | Some(Algorithm::HS256)),
+            "--jwt-secret goes with --jwt-algorithm HS256",
+        )?;
+        let algorithm = Algorithm::HS256;
+        AuthConfig {
+            verifier: Verifier::new(
+                algorithm,
+                DecodingKey::from_secret(secret.as_bytes()),
+                cli.jwt.jwt_issuer.as_deref(),
+                cli.jwt.jwt_audience.as_deref(),
+                cli.jwt_leeway,
+            ),
+            minter: Some(Minter::new(
+                algorithm,
+                EncodingKey::from_secret(secret.as_bytes()),
+                cli.jwt.jwt_issuer.clone(),
+                cli.jwt.jwt_audience.clone(),
+            )),
+            ..AuthConfig::shared_secret(secret.as_bytes())
+        }
+    } else if let Some(path) = &cli.jwt_public_key {
+        let pem = std::fs::read(path)
+            .map_err(|e| err(format!("--jwt-public-key {}: {e}", path.display())))?;
+        let (algorithm, key) = public_key(&pem, explicit_algorithm)
+            .map_err(|e| err(format!("--jwt-public-key {}: {e}", path.display())))?;
+        check(
+            !dev_login,
+            "--dev-login needs --jwt-secret: it signs guest tokens",
+        )?;
+        AuthConfig {
+            verifier: Verifier::new(
+                algorithm,
+                key,
+                cli.jwt.jwt_issuer.as_deref(),
+                cli.jwt.jwt_audience.as_deref(),
+                cli.jwt_leeway,
+            ),
+            minter: None,
+            ..AuthConfig::development()
+        }
+    } else if cli.redis_url.is_some() {
+        return Err(err(
+            "a cluster (--redis-url) needs a key every node shares: --jwt-secret or --jwt-public-key"
+                .into(),
+        ));
+    } else {
+        AuthConfig::development()
+    };
+    auth.dev_login = dev_login;
+    auth.auth_timeout = cli.auth_timeout;
+    auth.origins =
+        Origins::parse(&cli.allowed_origins).map_err(|e| err(format!("--allowed-origins: {e}")))?;
+    auth.policy = RoomPolicy {
+        public: Patterns::parse(&cli.public_rooms)
+            .map_err(|e| err(format!("--public-rooms: {e}")))?,
+        read_only: Patterns::parse(&cli.read_only_rooms)
+            .map_err(|e| err(format!("--read-only-rooms: {e}")))?,
+    };
+    Ok(auth)
+}
+
+/// Reads a PEM public key as RSA or EC, checking it against an explicit algorithm.
+fn public_key(pem: &[u8], explicit: Option<Algorithm>) -> Result<(Algorithm, DecodingKey), String> {
+    match explicit {
+        Some(Algorithm::HS256) => Err("HS256 needs --jwt-secret, not a public key".into()),
+        Some(Algorithm::ES256) => DecodingKey::from_ec_pem(pem)
+            .map(|k| (Algorithm::ES256, k))
+            .map_err(|e| format!("not an EC public key: {e}")),
+        Some(_) => DecodingKey::from_rsa_pem(pem)
+            .map(|k| (Algorithm::RS256, k))
+            .map_err(|e| format!("not an RSA public key: {e}")),
+        None => DecodingKey::from_rsa_pem(pem)
+            .map(|k| (Algorithm::RS256, k))
+            .or_else(|_| DecodingKey::from_ec_pem(pem).map(|k| (Algorithm::ES256, k)))
+            .map_err(|_| "not a PEM RSA or EC (P-256) public key".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("chorus").chain(args.iter().copied())).unwrap();
+        Config::from_cli(&cli)
+    }
+
+    #[test]
+    fn defaults_are_a_single_in_process_node() {
+        let config = parse(&[]).unwrap();
+        assert!(matches!(config.backplane, BackplaneConfig::InProcess(_)));
+        assert_eq!(config.ping_interval, Duration::from_secs(25));
+        assert!(config.node_id.starts_with("node-"));
+    }
+
+    #[test]
+    fn flag_defaults_match_config_default() {
+        let from_flags = parse(&[]).unwrap();
+        let default = Config::default();
+        let settings = |c: &Config| {
+            (
+                c.ping_interval,
+                c.pong_timeout,
+                c.max_frame_bytes,
+                c.max_body_bytes,
+                c.max_rooms,
+                c.max_connections,
+                c.outbox_bytes,
+                c.write_timeout,
+                c.unsubscribe_delay,
+                c.shutdown_timeout,
+            )
+        };
+        let limits = |c: &Config| {
+            (
+                c.max_connections_per_user,
+                c.rate_limits,
+                c.room_rules.clone(),
+                c.auth.auth_timeout,
+                c.auth.dev_login,
+                c.auth.origins.clone(),
+            )
+        };
+        assert_eq!(settings(&from_flags), settings(&default));
+        assert_eq!(limits(&from_flags), limits(&default));
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_flag_name() {
+        for (args, flag) in [
+            (&["--node-id", "has space"][..], "--node-id"),
+            (&["--redis-url", "ftp://nope"][..], "--redis-url"),
+            (&["--max-body-bytes", "70000"][..], "--max-body-bytes"),
+            (&["--outbox-bytes", "10"][..], "--outbox-bytes"),
+            (&["--ping-interval", "0s"][..], "--ping-interval"),
+            (&["--jwt-secret", "short"][..], "--jwt-secret"),
+            (&["--redis-url", "redis://127.0.0.1:1"][..], "--redis-url"),
+            (&["--allowed-origins", "evil.com"][..], "--allowed-origins"),
+            (
+                &["--room-name-punctuation", "/"][..],
+                "--room-name-punctuation",
+            ),
+            (&["--jwt-algorithm", "none"][..], "--jwt-algorithm"),
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `GET /ws`: the WebSocket upgrade. Checked before it: draining, the Origin,
+//! the query, the token when one came with it (and the user's connection
+//! count), and the node's connection limit; then the encoding is negotiated,
+//! the buffers sized, and the connection handed to [`connection::run`].
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Query, State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use chorus_protocol::{Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use serde::Deserialize;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{
+    node::Node,
+    replies::{presented_token, refusal, unauthorized},
+};
+use crate::chat::connection::{self, Handshake};
+
+/// Read buffer per connection: small, since a server holds very many of them.
+const READ_BUFFER_BYTES: usize = 1024;
+/// Bytes gathered before tungstenite writes to the socket (we flush after each
+/// batch anyway). Small, because the buffer keeps the size of the largest
+/// batch it ever held: at 16 KiB a presence burst left ~20 KiB more per
+/// connection for good, at no gain in CPU or latency (docs/benchmarks.md).
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Query parameters of `/ws`.
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    /// `json` or `msgpack`, for clients that cannot set a subprotocol.
+    encoding: Option<String>,
+    /// The token, for clients that cannot set `Authorization` (browsers).
+    token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let metrics = node.metrics();
+    if node.drain().is_closing() {
+        metrics.refused("shutting_down");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "node is shutting down",
+        );
+    }
+    let config = node.config();
+    if !config.auth.origins.allows(&headers) {
+        metrics.refused("origin");
+        return refusal(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this Origin may not open a WebSocket here (--allowed-origins)",
+        );
+    }
+    let Ok(Query(params)) = params else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "query parameters are malformed",
+        );
+    };
+    let query_encoding = match params.encoding.as_deref().map(Encoding::parse) {
+        None => None,
+        Some(Some(encoding)) => Some(encoding),
+        Some(None) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid_encoding",
+                "encoding must be json or msgpack",
+            );
+        }
+    };
+    // A token with the upgrade is checked before it; without one the client has
+    // --auth-timeout to send an `auth` frame.
+    let authed = match presented_token(&headers, params.token.as_deref()) {
+        Err(error) => return unauthorized(metrics, &error),
+        Ok(None) => None,
+        Ok(Some(token)) => {
+            let identity = match node.chat().verify(token) {
+                Ok(identity) => identity,
+                Err(error) => return unauthorized(metrics, &error),
+            };
+            let Some(lease) = node.chat().users().acquire(&identity.user.id) else {
+                metrics.refused("too_many_connections");
+                return refusal(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections",
+                    "this user holds as many connections to this node as allowed",
+                );
+            };
+            Some((identity, lease))
+        }
+    };
+    let Some(admission) = node.admit() else {
+        metrics.connections_refused.inc();
+        metrics.refused("node_full");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node_full",
+            "node is at its connection limit",
+        );
+    };
+
+    let ws = ws
+        .protocols([SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON])
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * config.max_frame_bytes)
+        .max_message_size(config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes);
+    let encoding = ws
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .and_then(Encoding::parse)
+        .or(query_encoding)
+        .unwrap_or_default();
+    let handshake = Handshake {
+        conn: node.next_conn_id(),
+        public_id: Uuid::now_v7(),
+        authed,
+        encoding,
+    };
+    let tracked = node.connections().token();
+    // One span per connection, so a user's session can be followed through the logs.
+    let span = tracing::info_span!(
+        "conn",
+        conn = %handshake.public_id,
+        node = %config.node_id,
+        user = tracing::field::Empty,
+    );
+    if let Some((identity, _)) = &handshake.authed {
+        span.record("user", identity.user.id.as_str());
+    }
+    ws.on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| {
+            async move {
+                let _tracked = tracked;
+                let _admission = admission;
+                let metrics = node.metrics();
+                metrics.connections_opened.inc();
+                metrics.connections_open.inc();
+                // The connection id's random bits pick its batch when the node drains.
+                let my_turn = node.drain().turn(handshake.public_id.as_u128() as u64);
+                connection::run(node.chat().clone(), socket, handshake, my_turn).await;
+            }
+            .instrument(span)
+        })
+}

@@ -1,0 +1,95 @@
+//! The browser client and the cluster dashboard: plain HTML, CSS and
+//! JavaScript modules embedded in the binary (`crates/gateway/web/`), so a
+//! node serves them itself, offline, with no build step.
+
+use axum::{
+    Router,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+
+/// What the pages may load: only this origin (and avatars over http(s)); no inline script.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' https: http: data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'self'";
+
+/// One embedded file.
+#[derive(Clone, Copy)]
+struct Asset {
+    /// The file's text.
+    body: &'static str,
+    /// Its media type.
+    content_type: &'static str,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// The routes of the client and the dashboard.
+pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    let assets: [(&str, Asset); 9] = [
+        ("/", asset(include_str!("../../web/index.html"), HTML)),
+        (
+            "/index.html",
+            asset(include_str!("../../web/index.html"), HTML),
+        ),
+        ("/app.js", asset(include_str!("../../web/app.js"), JS)),
+        (
+            "/connection.js",
+            asset(include_str!("../../web/connection.js"), JS),
+        ),
+        (
+            "/changes.js",
+            asset(include_str!("../../web/changes.js"), JS),
+        ),
+        (
+            "/style.css",
+            asset(include_str!("../../web/style.css"), CSS),
+        ),
+        (
+            "/dashboard",
+            asset(include_str!("../../web/dashboard.html"), HTML),
+        ),
+        (
+            "/dashboard.js",
+            asset(include_str!("../../web/dashboard.js"), JS),
+        ),
+        (
+            "/dashboard.css",
+            asset(include_str!("../../web/dashboard.css"), CSS),
+        ),
+    ];
+    assets.into_iter().fold(router, |router, (path, asset)| {
+        router.route(path, get(move || async move { serve(&asset) }))
+    })
+}
+
+const fn asset(body: &'static str, content_type: &'static str) -> Asset {
+    Asset { body, content_type }
+}
+
+fn serve(asset: &Asset) -> Response {
+    let mut response = asset.body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    // Small files, and a new binary may change them: always revalidate.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
