@@ -164,16 +164,6 @@ impl Overlay {
     }
 }
 
-/// A reader's place in a room, returned with a history read made for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reader {
-    /// Their read marker (possibly of an older epoch).
-    pub marker: Option<Position>,
-    /// Messages (not changes) after the marker in the current epoch: all of
-    /// them when the marker is absent or of an older epoch.
-    pub unread: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::{Overlay, Reader};
+use crate::{Overlay, Position};
 
 /// How much history every room keeps, and for how long dedup keys live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +30,6 @@ impl Default for HistorySettings {
             state_ttl: Duration::from_secs(30 * 24 * 3600),
         }
     }
-}
-
-/// A room's place in its total order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    /// Identifies one continuous numbering of the room. A new epoch (a larger number:
-    /// microseconds since the Unix epoch when it began) means the previous history was lost.
-    pub epoch: u64,
-    /// Sequence number of the room's last message (0 when it has none in this epoch).
-    pub seq: u64,
 }
 
 /// A relayed message as a node receives it.
@@ -144,4 +134,14 @@ pub struct Page {
     pub more: bool,
     /// For a read made for a user ([`crate::RoomLog::read_as`]): their place.
     pub reader: Option<Reader>,
+}
+
+/// A reader's place in a room, returned with a history read made for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reader {
+    /// Their read marker (possibly of an older epoch).
+    pub marker: Option<Position>,
+    /// Messages (not changes) after the marker in the current epoch: all of
+    /// them when the marker is absent or of an older epoch.
+    pub unread: u64,
 }

@@ -35,6 +35,8 @@ mod error;
 mod history;
 mod markers;
 mod memory;
+mod parts;
+mod position;
 mod presence;
 mod pubsub;
 mod redis;
@@ -43,46 +45,21 @@ mod room_log;
 mod tls;
 mod users;
 
-use std::sync::Arc;
-
 pub use changes::{
     Change, ChangeOp, ChangeRefusal, Changed, MAX_EMOJI_PER_MESSAGE, MAX_USERS_PER_EMOJI, Overlay,
-    Reader,
 };
 pub use channel::ChannelNames;
 pub use error::{BackplaneError, Outage};
 pub use history::{
-    Dedup, Delivery, HistorySettings, Outgoing, Page, Position, Published, Read, Stored,
+    Dedup, Delivery, HistorySettings, Outgoing, Page, Published, Read, Reader, Stored,
 };
 pub use markers::{MARKERS_MAX, Marked, ReadMarkers};
 pub use memory::MemoryBus;
+pub use parts::Backplane;
+pub use position::Position;
 pub use presence::{PresenceEntry, PresenceStore};
 pub use pubsub::{Inbound, PubSub};
 pub use redis::RedisSettings;
 pub use registry::NodeRegistry;
 pub use room_log::RoomLog;
 pub use users::UserState;
-
-/// One node's view of the backplane: every part, as the implementation that
-/// owns it. Cloning shares the parts.
-#[derive(Clone)]
-pub struct Backplane {
-    /// Rooms' numbered, bounded history.
-    pub log: Arc<dyn RoomLog>,
-    /// Read markers per room and user.
-    pub markers: Arc<dyn ReadMarkers>,
-    /// Room subscriptions, signals, readiness and the connections' shutdown.
-    pub pubsub: Arc<dyn PubSub>,
-    /// Drafts and statuses per user.
-    pub users: Arc<dyn UserState>,
-    /// Who is in which room, across nodes.
-    pub presence: Arc<dyn PresenceStore>,
-    /// The cluster's live nodes.
-    pub registry: Arc<dyn NodeRegistry>,
-}
-
-impl std::fmt::Debug for Backplane {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backplane").finish_non_exhaustive()
-    }
-}

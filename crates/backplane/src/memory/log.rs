@@ -1,16 +1,16 @@
 //! The room parts of the in-process bus: log, read markers and pub/sub, all
 //! state of the room table (`rooms.rs`).
 
-use std::{
-    sync::{Arc, atomic::Ordering},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::RoomName;
 
-use super::{Attachment, Item, rooms::Entry, rooms::Subscriber};
+use super::{
+    relay::{Item, NodeLink},
+    rooms::{Entry, Rooms, Subscriber},
+};
 use crate::{
     BackplaneError, Change, Changed, Delivery, MARKERS_MAX, Marked, Outgoing, Page, Position,
     PubSub, Published, Read, ReadMarkers, RoomLog,
@@ -18,17 +18,19 @@ use crate::{
 
 /// One node's room parts.
 pub(super) struct MemoryRooms {
-    /// The node's attachment.
-    node: Arc<Attachment>,
+    /// The node's link to the bus.
+    node: Arc<NodeLink>,
+    /// The bus's rooms.
+    rooms: Arc<Rooms>,
 }
 
 impl MemoryRooms {
-    pub(super) fn new(node: Arc<Attachment>) -> Self {
-        Self { node }
+    pub(super) fn new(node: Arc<NodeLink>, rooms: Arc<Rooms>) -> Self {
+        Self { node, rooms }
     }
 
-    fn rooms(&self) -> &super::rooms::Rooms {
-        &self.node.bus.inner.rooms
+    fn rooms(&self) -> &Rooms {
+        &self.rooms
     }
 
     fn read_page(
@@ -225,16 +227,13 @@ impl PubSub for MemoryRooms {
     }
 
     fn is_ready(&self) -> bool {
-        !self.node.closed.load(Ordering::Acquire)
+        self.node.is_open()
     }
 
     async fn shutdown(&self) {
-        self.node.closed.store(true, Ordering::Release);
+        self.node.close();
         let node = self.node.node;
         self.rooms()
             .for_each(|state| state.subscribers.retain(|s| s.node != node));
-        if let Some(task) = self.node.task.lock().take() {
-            task.abort();
-        }
     }
 }

@@ -14,7 +14,10 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 
-use super::{Attachment, Item};
+use super::{
+    relay::{Item, NodeLink},
+    rooms::Rooms,
+};
 use crate::{BackplaneError, PresenceEntry, PresenceStore};
 
 /// Who is in each room.
@@ -34,13 +37,21 @@ struct PresentUser {
 
 /// One node's view of [`Present`].
 pub(super) struct MemoryPresence {
-    /// The node's attachment.
-    node: Arc<Attachment>,
+    /// The node's link to the bus.
+    node: Arc<NodeLink>,
+    /// The bus's presence.
+    present: Arc<Present>,
+    /// The bus's rooms, whose subscribers hear presence signals.
+    rooms: Arc<Rooms>,
 }
 
 impl MemoryPresence {
-    pub(super) fn new(node: Arc<Attachment>) -> Self {
-        Self { node }
+    pub(super) fn new(node: Arc<NodeLink>, present: Arc<Present>, rooms: Arc<Rooms>) -> Self {
+        Self {
+            node,
+            present,
+            rooms,
+        }
     }
 
     /// Runs `f` on `room`'s presence after ending its expired entries, then
@@ -53,7 +64,7 @@ impl MemoryPresence {
     ) -> Result<R, BackplaneError> {
         self.node.check_open()?;
         let mut signals = Vec::new();
-        let mut all = self.node.bus.inner.presence.0.lock();
+        let mut all = self.present.0.lock();
         let users = all.entry(room.clone()).or_default();
         let now = Instant::now();
         users.retain(|_, user| {
@@ -69,7 +80,7 @@ impl MemoryPresence {
             all.remove(room);
         }
         if !signals.is_empty() {
-            self.node.bus.inner.rooms.with_existing(room, |state| {
+            self.rooms.with_existing(room, |state| {
                 for signal in signals {
                     state.relay(room, Item::Signal(signal));
                 }

@@ -9,7 +9,7 @@ use std::{
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::Attachment;
+use super::relay::NodeLink;
 use crate::{BackplaneError, NodeRegistry};
 
 /// Announced nodes: id -> (status, expiry).
@@ -18,17 +18,19 @@ pub(super) struct Nodes(Mutex<HashMap<String, (String, Instant)>>);
 
 /// One node's view of [`Nodes`].
 pub(super) struct MemoryRegistry {
-    /// The node's attachment.
-    node: Arc<Attachment>,
+    /// The node's link to the bus.
+    node: Arc<NodeLink>,
+    /// The bus's registry.
+    nodes: Arc<Nodes>,
 }
 
 impl MemoryRegistry {
-    pub(super) fn new(node: Arc<Attachment>) -> Self {
-        Self { node }
+    pub(super) fn new(node: Arc<NodeLink>, nodes: Arc<Nodes>) -> Self {
+        Self { node, nodes }
     }
 
     fn nodes(&self) -> &Mutex<HashMap<String, (String, Instant)>> {
-        &self.node.bus.inner.registry.0
+        &self.nodes.0
     }
 }
 

@@ -13,7 +13,7 @@ use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{Item, Relayed};
+use super::relay::{Item, Relayed};
 use crate::{HistorySettings, Overlay, Position};
 
 /// Shards of the room table.
@@ -108,7 +108,7 @@ impl Rooms {
 
     /// A fresh epoch: microseconds since the Unix epoch, strictly growing.
     fn new_epoch(&self) -> u64 {
-        let now = super::unix_micros();
+        let now = unix_micros();
         let mut last = self.last_epoch.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
@@ -194,7 +194,7 @@ impl RoomState {
         while self.log.len() as u64 > settings.max_len {
             self.log.pop_front();
         }
-        let cutoff = super::unix_millis().saturating_sub(settings.max_age.as_millis() as u64);
+        let cutoff = unix_millis().saturating_sub(settings.max_age.as_millis() as u64);
         while self.log.front().is_some_and(|e| e.ts < cutoff) {
             self.log.pop_front();
         }
@@ -235,4 +235,15 @@ fn sweep(shard: &mut Shard, settings: &HistorySettings) {
         state.trim(now, settings);
         !state.subscribers.is_empty() || !state.expired(now, settings)
     });
+}
+
+fn unix_millis() -> u64 {
+    unix_micros() / 1000
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }

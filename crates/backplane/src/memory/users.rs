@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 
-use super::Attachment;
+use super::relay::NodeLink;
 use crate::{BackplaneError, UserState};
 
 /// Most user statuses the bus keeps.
@@ -26,18 +26,20 @@ pub(super) struct Users {
 
 /// One node's view of [`Users`].
 pub(super) struct MemoryUsers {
-    /// The node's attachment.
-    node: Arc<Attachment>,
+    /// The node's link to the bus.
+    node: Arc<NodeLink>,
+    /// The bus's users.
+    users: Arc<Users>,
 }
 
 impl MemoryUsers {
-    pub(super) fn new(node: Arc<Attachment>) -> Self {
-        Self { node }
+    pub(super) fn new(node: Arc<NodeLink>, users: Arc<Users>) -> Self {
+        Self { node, users }
     }
 
     fn users(&self) -> Result<&Users, BackplaneError> {
         self.node.check_open()?;
-        Ok(&self.node.bus.inner.users)
+        Ok(&self.users)
     }
 }
 

@@ -5,8 +5,17 @@ use fred::{clients::Client, interfaces::EventInterface};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
-use super::{config_error, probe::ProbeMetrics};
+use super::reply::config_error;
 use crate::BackplaneError;
+
+/// The probe's metrics.
+#[derive(Clone)]
+pub(super) struct ProbeMetrics {
+    /// Round trips of successful probes.
+    pub(super) round_trip: Histogram,
+    /// Probes that failed or timed out.
+    pub(super) failures: IntCounter,
+}
 
 /// Counters of backplane health.
 #[derive(Clone)]

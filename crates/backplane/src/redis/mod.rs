@@ -19,13 +19,13 @@
 use std::{sync::Arc, time::Duration};
 
 use fred::{
-    interfaces::ClientLike,
     prelude::{Builder, Config, ReconnectPolicy},
     types::config::{ConnectionConfig, PerformanceConfig},
 };
 use prometheus::Registry;
 
 use crate::{Backplane, BackplaneError, ChannelNames, HistorySettings, Inbound};
+use reply::config_error;
 
 mod changes;
 mod log;
@@ -134,12 +134,18 @@ impl RedisSettings {
         builder.with_performance_config(|perf| perf.broadcast_channel_capacity = SUBSCRIBER_BUFFER);
         let subscriber = builder.build_subscriber_client().map_err(config_error)?;
         let names = ChannelNames::new(&self.prefix);
+        let link = subscriber::Link {
+            prefix: &self.prefix,
+            connect_timeout: self.connect_timeout,
+            probe_interval: self.probe_interval,
+            command_timeout: self.command_timeout,
+        };
         let pubsub = subscriber::RedisPubSub::start(
-            publisher.clone(),
-            subscriber,
+            (publisher.clone(), subscriber),
             names.clone(),
             inbound,
-            (self, &metrics),
+            link,
+            &metrics,
         )
         .await;
         let state_ttl = history.state_ttl;
@@ -163,29 +169,5 @@ impl RedisSettings {
             registry: Arc::new(registry::RedisRegistry::new(publisher, &self.prefix)),
             pubsub: Arc::new(pubsub),
         })
-    }
-}
-
-fn config_error(e: impl std::fmt::Display) -> BackplaneError {
-    BackplaneError::Config(e.to_string())
-}
-
-/// Waits (bounded) for both clients' first connection, logging the outcome.
-async fn wait_connected(clients: [&fred::clients::Client; 2], timeout: Duration, prefix: &str) {
-    let waited = tokio::time::timeout(timeout, async {
-        for client in clients {
-            client.wait_for_connect().await?;
-        }
-        Ok::<_, fred::error::Error>(())
-    })
-    .await;
-    match waited {
-        Ok(Ok(())) => tracing::info!(prefix, "connected to Redis"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "Redis not reachable yet; retrying in the background, node not ready")
-        }
-        Err(_) => {
-            tracing::warn!("Redis not reachable yet; retrying in the background, node not ready")
-        }
     }
 }

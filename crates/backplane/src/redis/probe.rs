@@ -20,8 +20,10 @@ use fred::{
     interfaces::PubsubInterface,
     prelude::Value,
 };
-use prometheus::{Histogram, IntCounter};
+
 use tokio::{sync::Notify, task::JoinHandle};
+
+use super::metrics::ProbeMetrics;
 
 /// Shortest probe timeout, whatever the interval: a Redis link slower than this
 /// cannot carry chat anyway.
@@ -37,15 +39,6 @@ pub(super) struct Probe {
     arrived: Notify,
     /// Whether the last probe came back in time.
     healthy: AtomicBool,
-}
-
-/// The probe's metrics.
-#[derive(Clone)]
-pub(super) struct ProbeMetrics {
-    /// Round trips of successful probes.
-    pub(super) round_trip: Histogram,
-    /// Probes that failed or timed out.
-    pub(super) failures: IntCounter,
 }
 
 impl Probe {
@@ -151,7 +144,7 @@ fn fail(probe: &Probe, metrics: &ProbeMetrics) {
 
 /// Subscribes the probe channel and every channel the subscriber tracks.
 async fn resubscribe(probe: &Probe, subscriber: &SubscriberClient, timeout: Duration) -> bool {
-    let mut channels = super::subscriber::tracked_channels(subscriber);
+    let mut channels = tracked_channels(subscriber);
     if !channels.iter().any(|c| probe.is_probe(c)) {
         channels.push(probe.channel.clone());
     }
@@ -159,4 +152,13 @@ async fn resubscribe(probe: &Probe, subscriber: &SubscriberClient, timeout: Dura
         tokio::time::timeout(timeout, subscriber.subscribe(channels)).await,
         Ok(Ok(()))
     )
+}
+
+/// Every channel the subscriber should hold (fred tracks what was subscribed).
+pub(super) fn tracked_channels(subscriber: &SubscriberClient) -> Vec<String> {
+    subscriber
+        .tracked_channels()
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
 }

@@ -176,3 +176,8 @@ pub(super) fn decimal(text: &[u8]) -> Option<u64> {
 pub(super) fn millis(duration: std::time::Duration) -> String {
     duration.as_millis().max(1).to_string()
 }
+
+/// A configuration error (fred's words: they never echo the URL).
+pub(super) fn config_error(e: impl std::fmt::Display) -> BackplaneError {
+    BackplaneError::Config(e.to_string())
+}

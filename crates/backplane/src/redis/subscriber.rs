@@ -1,7 +1,7 @@
 //! The node's pub/sub link to Redis: subscriptions, the reader that hands
 //! relayed messages to the node, signals, readiness and shutdown.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -14,11 +14,27 @@ use fred::{
 use prometheus::IntCounter;
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
-use super::{RedisSettings, metrics::RedisMetrics, probe, reply::failed};
+use super::{
+    metrics::RedisMetrics,
+    probe::{self, tracked_channels},
+    reply::failed,
+};
 use crate::{BackplaneError, ChannelNames, Delivery, Inbound, PubSub};
 
 /// What precedes a signal on a room channel, where messages carry `epoch:seq:`.
 const SIGNAL_PREFIX: &[u8] = b"0:0:";
+
+/// How the link connects and proves itself.
+pub(super) struct Link<'a> {
+    /// Prefix of every channel and key (the probe's channel too).
+    pub(super) prefix: &'a str,
+    /// How long start-up waits for the first connection.
+    pub(super) connect_timeout: Duration,
+    /// How often the probe goes through pub/sub and back.
+    pub(super) probe_interval: Duration,
+    /// Bound on one command.
+    pub(super) command_timeout: Duration,
+}
 
 /// Pub/sub on Redis.
 pub(super) struct RedisPubSub {
@@ -38,13 +54,13 @@ impl RedisPubSub {
     /// Starts the reader (into `inbound`) and the watchers, connects both
     /// clients (waiting at most the connect timeout), then starts the probe.
     pub(super) async fn start(
-        publisher: Client,
-        subscriber: SubscriberClient,
+        (publisher, subscriber): (Client, SubscriberClient),
         names: ChannelNames,
         inbound: Arc<dyn Inbound>,
-        (settings, metrics): (&RedisSettings, &RedisMetrics),
+        link: Link<'_>,
+        metrics: &RedisMetrics,
     ) -> Self {
-        let probe = probe::Probe::new(&settings.prefix);
+        let probe = probe::Probe::new(link.prefix);
         // Every watcher subscribes to fred's events before the first connect, so none is missed.
         let mut tasks = vec![
             spawn_reader(
@@ -64,17 +80,17 @@ impl RedisPubSub {
                 let _ = handle.await;
             }));
         }
-        super::wait_connected(
+        wait_connected(
             [&publisher, &subscriber.to_client()],
-            settings.connect_timeout,
-            &settings.prefix,
+            link.connect_timeout,
+            link.prefix,
         )
         .await;
         tasks.push(probe::spawn(
             probe.clone(),
             publisher.clone(),
             subscriber.clone(),
-            (settings.probe_interval, settings.command_timeout),
+            (link.probe_interval, link.command_timeout),
             metrics.probe.clone(),
         ));
         Self {
@@ -239,13 +255,24 @@ fn spawn_resubscriber(subscriber: &SubscriberClient) -> JoinHandle<()> {
     })
 }
 
-/// Every channel the subscriber should hold (fred tracks what was subscribed).
-pub(super) fn tracked_channels(subscriber: &SubscriberClient) -> Vec<String> {
-    subscriber
-        .tracked_channels()
-        .iter()
-        .map(|c| c.to_string())
-        .collect()
+/// Waits (bounded) for both clients' first connection, logging the outcome.
+async fn wait_connected(clients: [&Client; 2], timeout: Duration, prefix: &str) {
+    let waited = tokio::time::timeout(timeout, async {
+        for client in clients {
+            client.wait_for_connect().await?;
+        }
+        Ok::<_, fred::error::Error>(())
+    })
+    .await;
+    match waited {
+        Ok(Ok(())) => tracing::info!(prefix, "connected to Redis"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Redis not reachable yet; retrying in the background, node not ready")
+        }
+        Err(_) => {
+            tracing::warn!("Redis not reachable yet; retrying in the background, node not ready")
+        }
+    }
 }
 
 /// Parses a relayed pub/sub payload: `<epoch>:<seq>:<envelope>`.

@@ -3,8 +3,6 @@
 use chorus_protocol::RoomName;
 use wildmatch::WildMatch;
 
-use super::{AuthError, RoomClaims};
-
 /// Most patterns accepted in one token's `rooms.join` or `rooms.post`.
 pub const MAX_PATTERNS: usize = 64;
 /// Longest pattern accepted, in bytes.
@@ -63,12 +61,17 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// Reads the `rooms` claim.
-    pub fn from_claims(claims: &RoomClaims) -> Result<Self, AuthError> {
+    /// The grants of a token's `rooms` claim: its `join`, `post` and
+    /// `moderate` patterns.
+    pub fn parse<S: AsRef<str>>(
+        join: &[S],
+        post: &[S],
+        moderate: &[S],
+    ) -> Result<Self, &'static str> {
         Ok(Self {
-            join: Patterns::parse(&claims.join).map_err(AuthError::BadClaim)?,
-            post: Patterns::parse(&claims.post).map_err(AuthError::BadClaim)?,
-            moderate: Patterns::parse(&claims.moderate).map_err(AuthError::BadClaim)?,
+            join: Patterns::parse(join)?,
+            post: Patterns::parse(post)?,
+            moderate: Patterns::parse(moderate)?,
         })
     }
 }
@@ -117,12 +120,7 @@ mod tests {
     use super::*;
 
     fn grants(join: &[&str], post: &[&str]) -> Grants {
-        Grants::from_claims(&RoomClaims {
-            join: join.iter().map(|s| (*s).to_owned()).collect(),
-            post: post.iter().map(|s| (*s).to_owned()).collect(),
-            moderate: vec!["team-42.*".into()],
-        })
-        .unwrap()
+        Grants::parse(join, post, &["team-42.*"]).unwrap()
     }
 
     fn room(name: &str) -> RoomName {
@@ -189,11 +187,7 @@ mod tests {
         assert!(policy.may_moderate(&g, &room("team-42.dev")));
         assert!(!policy.may_moderate(&g, &room("team-43.dev")));
         assert!(!policy.may_moderate(&Grants::default(), &room("team-42.dev")));
-        let everything = Grants::from_claims(&RoomClaims {
-            moderate: vec!["*".into()],
-            ..RoomClaims::default()
-        })
-        .unwrap();
+        let everything = Grants::parse(&[], &[], &["*"]).unwrap();
         assert!(!policy.may_moderate(&everything, &room("dm:alice+bob")));
     }
 

@@ -234,7 +234,9 @@ fn identity(claims: Claims) -> Result<Identity, AuthError> {
         }
         avatar => avatar,
     };
-    let grants = Grants::from_claims(&claims.rooms)?;
+    let rooms = &claims.rooms;
+    let grants =
+        Grants::parse(&rooms.join, &rooms.post, &rooms.moderate).map_err(AuthError::BadClaim)?;
     Ok(Identity {
         user: chorus_protocol::Sender {
             id: claims.sub,

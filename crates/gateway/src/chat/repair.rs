@@ -12,25 +12,12 @@ use chorus_protocol::RoomName;
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::chat::hub::Hub;
+use crate::chat::hub::{Hub, RepairRequest};
 
 /// Most messages fetched by one repair read; a longer gap takes several.
 const REPAIR_BATCH: u64 = 1000;
 /// Most repair reads in flight on one node.
 const MAX_IN_FLIGHT: usize = 32;
-
-/// A sequencer's request for messages `(after, upto]` of a room.
-#[derive(Debug)]
-pub struct RepairRequest {
-    /// The room.
-    pub room: RoomName,
-    /// The sequencer's token for this request.
-    pub token: u64,
-    /// Last sequence number delivered.
-    pub after: u64,
-    /// Highest sequence number known to exist.
-    pub upto: u64,
-}
 
 /// Starts the repair and position-check tasks; they stop at `shutdown`.
 pub fn start(

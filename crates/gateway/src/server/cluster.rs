@@ -1,186 +1,19 @@
 //! The live cluster view: every node announces its status through the backplane
 //! with a TTL each heartbeat and reads everyone else's, so `GET /api/cluster`
 //! answers from memory and a node learns within the TTL that a peer died.
+//! (What the statuses and the view hold is in `cluster_view.rs`.)
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use axum::{Json, extract::State, response::IntoResponse};
 use chorus_protocol::unix_micros;
-use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::node::Node;
-
-/// What a node tells the cluster about itself.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct NodeStatus {
-    /// The node id.
-    pub id: String,
-    /// The `chorus` version it runs (mixed during a rolling deploy).
-    pub version: String,
-    /// When it started (ms since the Unix epoch).
-    pub started_at: u64,
-    /// When this status was taken (ms since the Unix epoch).
-    pub heartbeat_at: u64,
-    /// WebSocket connections open on it.
-    pub connections: i64,
-    /// Rooms with members on it.
-    pub rooms: i64,
-    /// Whether it reports ready.
-    pub ready: bool,
-    /// Whether it is draining (shutting down).
-    pub draining: bool,
-    /// Load counters since start, for rates (older nodes omit them).
-    #[serde(default)]
-    pub totals: Totals,
-    /// Latency and fan-out over the last 10 seconds.
-    #[serde(default)]
-    pub recent: Recent,
-}
-
-/// Counters since the node started; a reader derives rates from two statuses.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Totals {
-    /// `send` commands received from clients.
-    pub messages_received: u64,
-    /// Messages published through the backplane.
-    pub messages_published: u64,
-    /// Message frames queued to local clients.
-    pub frames_delivered: u64,
-}
-
-/// Figures over the last 10 seconds or so.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Recent {
-    /// Median delivery latency (ms), if anything was delivered.
-    pub delivery_p50_ms: Option<f64>,
-    /// 99th percentile delivery latency (ms).
-    pub delivery_p99_ms: Option<f64>,
-    /// Mean local recipients per message.
-    pub fanout_mean: Option<f64>,
-}
-
-/// The last view read from the backplane.
-#[derive(Debug, Default)]
-pub struct ClusterView {
-    /// Peers (this node included), by id, and when they were read.
-    latest: RwLock<Snapshot>,
-    /// This node's figures over the last heartbeat interval.
-    recent: RwLock<Recent>,
-}
-
-impl ClusterView {
-    /// This node's figures over the last heartbeat interval.
-    pub fn recent(&self) -> Recent {
-        *self.recent.read()
-    }
-}
-
-/// Cumulative histogram buckets `(upper bound, count)`, as Prometheus keeps them.
-type Buckets = Vec<(f64, u64)>;
-
-/// How far back the "recent" figures look.
-const RECENT_SPAN: Duration = Duration::from_secs(10);
-
-/// The histograms at one heartbeat.
-struct Sample {
-    /// Delivery latency buckets.
-    latency: Buckets,
-    /// Fan-out sum and count.
-    fanout: (f64, u64),
-}
-
-/// The histograms at the last heartbeats, to compute figures over the last
-/// [`RECENT_SPAN`] (steadier than one interval, and still there just after a burst).
-struct Window {
-    /// Oldest first; one more than the span holds.
-    samples: std::collections::VecDeque<Sample>,
-    /// Heartbeats in the span.
-    span: usize,
-}
-
-impl Window {
-    fn new(interval: Duration) -> Self {
-        let span = (RECENT_SPAN.as_secs_f64() / interval.as_secs_f64()).ceil() as usize;
-        Self {
-            samples: std::collections::VecDeque::new(),
-            span: span.max(1),
-        }
-    }
-
-    /// Takes a sample and returns the figures since the oldest one kept.
-    fn advance(&mut self, metrics: &crate::metrics::Metrics) -> Recent {
-        let now = Sample {
-            latency: buckets(&metrics.delivery_latency),
-            fanout: (
-                metrics.fanout.get_sample_sum(),
-                metrics.fanout.get_sample_count(),
-            ),
-        };
-        let zero = (0.0, 0);
-        let (since, sum, messages) = match self.samples.front() {
-            Some(old) => (
-                now.latency
-                    .iter()
-                    .zip(old.latency.iter().chain(std::iter::repeat(&zero)))
-                    .map(|((bound, n), (_, before))| (*bound, n - before))
-                    .collect::<Buckets>(),
-                now.fanout.0 - old.fanout.0,
-                now.fanout.1 - old.fanout.1,
-            ),
-            None => (now.latency.clone(), now.fanout.0, now.fanout.1),
-        };
-        self.samples.push_back(now);
-        if self.samples.len() > self.span {
-            self.samples.pop_front();
-        }
-        Recent {
-            delivery_p50_ms: quantile(&since, 0.5).map(|s| s * 1e3),
-            delivery_p99_ms: quantile(&since, 0.99).map(|s| s * 1e3),
-            fanout_mean: (messages > 0).then(|| sum / messages as f64),
-        }
-    }
-}
-
-fn buckets(histogram: &prometheus::Histogram) -> Buckets {
-    use prometheus::core::Metric;
-    histogram
-        .metric()
-        .get_histogram()
-        .get_bucket()
-        .iter()
-        .map(|b| (b.upper_bound(), b.cumulative_count()))
-        .collect()
-}
-
-/// The `q` quantile of cumulative buckets, interpolated inside its bucket.
-fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<f64> {
-    let total = buckets.last()?.1;
-    if total == 0 {
-        return None;
-    }
-    let rank = q * total as f64;
-    let mut lower = (0.0, 0u64);
-    for &(bound, count) in buckets {
-        if count as f64 >= rank {
-            let inside = (count - lower.1).max(1) as f64;
-            return Some(lower.0 + (bound - lower.0) * ((rank - lower.1 as f64) / inside));
-        }
-        lower = (bound, count);
-    }
-    Some(lower.0)
-}
-
-#[derive(Debug, Default, Clone)]
-struct Snapshot {
-    /// The nodes alive at the last read.
-    nodes: Vec<NodeStatus>,
-    /// When the last successful read happened (ms since the Unix epoch; 0: never).
-    read_at: u64,
-    /// Whether the last heartbeat reached the backplane.
-    fresh: bool,
-}
+use super::{
+    cluster_view::{NodeStatus, Window},
+    node::Node,
+};
 
 /// The answer of `GET /api/cluster`.
 #[derive(Debug, Serialize)]
@@ -208,7 +41,7 @@ pub fn start(node: Arc<Node>) -> JoinHandle<()> {
             tokio::select! {
                 () = stopped.cancelled() => break,
                 _ = ticks.tick() => {
-                    *node.cluster().recent.write() = window.advance(node.metrics());
+                    node.cluster().set_recent(window.advance(node.metrics()));
                     heartbeat(&node, ops.node_ttl).await;
                 }
             }
@@ -239,28 +72,22 @@ async fn heartbeat(node: &Node, ttl: Duration) {
                 .filter_map(|json| serde_json::from_str(json).ok())
                 .collect();
             nodes.sort_by(|a, b| a.id.cmp(&b.id));
-            let mut latest = view.latest.write();
-            log_changes(&node.config().node_id, &latest.nodes, &nodes);
             node.metrics().cluster_nodes.set(nodes.len() as i64);
-            *latest = Snapshot {
-                nodes,
-                read_at: unix_micros() / 1000,
-                fresh: true,
-            };
+            let after: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+            let before = view.read(nodes, unix_micros() / 1000);
+            log_changes(&node.config().node_id, &before, &after);
         }
         Err(error) => {
-            let mut latest = view.latest.write();
-            if latest.fresh {
+            if view.stale() {
                 tracing::warn!(%error, "cluster heartbeat failed; the cluster view is going stale");
             }
-            latest.fresh = false;
         }
     }
 }
 
-fn log_changes(me: &str, before: &[NodeStatus], after: &[NodeStatus]) {
-    let old: BTreeSet<&str> = before.iter().map(|n| n.id.as_str()).collect();
-    let new: BTreeSet<&str> = after.iter().map(|n| n.id.as_str()).collect();
+fn log_changes(me: &str, before: &[String], after: &[String]) {
+    let old: BTreeSet<&str> = before.iter().map(String::as_str).collect();
+    let new: BTreeSet<&str> = after.iter().map(String::as_str).collect();
     for joined in new.difference(&old).filter(|id| **id != me) {
         tracing::info!(peer = joined, "node joined the cluster");
     }
@@ -274,7 +101,7 @@ fn log_changes(me: &str, before: &[NodeStatus], after: &[NodeStatus]) {
 
 /// `GET /api/cluster`: the nodes alive, with their load.
 pub async fn handler(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    let snapshot = node.cluster().latest.read().clone();
+    let snapshot = node.cluster().snapshot();
     let me = node.status();
     let mut nodes: Vec<NodeStatus> = snapshot
         .nodes
@@ -289,19 +116,4 @@ pub async fn handler(State(node): State<Arc<Node>>) -> impl IntoResponse {
         fresh: snapshot.fresh,
         nodes,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quantile;
-
-    #[test]
-    fn quantiles_interpolate_inside_the_bucket() {
-        // 10 samples up to 1 ms, 80 more up to 2 ms, 10 more up to 4 ms.
-        let buckets = [(0.001, 10), (0.002, 90), (0.004, 100), (f64::INFINITY, 100)];
-        assert_eq!(quantile(&buckets, 0.5), Some(0.0015));
-        let p99 = quantile(&buckets, 0.99).unwrap();
-        assert!((p99 - 0.0038).abs() < 1e-9, "{p99}");
-        assert_eq!(quantile(&[(0.001, 0), (f64::INFINITY, 0)], 0.5), None);
-    }
 }

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod cluster;
+mod cluster_view;
 pub mod drain;
 pub mod healthcheck;
 mod login;

@@ -16,7 +16,7 @@ use crate::{
     config::Config,
     metrics::Metrics,
     server::{
-        cluster::{ClusterView, NodeStatus, Totals},
+        cluster_view::{ClusterView, NodeStatus, Totals},
         drain::Drain,
     },
 };

@@ -29,10 +29,7 @@ mod member;
 pub use member::{Member, Members};
 
 use crate::{
-    chat::{
-        repair::RepairRequest,
-        sequencer::{Sequencer, Step},
-    },
+    chat::sequencer::{Sequencer, Step},
     metrics::Metrics,
 };
 
@@ -52,6 +49,19 @@ struct Room {
     members: Members,
     /// The room's order on this node.
     sequencer: Sequencer,
+}
+
+/// A sequencer's request for messages `(after, upto]` of a room.
+#[derive(Debug)]
+pub struct RepairRequest {
+    /// The room.
+    pub room: RoomName,
+    /// The sequencer's token for this request.
+    pub token: u64,
+    /// Last sequence number delivered.
+    pub after: u64,
+    /// Highest sequence number known to exist.
+    pub upto: u64,
 }
 
 /// The read history is older than what the room follows already: read again.

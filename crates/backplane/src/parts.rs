@@ -1,0 +1,29 @@
+//! One node's view of the backplane: every part, together.
+
+use std::sync::Arc;
+
+use crate::{NodeRegistry, PresenceStore, PubSub, ReadMarkers, RoomLog, UserState};
+
+/// One node's view of the backplane: every part, as the implementation that
+/// owns it. Cloning shares the parts.
+#[derive(Clone)]
+pub struct Backplane {
+    /// Rooms' numbered, bounded history.
+    pub log: Arc<dyn RoomLog>,
+    /// Read markers per room and user.
+    pub markers: Arc<dyn ReadMarkers>,
+    /// Room subscriptions, signals, readiness and the connections' shutdown.
+    pub pubsub: Arc<dyn PubSub>,
+    /// Drafts and statuses per user.
+    pub users: Arc<dyn UserState>,
+    /// Who is in which room, across nodes.
+    pub presence: Arc<dyn PresenceStore>,
+    /// The cluster's live nodes.
+    pub registry: Arc<dyn NodeRegistry>,
+}
+
+impl std::fmt::Debug for Backplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backplane").finish_non_exhaustive()
+    }
+}
