@@ -155,3 +155,36 @@ fn assert_refused(error: tokio_tungstenite::tungstenite::Error, status: u16, cod
         serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
     assert_eq!(body["code"], code);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_carries_the_ref_and_room_the_command_carried() {
+    let cluster = Cluster::start(BackplaneKind::InProcess, 1).await;
+    let mut client = Client::connect(&cluster.url(0)).await;
+    // The ref is read with the type, before the rest of the command.
+    for frame in [
+        r#"{"type":"dance","ref":"d1"}"#,
+        r#"{"type":"send","room":"lobby","ref":"d1"}"#,
+    ] {
+        let error = error_for(&mut client, text(frame)).await;
+        assert_eq!(error["ref"], "d1", "{frame}: {error}");
+    }
+    // A refused room command names its room, whichever check refused it.
+    let error = error_for(
+        &mut client,
+        text(r#"{"type":"send","room":"lobby","body":"hi","ref":"s1"}"#),
+    )
+    .await;
+    assert_eq!(
+        (&error["code"], &error["ref"], &error["room"]),
+        (&json!("not_joined"), &json!("s1"), &json!("lobby"))
+    );
+    let mut anonymous = Client::connect_anonymous(&cluster.url(0)).await;
+    anonymous
+        .send(json!({"type": "join", "room": "lobby", "ref": "j1"}))
+        .await;
+    let error = anonymous.expect("error").await;
+    assert_eq!(
+        (&error["code"], &error["ref"], &error["room"]),
+        (&json!("unauthenticated"), &json!("j1"), &json!("lobby"))
+    );
+}

@@ -103,6 +103,23 @@ impl RedisPubSub {
     }
 }
 
+impl RedisPubSub {
+    /// Waits until Redis has processed what the subscriber sent before (`op`).
+    ///
+    /// fred completes SUBSCRIBE and UNSUBSCRIBE once they are written (Redis's
+    /// confirmation arrives out of band and is dropped), so Redis may not have
+    /// processed them yet: a PUBLISH processed first would be lost to (or
+    /// still reach) this node. Redis answers a connection's commands in order:
+    /// the PING's answer proves what came before it was processed.
+    async fn processed(&self, op: &'static str) -> Result<(), BackplaneError> {
+        self.subscriber
+            .ping::<Value>(None)
+            .await
+            .map(|_| ())
+            .map_err(failed(op))
+    }
+}
+
 #[async_trait]
 impl PubSub for RedisPubSub {
     async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
@@ -110,15 +127,7 @@ impl PubSub for RedisPubSub {
             .subscribe(self.names.room_channel(room))
             .await
             .map_err(failed("subscribe"))?;
-        // fred completes SUBSCRIBE once it is written (Redis's confirmation arrives out
-        // of band and is dropped), so Redis may not hold the subscription yet, and a
-        // PUBLISH processed first would be lost to this node. Redis answers a connection's
-        // commands in order: the PING's answer proves the SUBSCRIBE was processed.
-        self.subscriber
-            .ping::<Value>(None)
-            .await
-            .map(|_| ())
-            .map_err(failed("subscribe"))
+        self.processed("subscribe").await
     }
 
     async fn unsubscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
@@ -126,12 +135,7 @@ impl PubSub for RedisPubSub {
             .unsubscribe(self.names.room_channel(room))
             .await
             .map_err(failed("unsubscribe"))?;
-        // As for SUBSCRIBE: the PING's answer proves Redis processed it.
-        self.subscriber
-            .ping::<Value>(None)
-            .await
-            .map(|_| ())
-            .map_err(failed("unsubscribe"))
+        self.processed("unsubscribe").await
     }
 
     async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
