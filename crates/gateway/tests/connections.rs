@@ -8,10 +8,23 @@ use chorus_testkit::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_dropped_and_nobody_else_waits() {
+    stopped_reader_is_dropped(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_reader_is_dropped_when_its_outbox_overflows_not_at_the_write_timeout() {
+    // The write to it blocks for good; only the overflow can end it in time
+    // (the wait for the drop is bounded by testkit's WAIT, far below this).
+    stopped_reader_is_dropped(Duration::from_secs(600)).await;
+}
+
+/// A member stops reading while a sender floods its room: it is closed as a
+/// slow consumer (4001, or cut), and the others get everything.
+async fn stopped_reader_is_dropped(write_timeout: Duration) {
     const MESSAGES: usize = 3_000;
     let cluster = Cluster::start_with(BackplaneKind::Redis, 1, |c| {
         c.outbox_bytes = 2 * c.max_frame_bytes;
-        c.write_timeout = Duration::from_secs(1);
+        c.write_timeout = write_timeout;
     })
     .await;
     let addr = cluster.nodes[0].addr;

@@ -247,3 +247,64 @@ async fn refusals_beyond_the_strikes_close_the_connection() {
         .await;
     assert_eq!(client.closed().await, Event::Closed(4006));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_honours_retry_after_is_never_closed_and_keeps_sending() {
+    // Production limits: 10 sends/s with a burst of 30, 20 strikes.
+    let node = node_with(|c| c.rate_limits = RateLimits::default()).await;
+    let mut polite = Client::connect(&node.ws_url()).await;
+    let mut reader = Client::connect(&node.ws_url()).await;
+    polite.join("lobby").await;
+    reader.join("lobby").await;
+    // Send as fast as allowed, waiting exactly `retry_after_ms` after each
+    // refusal, until 80 are accepted: the burst, then 50 at the allowed rate,
+    // collecting far more than 20 `rate_limited` on the way.
+    let (mut accepted, mut limited) = (Vec::new(), 0);
+    while accepted.len() < 80 {
+        let body = format!("polite {}", accepted.len());
+        let reply = polite.say("lobby", &body).await;
+        match reply["type"].as_str() {
+            Some("sent") => accepted.push(body),
+            _ => {
+                assert_eq!(reply["code"], "rate_limited", "{reply}");
+                limited += 1;
+                let wait = reply["retry_after_ms"].as_u64().expect("a retry hint");
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+        }
+    }
+    assert!(limited > 20, "the limit was reached {limited} times");
+    let flooding = r#"chorus_connections_closed_total{reason="flooding"}"#;
+    assert_eq!(metric(node.addr, flooding).await, 0.0);
+    // Everything accepted reached the room, in order.
+    for body in &accepted {
+        assert_eq!(&reader.message_in("lobby").await["body"], body);
+    }
+    // The connection is still open: its next send, once due, goes through.
+    let mut last = polite.say("lobby", "still here").await;
+    while last["type"] == "error" {
+        assert_eq!(last["code"], "rate_limited", "{last}");
+        let wait = last["retry_after_ms"].as_u64().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        last = polite.say("lobby", "still here").await;
+    }
+    assert_eq!(last["type"], "sent");
+
+    // A client that ignores the hint is closed as a flood.
+    let mut flooder = Client::connect(&node.ws_url()).await;
+    flooder.join("lobby").await;
+    for n in 0..200 {
+        flooder
+            .send(json!({"type": "send", "room": "lobby", "body": format!("flood {n}")}))
+            .await;
+    }
+    loop {
+        match flooder.next().await {
+            Event::Data(_) => {}
+            end => {
+                assert_eq!(end, Event::Closed(4006));
+                break;
+            }
+        }
+    }
+}

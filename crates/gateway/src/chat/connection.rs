@@ -1,10 +1,11 @@
 //! The life of one WebSocket connection, in one task.
 //!
 //! The task waits on four things at once: its turn to close (when the node
-//! drains: the server hands it in), frames queued in the outbox (written as one batch with one flush),
-//! frames from the client (decoded and handed to the session), and the
-//! heartbeat. Every write is bounded by the write timeout, so a client that
-//! stops reading is closed as a slow consumer instead of holding anything up.
+//! drains: the server hands it in), frames queued in the outbox (written as
+//! one batch with one flush), frames from the client (decoded and handed to
+//! the session), and the heartbeat. Every write is bounded by the write timeout, and cut short when
+//! the outbox overflows meanwhile, so a client that stops reading is closed as
+//! a slow consumer instead of holding anything up.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -145,7 +146,16 @@ async fn drive(
                     Box::pin(send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
                     return CloseReason::SlowConsumer;
                 }
-                match timeout(config.write_timeout, writer.write(socket, &mut batch)).await {
+                // A client that stops reading fills the outbox while the write
+                // waits for it: close as soon as it overflows, not at the timeout.
+                let written = tokio::select! {
+                    written = timeout(config.write_timeout, writer.write(socket, &mut batch)) => written,
+                    () = outbox.overflowed() => {
+                        Box::pin(send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
+                        return CloseReason::SlowConsumer;
+                    }
+                };
+                match written {
                     Ok(Ok(())) => {
                         writer.count(metrics);
                         if batch.capacity() > BATCH_KEEP {

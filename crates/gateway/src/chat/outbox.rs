@@ -3,8 +3,9 @@
 //! Producers (the fan-out, the connection's own replies) push without waiting;
 //! the connection's task drains everything queued and writes it with one flush.
 //! When a client falls more than the byte bound behind, the queue is dropped and
-//! marked overflowed: the connection then closes with `slow_consumer`. Nobody
-//! else ever waits for a slow client.
+//! marked overflowed: the connection then closes with `slow_consumer` at once,
+//! even in the middle of a write the client is not reading. Nobody else ever
+//! waits for a slow client.
 
 use std::collections::VecDeque;
 
@@ -43,6 +44,8 @@ pub struct Outbox {
     state: Mutex<State>,
     /// Wakes the connection task when the queue becomes non-empty or overflows.
     wake: Notify,
+    /// Wakes a connection task busy writing when the queue overflows.
+    overflow: Notify,
     /// Bound on queued bytes (payload plus per-frame overhead).
     max_bytes: usize,
 }
@@ -63,6 +66,7 @@ impl Outbox {
         Self {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
+            overflow: Notify::new(),
             max_bytes,
         }
     }
@@ -127,6 +131,20 @@ impl Outbox {
         state.bytes = 0;
         drop(state);
         self.wake.notify_one();
+        self.overflow.notify_waiters();
+    }
+
+    /// Resolves once the outbox has overflowed (at once if it has). Cancel-safe.
+    pub async fn overflowed(&self) {
+        loop {
+            let notified = self.overflow.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.state.lock().overflowed {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Waits until frames are queued or the outbox overflowed. Cancel-safe.
@@ -195,6 +213,23 @@ mod tests {
         let mut batch = VecDeque::new();
         outbox.take(&mut batch).unwrap();
         assert_eq!(batch.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_overflow_wakes_a_writer_waiting_for_it() {
+        let outbox = std::sync::Arc::new(Outbox::new(1000));
+        let waiter = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.overflowed().await }
+        });
+        assert_eq!(outbox.push(text(500)), Pushed::Queued);
+        assert_eq!(outbox.push(text(600)), Pushed::Dropped);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        // And it stays overflowed: a later wait ends at once.
+        outbox.overflowed().await;
     }
 
     #[tokio::test]

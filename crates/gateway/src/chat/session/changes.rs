@@ -50,7 +50,7 @@ impl Session {
     }
 
     /// A change costs a send; the connection must be in the room and may post to it.
-    fn may_change(&self, room: &RoomName) -> Handled {
+    fn may_change(&mut self, room: &RoomName) -> Handled {
         self.take(Limited::Send)?;
         self.in_room(room, "changing its messages")?;
         self.may_post(room)

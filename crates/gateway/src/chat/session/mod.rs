@@ -67,7 +67,7 @@ struct Authed {
 }
 
 /// The rate-limited kinds of action, each with its buckets.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Limited {
     /// `send` and changes to messages.
     Send,
@@ -99,6 +99,9 @@ pub struct Session {
     strikes: Bucket,
     /// Set when a refusal found no strike left.
     flooded: bool,
+    /// Per bucket (sends; joins and status), when the last `rate_limited`
+    /// said the client may try again: a command before it costs a strike.
+    retry_at: [Option<Instant>; 2],
 }
 
 impl Session {
@@ -123,6 +126,7 @@ impl Session {
             joins: Bucket::new(rates.join),
             strikes: rates.strikes(),
             flooded: false,
+            retry_at: [None; 2],
         }
     }
 
@@ -220,7 +224,7 @@ impl Session {
         room: Option<RoomName>,
     ) -> Flow {
         self.chat.metrics().command_errors.inc();
-        if self.strikes.take().is_err() {
+        if refusal.strike && self.strikes.take().is_err() {
             self.flooded = true;
         }
         self.reply(&ServerEvent::Error(&ErrorReply {
@@ -306,8 +310,11 @@ impl Session {
     }
 
     /// Takes a token from the connection's and the user's bucket for `action`,
-    /// or refuses with `rate_limited` and how long to wait.
-    fn take(&self, action: Limited) -> Handled {
+    /// or refuses with `rate_limited` and how long to wait. The refusal costs
+    /// a flood strike only if the client did not wait as long as the previous
+    /// `rate_limited` of the same bucket told it to: a client that honours
+    /// `retry_after_ms` is never closed as a flood.
+    fn take(&mut self, action: Limited) -> Handled {
         let user = &self
             .authed
             .as_ref()
@@ -323,9 +330,16 @@ impl Session {
             return Ok(());
         };
         self.chat.metrics().rate_limited(label);
-        let message = format!("too many {what}; retry in {} ms", wait.as_millis().max(1));
+        let now = Instant::now();
+        let retry_at = &mut self.retry_at[usize::from(action != Limited::Send)];
+        let impatient = retry_at.is_some_and(|at| now < at);
+        // What the client is told, rounded up as it is in `retry_after_ms`.
+        let wait = Duration::from_millis(wait.as_millis().max(1) as u64 + 1);
+        *retry_at = Some(now + wait);
+        let message = format!("too many {what}; retry in {} ms", wait.as_millis());
         let mut refusal = Refusal::new(ErrorCode::RateLimited, message);
         refusal.retry_after = Some(wait);
+        refusal.strike = impatient;
         Err(refusal)
     }
 

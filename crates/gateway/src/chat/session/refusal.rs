@@ -23,6 +23,9 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
     /// A close that follows the error (a failed `auth`).
     pub close: Option<Closing>,
+    /// Whether it costs the connection a flood strike (every refusal does,
+    /// but a `rate_limited` answer to a client that waited as it was told).
+    pub strike: bool,
 }
 
 /// What a command handler returns.
@@ -37,6 +40,7 @@ impl Refusal {
             room: None,
             retry_after: None,
             close: None,
+            strike: true,
         }
     }
 
