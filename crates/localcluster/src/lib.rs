@@ -6,6 +6,8 @@
 //! The `chorus-cluster` binary and the end-to-end tests both use [`LocalCluster`].
 //! Every process runs in its own process group, so a ctrl-c in the terminal
 //! reaches only the caller, which then stops them in order (nodes drain first).
+//! Every process also carries the cluster's [`reap::Reaper`] marker: dropping
+//! the cluster kills them all, and whatever they started (nginx's workers).
 
 use std::{
     net::{SocketAddr, TcpListener as StdListener},
@@ -20,6 +22,10 @@ use tokio::{
     net::TcpStream,
     process::{Child, Command},
 };
+
+pub mod reap;
+
+use reap::Reaper;
 
 /// Bound on any one part becoming ready.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -93,6 +99,8 @@ pub struct LocalCluster {
     nginx: Child,
     /// nginx's prefix (configuration copies, pid, temp files) and Redis's files.
     dir: tempfile::TempDir,
+    /// Kills every process of the cluster (and their children) when dropped.
+    _reaper: Reaper,
 }
 
 impl LocalCluster {
@@ -105,11 +113,12 @@ impl LocalCluster {
             .prefix("chorus-cluster-")
             .tempdir()
             .context("creating the cluster's directory")?;
-        let (redis_child, redis) = start_redis(dir.path()).await?;
+        let reaper = Reaper::new();
+        let (redis_child, redis) = start_redis(dir.path(), &reaper).await?;
         let redis_url = format!("redis://{redis}");
         let mut nodes = Vec::with_capacity(options.nodes);
         for i in 0..options.nodes {
-            nodes.push(start_node(options, i, &redis_url).await?);
+            nodes.push(start_node(options, i, &redis_url, &reaper).await?);
         }
         let port = match options.port {
             0 => free_port()?,
@@ -119,7 +128,7 @@ impl LocalCluster {
         let nginx_dir = dir.path().join("nginx");
         write_nginx_files(options, &nginx_dir, &nodes, addr)?;
         check_nginx(&nginx_dir).await?;
-        let nginx = start_nginx(&nginx_dir)?;
+        let nginx = start_nginx(&nginx_dir, &reaper)?;
         let cluster = Self {
             addr,
             redis,
@@ -127,6 +136,7 @@ impl LocalCluster {
             redis_child,
             nginx,
             dir,
+            _reaper: reaper,
         };
         wait_for(addr, "/nginx-health", "nginx").await?;
         wait_for(addr, "/readyz", "a gateway through nginx").await?;
@@ -187,9 +197,10 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-async fn start_redis(dir: &Path) -> Result<(Child, SocketAddr)> {
+async fn start_redis(dir: &Path, reaper: &Reaper) -> Result<(Child, SocketAddr)> {
     let port = free_port()?;
-    let mut child = Command::new("redis-server")
+    let mut child = reaper
+        .mark(&mut Command::new("redis-server"))
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args([
             "--save",
@@ -208,6 +219,7 @@ async fn start_redis(dir: &Path) -> Result<(Child, SocketAddr)> {
         .kill_on_drop(true)
         .spawn()
         .context("running redis-server (apt-get install redis-server)")?;
+    reaper.track_group(&child);
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let ready = tokio::time::timeout(READY_WITHIN, async {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -225,9 +237,10 @@ async fn start_redis(dir: &Path) -> Result<(Child, SocketAddr)> {
     Ok((child, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
-async fn start_node(options: &Options, i: usize, redis_url: &str) -> Result<Node> {
+async fn start_node(options: &Options, i: usize, redis_url: &str, reaper: &Reaper) -> Result<Node> {
     let id = format!("local-{i}");
-    let mut child = Command::new(&options.chorus)
+    let mut child = reaper
+        .mark(&mut Command::new(&options.chorus))
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(["--node-id", &id, "--redis-url", redis_url])
         .args(&options.node_args)
@@ -237,6 +250,7 @@ async fn start_node(options: &Options, i: usize, redis_url: &str) -> Result<Node
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("running {}", options.chorus.display()))?;
+    reaper.track_group(&child);
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut addresses = Vec::new();
     while addresses.len() < 2 {
@@ -313,14 +327,18 @@ async fn check_nginx(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn start_nginx(dir: &Path) -> Result<Child> {
-    nginx(dir)
+fn start_nginx(dir: &Path, reaper: &Reaper) -> Result<Child> {
+    let child = reaper
+        .mark(&mut nginx(dir))
         .args(["-g", "daemon off;"])
         .stdout(Stdio::null())
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .context("running nginx (apt-get install nginx)")
+        .context("running nginx (apt-get install nginx)")?;
+    // Its workers outlive a SIGKILLed master: the reaper kills the group.
+    reaper.track_group(&child);
+    Ok(child)
 }
 
 /// Waits until `GET path` on `addr` answers 200.

@@ -8,6 +8,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+use chorus_localcluster::reap::Reaper;
+
 use crate::{WAIT, eventually};
 
 /// One browser (its own chromedriver and profile), closed when dropped.
@@ -16,6 +18,9 @@ pub struct Browser {
     pub client: Client,
     /// The chromedriver process.
     _driver: Child,
+    /// Kills chromedriver and every Chromium process it started when the
+    /// test ends, however it ends (before the profile is deleted).
+    _reaper: Reaper,
     /// The browser profile, so sessions share nothing.
     _profile: tempfile::TempDir,
 }
@@ -27,7 +32,9 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let driver = Command::new("chromedriver")
+        let reaper = Reaper::new();
+        let driver = reaper
+            .mark(&mut Command::new("chromedriver"))
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -64,6 +71,7 @@ impl Browser {
         Self {
             client,
             _driver: driver,
+            _reaper: reaper,
             _profile: profile,
         }
     }

@@ -17,6 +17,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use chorus_localcluster::reap::Reaper;
+
 use crate::{WAIT, eventually};
 
 /// A node running inside the test process.
@@ -100,6 +102,8 @@ pub struct ProcessNode {
     pub addr: SocketAddr,
     /// The process.
     child: Child,
+    /// Kills it when the test ends, however it ends.
+    _reaper: Reaper,
 }
 
 impl ProcessNode {
@@ -127,7 +131,9 @@ impl ProcessNode {
         log_level: &str,
         logs: Option<Arc<Mutex<String>>>,
     ) -> Self {
-        let mut child = Command::new(binary)
+        let reaper = Reaper::new();
+        let mut child = reaper
+            .mark(&mut Command::new(binary))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("CHORUS_JWT_SECRET", crate::TEST_SECRET)
@@ -164,7 +170,11 @@ impl ProcessNode {
             .unwrap_or_else(|| panic!("unexpected first line from chorus: {line:?}"));
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         wait_ready(addr).await;
-        Self { addr, child }
+        Self {
+            addr,
+            child,
+            _reaper: reaper,
+        }
     }
 
     /// `ws://<addr>/ws`.

@@ -16,6 +16,8 @@ use tokio::{
     process::{Child, Command},
 };
 
+use chorus_localcluster::reap::Reaper;
+
 use crate::WAIT;
 
 /// The ACL user nodes connect as.
@@ -38,6 +40,8 @@ pub struct RedisServer {
     /// The TLS port, when the server also speaks TLS (nodes use it; the test's
     /// inspection client keeps the plain port).
     tls_port: Option<u16>,
+    /// Kills the server (whichever start it is) when the test ends, however it ends.
+    reaper: Reaper,
 }
 
 impl RedisServer {
@@ -81,6 +85,7 @@ impl RedisServer {
                 dir,
                 extra,
                 tls_port: tls.then(free_port),
+                reaper: Reaper::new(),
             };
             if server.spawn().await {
                 return server;
@@ -138,7 +143,8 @@ impl RedisServer {
     /// Returns false if the server exited before becoming ready (e.g. port taken).
     async fn spawn(&mut self) -> bool {
         let mut command = Command::new("redis-server");
-        command
+        self.reaper
+            .mark(&mut command)
             .args([
                 "--port",
                 &self.port.to_string(),
