@@ -43,6 +43,9 @@ const state = {
   active: null,
   drafts: new Map(), // room -> unsent text, saved on the server for every device
   editing: null, // {room, seq, id}: the message the composer is editing, if any
+  // Where the page itself last put the log's scroll position: only a scroll
+  // up from there (the user's) loads older messages.
+  scrollTop: 0,
 };
 
 function saveSession() {
@@ -500,6 +503,7 @@ function renderRoom(scroll = "keep") {
   list.append(...pendingItems(room.name).filter((item) => !room.messages.has(item.dataset.id)));
   if (scroll === "bottom") log.scrollTop = log.scrollHeight;
   else log.scrollTop = log.scrollHeight - fromBottom;
+  state.scrollTop = log.scrollTop;
 }
 
 /** "3 online" beside the active room's title; the names in its tooltip. */
@@ -647,7 +651,13 @@ function wire() {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendMessage(event);
   });
   $("log").addEventListener("scroll", () => {
-    if ($("log").scrollTop < 40) loadOlder();
+    // Near the top after scrolling up. The page's own scrolls (to the bottom
+    // as a join's history streams in, where the top can still be near while
+    // the log barely overflows) never load older messages.
+    const top = $("log").scrollTop;
+    const up = top < state.scrollTop;
+    state.scrollTop = top;
+    if (up && top < 40) loadOlder();
   });
   $("menu").addEventListener("click", () => {
     const open = $("sidebar").classList.toggle("open");
