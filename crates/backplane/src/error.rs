@@ -43,8 +43,12 @@ pub enum Outage {
     /// The connection is down or broke during the command.
     #[error("connection lost: {0}")]
     Connection(String),
-    /// The server refused the command (out of memory, read-only replica,
-    /// missing permission...): its own words.
+    /// The server is out of memory (`maxmemory` reached with `noeviction`):
+    /// it refuses to store anything until memory is freed.
+    #[error("out of memory: it stores nothing until memory is freed")]
+    OutOfMemory,
+    /// The server refused the command (read-only replica, missing
+    /// permission...): its own words.
     #[error("refused: {0}")]
     Refused(String),
 }

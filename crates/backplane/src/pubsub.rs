@@ -42,6 +42,11 @@ pub trait PubSub: Send + Sync + 'static {
     /// Whether publishing and subscribing can work right now: for Redis, both
     /// connections are up and the last probe went through pub/sub and back.
     fn is_ready(&self) -> bool;
+    /// Whether the store refuses to store anything for lack of memory (Redis
+    /// at `maxmemory` with `noeviction`): reads and signals still work.
+    fn out_of_memory(&self) -> bool {
+        false
+    }
     /// Closes this node's connections; every later call of any part fails.
     async fn shutdown(&self);
 }

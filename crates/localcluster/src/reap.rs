@@ -138,14 +138,20 @@ mod tests {
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while in_group() < 2 {
-            assert!(std::time::Instant::now() < deadline, "the sleeps never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sleeps never started"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         drop(reaper);
         shell.wait().await.unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while in_group() > 0 {
-            assert!(std::time::Instant::now() < deadline, "a process of the group survived");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a process of the group survived"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
@@ -160,14 +166,20 @@ mod tests {
         let wanted = format!("{REAP_VAR}={}", reaper.marker);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while marked(wanted.as_bytes()).len() < 3 {
-            assert!(std::time::Instant::now() < deadline, "the sleeps never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sleeps never started"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(reaper.kill_all(), 3);
         shell.wait().await.unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !marked(wanted.as_bytes()).is_empty() {
-            assert!(std::time::Instant::now() < deadline, "a marked process survived");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a marked process survived"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }

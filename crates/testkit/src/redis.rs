@@ -119,7 +119,9 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn admin_url(&self) -> String {
+    /// `redis://:<admin password>@127.0.0.1:<port>`: the `default` user, who
+    /// may do anything (read the configuration, for one).
+    pub fn admin_url(&self) -> String {
         format!("redis://:{ADMIN_PASSWORD}@127.0.0.1:{}", self.port)
     }
 
@@ -196,6 +198,53 @@ impl RedisServer {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
         true
+    }
+
+    /// Fills the server past `maxmemory` with a key of its own (`fill`), as
+    /// the rest of an application's data could; returns once Redis reports
+    /// more memory used than allowed.
+    pub async fn fill_memory(&self) {
+        use fred::interfaces::KeysInterface;
+        let client = self.client().await;
+        let mut chunk = "x".repeat(256 * 1024);
+        let mut last = String::new();
+        for _ in 0..4096 {
+            let info: String = client
+                .info(Some(fred::types::InfoKind::Memory))
+                .await
+                .expect("INFO");
+            let field = |name: &str| -> u64 {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            let (used, max) = (field("used_memory:"), field("maxmemory:"));
+            assert!(
+                max > 0,
+                "fill_memory needs a server started with --maxmemory"
+            );
+            if used > max {
+                let _ = client.quit().await;
+                return;
+            }
+            let appended: Result<u64, _> = client.append("fill", chunk.as_str()).await;
+            // Near the limit a large append is refused (its own request counts
+            // as used memory): go on with smaller ones.
+            if appended.is_err() && chunk.len() > 1024 {
+                chunk.truncate(chunk.len() / 2);
+            }
+            last = format!("used {used} of {max}, last append: {appended:?}");
+        }
+        panic!("Redis never went past its maxmemory ({last})");
+    }
+
+    /// Frees what [`fill_memory`](Self::fill_memory) took.
+    pub async fn free_memory(&self) {
+        use fred::interfaces::KeysInterface;
+        let client = self.client().await;
+        let _: u64 = client.del("fill").await.expect("DEL");
+        let _ = client.quit().await;
     }
 
     /// A connected client for inspecting the server.

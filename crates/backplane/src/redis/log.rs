@@ -14,7 +14,7 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{clients::Client, prelude::Value};
 
-use super::reply::{OpScript, decimal, millis};
+use super::reply::{OpScript, WhenFull, decimal, millis};
 use crate::{
     BackplaneError, Change, Changed, ChannelNames, HistorySettings, Outgoing, Page, Position,
     Published, Read, RoomLog,
@@ -45,15 +45,9 @@ pub(super) struct RedisLog {
 }
 
 /// A script with the shared prelude (`room_epoch`, `forget_trimmed`).
-fn with_prelude(op: &'static str, body: &str) -> OpScript {
-    OpScript::new(
-        op,
-        format!(
-            "{}\n{}\n{body}",
-            include_str!("epoch.lua"),
-            include_str!("trim.lua")
-        ),
-    )
+fn with_prelude(op: &'static str, when_full: WhenFull, body: &str) -> OpScript {
+    let prelude = concat!(include_str!("epoch.lua"), "\n", include_str!("trim.lua"));
+    OpScript::new(op, when_full, &format!("{prelude}\n{body}"))
 }
 
 /// The keys of a room every history script takes first: state, log,
@@ -69,10 +63,10 @@ impl RedisLog {
     pub(super) fn new(client: Client, names: ChannelNames, settings: HistorySettings) -> Self {
         Self {
             client,
-            publish: with_prelude("publish", include_str!("publish.lua")),
-            change: with_prelude("change", include_str!("change.lua")),
-            read: with_prelude("read", include_str!("read.lua")),
-            positions: with_prelude("positions", include_str!("positions.lua")),
+            publish: with_prelude("publish", WhenFull::Refuse, include_str!("publish.lua")),
+            change: with_prelude("change", WhenFull::Refuse, include_str!("change.lua")),
+            read: with_prelude("read", WhenFull::Run, include_str!("read.lua")),
+            positions: with_prelude("positions", WhenFull::Run, include_str!("positions.lua")),
             names,
             settings,
             bounds: [

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{clients::Client, interfaces::HashesInterface, prelude::Value};
 
-use super::reply::{OpScript, failed, millis};
+use super::reply::{OpScript, WhenFull, failed, millis};
 use crate::{BackplaneError, ChannelNames, MARKERS_MAX, Marked, Position, ReadMarkers};
 
 /// Read markers on Redis.
@@ -25,7 +25,7 @@ impl RedisMarkers {
     pub(super) fn new(client: Client, names: ChannelNames, state_ttl: std::time::Duration) -> Self {
         Self {
             client,
-            mark: OpScript::new("mark_read", include_str!("mark_read.lua")),
+            mark: OpScript::new("mark_read", WhenFull::Refuse, include_str!("mark_read.lua")),
             names,
             state_ttl: millis(state_ttl),
         }

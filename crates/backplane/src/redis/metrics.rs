@@ -2,7 +2,7 @@
 //! metrics, and the task that keeps them.
 
 use fred::{clients::Client, interfaces::EventInterface};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use super::reply::config_error;
@@ -11,6 +11,8 @@ use crate::BackplaneError;
 /// The probe's metrics.
 #[derive(Clone)]
 pub(super) struct ProbeMetrics {
+    /// 1 while Redis refuses the probe's write for lack of memory.
+    pub(super) out_of_memory: IntGauge,
     /// Round trips of successful probes.
     pub(super) round_trip: Histogram,
     /// Probes that failed or timed out.
@@ -28,6 +30,8 @@ pub(super) struct RedisMetrics {
     pub(super) lagged: IntCounter,
     /// The readiness probe's round trips and failures.
     pub(super) probe: ProbeMetrics,
+    /// 1 when Redis's `maxmemory-policy` may evict Chorus's keys.
+    pub(super) unsafe_policy: IntGauge,
 }
 
 impl RedisMetrics {
@@ -54,6 +58,11 @@ impl RedisMetrics {
         )
         .map_err(config_error)?;
         let probe = ProbeMetrics {
+            out_of_memory: IntGauge::new(
+                "chorus_backplane_out_of_memory",
+                "1 while Redis refuses writes for lack of memory (maxmemory reached with noeviction).",
+            )
+            .map_err(config_error)?,
             round_trip: Histogram::with_opts(
                 HistogramOpts::new(
                     "chorus_backplane_probe_seconds",
@@ -70,6 +79,11 @@ impl RedisMetrics {
             )
             .map_err(config_error)?,
         };
+        let unsafe_policy = IntGauge::new(
+            "chorus_backplane_evicting_policy",
+            "1 when Redis's maxmemory-policy may evict keys (history and room state could vanish); set noeviction.",
+        )
+        .map_err(config_error)?;
         for role in ["publisher", "subscriber"] {
             errors.with_label_values(&[role]);
             reconnects.with_label_values(&[role]);
@@ -80,6 +94,8 @@ impl RedisMetrics {
             Box::new(lagged.clone()),
             Box::new(probe.round_trip.clone()),
             Box::new(probe.failures.clone()),
+            Box::new(probe.out_of_memory.clone()),
+            Box::new(unsafe_policy.clone()),
         ] {
             registry.register(metric).map_err(config_error)?;
         }
@@ -88,6 +104,7 @@ impl RedisMetrics {
             reconnects,
             lagged,
             probe,
+            unsafe_policy,
         })
     }
 

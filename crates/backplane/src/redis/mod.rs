@@ -31,6 +31,7 @@ mod changes;
 mod log;
 mod markers;
 mod metrics;
+mod policy;
 mod presence;
 mod probe;
 mod read;
@@ -148,6 +149,8 @@ impl RedisSettings {
             &metrics,
         )
         .await;
+        let (client, gauge) = (publisher.clone(), metrics.unsafe_policy.clone());
+        tokio::spawn(async move { policy::check(&client, &gauge).await });
         let state_ttl = history.state_ttl;
         Ok(Backplane {
             log: Arc::new(log::RedisLog::new(

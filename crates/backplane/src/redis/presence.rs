@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{clients::Client, prelude::Value};
 
-use super::reply::{OpScript, Reply, bytes_of, millis};
+use super::reply::{OpScript, Reply, WhenFull, bytes_of, millis};
 use crate::{BackplaneError, ChannelNames, PresenceEntry, PresenceStore};
 
 /// Presence on Redis.
@@ -26,7 +26,7 @@ impl RedisPresence {
     pub(super) fn new(client: Client, names: ChannelNames) -> Self {
         Self {
             client,
-            script: OpScript::new("presence", include_str!("presence.lua")),
+            script: OpScript::new("presence", WhenFull::Refuse, include_str!("presence.lua")),
             names,
         }
     }

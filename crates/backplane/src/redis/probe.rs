@@ -6,6 +6,10 @@
 //!
 //! A failed probe also re-subscribes every channel the subscriber should hold,
 //! so a subscription lost without a reconnect event heals itself.
+//!
+//! Each probe also stores its number (a key with a short expiry): when Redis
+//! is out of memory it refuses that write, and the node reports it (not
+//! ready, `backplane_out_of_memory`) until a write goes through again.
 
 use std::{
     sync::{
@@ -17,8 +21,9 @@ use std::{
 
 use fred::{
     clients::{Client, SubscriberClient},
-    interfaces::PubsubInterface,
+    interfaces::{KeysInterface, PubsubInterface},
     prelude::Value,
+    types::Expiration,
 };
 
 use tokio::{sync::Notify, task::JoinHandle};
@@ -39,6 +44,8 @@ pub(super) struct Probe {
     arrived: Notify,
     /// Whether the last probe came back in time.
     healthy: AtomicBool,
+    /// Whether the last probe's write was refused for lack of memory.
+    full: AtomicBool,
 }
 
 impl Probe {
@@ -54,6 +61,7 @@ impl Probe {
             echoed: AtomicU64::new(0),
             arrived: Notify::new(),
             healthy: AtomicBool::new(false),
+            full: AtomicBool::new(false),
         })
     }
 
@@ -73,6 +81,29 @@ impl Probe {
     /// Whether the last probe came back in time.
     pub(super) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Whether Redis refused the last probe's write for lack of memory.
+    pub(super) fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
+    }
+
+    /// Stores probe number `n` and records whether Redis is out of memory.
+    async fn write(&self, publisher: &Client, n: u64, ttl: Duration, metrics: &ProbeMetrics) {
+        let expiry = Expiration::PX(ttl.as_millis().max(1) as i64);
+        let key = format!("{}:w", self.channel);
+        let stored: Result<(), _> = publisher.set(key, n, Some(expiry), None, false).await;
+        let full = stored.is_err_and(|e| e.details().starts_with("OOM "));
+        metrics.out_of_memory.set(i64::from(full));
+        if self.full.swap(full, Ordering::AcqRel) != full {
+            if full {
+                tracing::error!(
+                    "Redis is out of memory (maxmemory reached): messages are refused until memory is freed; node not ready"
+                );
+            } else {
+                tracing::info!("Redis stores again: node ready");
+            }
+        }
     }
 
     async fn echoed(&self, n: u64) {
@@ -124,6 +155,7 @@ pub(super) fn spawn(
             .await;
             if let Ok(Some(())) = round_trip {
                 metrics.round_trip.observe(started.elapsed().as_secs_f64());
+                probe.write(&publisher, n, 2 * timeout, &metrics).await;
                 if !probe.healthy.swap(true, Ordering::AcqRel) {
                     tracing::info!("backplane probe went through pub/sub; node ready");
                 }

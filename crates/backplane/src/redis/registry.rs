@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::{clients::Client, prelude::Value};
 
-use super::reply::{OpScript, Reply, millis};
+use super::reply::{OpScript, Reply, WhenFull, millis};
 use crate::{BackplaneError, NodeRegistry};
 
 /// The node registry on Redis.
@@ -24,7 +24,7 @@ impl RedisRegistry {
     pub(super) fn new(client: Client, prefix: &str) -> Self {
         Self {
             client,
-            script: OpScript::new("node_registry", include_str!("nodes.lua")),
+            script: OpScript::new("node_registry", WhenFull::Run, include_str!("nodes.lua")),
             keys: [format!("{prefix}:nodes"), format!("{prefix}:nodes:expiry")],
         }
     }

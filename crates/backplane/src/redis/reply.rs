@@ -12,6 +12,19 @@ use fred::{
 
 use crate::{BackplaneError, Outage};
 
+/// What a script does when Redis is out of memory (`maxmemory` reached with
+/// `noeviction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhenFull {
+    /// Refused before it starts: a script that stores things either runs
+    /// whole or not at all (a legacy script would be stopped at its first
+    /// write that needs memory, after the writes before it).
+    Refuse,
+    /// Runs anyway: reads (which may create a room's epoch) and the node
+    /// registry keep working while Redis refuses new messages.
+    Run,
+}
+
 /// A Lua script and the operation it carries out (for errors and logs).
 pub(super) struct OpScript {
     /// The script, loaded on first use and again after a Redis restart.
@@ -21,10 +34,15 @@ pub(super) struct OpScript {
 }
 
 impl OpScript {
-    /// The script `body` for operation `op`.
-    pub(super) fn new(op: &'static str, body: impl Into<String>) -> Self {
+    /// The script `body` for operation `op`, declared (with a shebang) to be
+    /// refused or run when Redis is out of memory.
+    pub(super) fn new(op: &'static str, when_full: WhenFull, body: &str) -> Self {
+        let shebang = match when_full {
+            WhenFull::Refuse => "#!lua",
+            WhenFull::Run => "#!lua flags=allow-oom",
+        };
         Self {
-            script: Script::from_lua(body.into()),
+            script: Script::from_lua(format!("{shebang}\n{body}")),
             op,
         }
     }
@@ -64,6 +82,9 @@ pub(super) fn failed(op: &'static str) -> impl FnOnce(Error) -> BackplaneError {
                 BackplaneError::bad_reply(op, details)
             }
             ErrorKind::Config | ErrorKind::Url => BackplaneError::Config(details),
+            _ if details.starts_with("OOM ") => {
+                BackplaneError::unavailable(op, Outage::OutOfMemory)
+            }
             // Errors the server answered with: out of memory, no permission,
             // a read-only replica, a script error.
             ErrorKind::Unknown

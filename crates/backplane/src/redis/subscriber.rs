@@ -153,6 +153,10 @@ impl PubSub for RedisPubSub {
         self.publisher.is_connected() && self.subscriber.is_connected() && self.probe.is_healthy()
     }
 
+    fn out_of_memory(&self) -> bool {
+        self.probe.is_full()
+    }
+
     async fn shutdown(&self) {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
             let _ = self.subscriber.quit().await;

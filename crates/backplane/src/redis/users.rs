@@ -12,7 +12,7 @@ use fred::{
     types::Expiration,
 };
 
-use super::reply::{OpScript, failed, millis, number};
+use super::reply::{OpScript, WhenFull, failed, millis, number};
 use crate::{BackplaneError, ChannelNames, UserState};
 
 /// Most statuses read in one round trip.
@@ -34,7 +34,11 @@ impl RedisUsers {
     pub(super) fn new(client: Client, names: ChannelNames, ttl: std::time::Duration) -> Self {
         Self {
             client,
-            save_draft: OpScript::new("save_draft", include_str!("save_draft.lua")),
+            save_draft: OpScript::new(
+                "save_draft",
+                WhenFull::Refuse,
+                include_str!("save_draft.lua"),
+            ),
             names,
             ttl,
         }

@@ -103,6 +103,11 @@ impl Node {
                 "backplane_down",
                 "backplane (Redis) is not reachable or its pub/sub probe did not come back",
             ))
+        } else if self.chat.backplane().pubsub.out_of_memory() {
+            Some((
+                "backplane_out_of_memory",
+                "backplane (Redis) is out of memory: sends are refused until memory is freed",
+            ))
         } else {
             None
         }
