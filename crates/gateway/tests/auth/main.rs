@@ -61,6 +61,16 @@ async fn every_bad_token_is_refused_with_its_code_on_upgrade_and_in_auth() {
             "auth frame with a {what} token"
         );
     }
+    // A token that is not even a usable string (empty, or over 8 KiB) in an
+    // `auth` frame is refused the same way.
+    for token in [String::new(), "x".repeat(8 * 1024 + 1)] {
+        assert_eq!(
+            auth_frame_refusal(&url, &token).await,
+            ("invalid_token".to_owned(), Event::Closed(4500)),
+            "auth frame with a token of {} bytes",
+            token.len()
+        );
+    }
     // The query parameter is checked the same way.
     let query = Client::request(&format!("{url}?token=not-a-jwt"), None, None);
     assert_eq!(refusal(query).await, (401, "invalid_token".into()));

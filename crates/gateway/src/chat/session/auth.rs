@@ -5,6 +5,13 @@ use chorus_protocol::{ErrorCode, RoomName, ServerEvent, close, commands};
 use super::{Access, Authed, Closing, Handled, Refusal, Session};
 use crate::{auth::AuthError, metrics::CloseReason};
 
+/// How a connection closes after its `auth` token was refused (not expired).
+pub(super) const REFUSED_TOKEN: Closing = Closing {
+    code: close::UNAUTHORIZED,
+    reason: "authentication failed",
+    label: CloseReason::Unauthorized,
+};
+
 impl Session {
     pub(super) async fn authenticate(
         &mut self,
@@ -18,23 +25,18 @@ impl Session {
             ));
         }
         let identity = self.chat.verify(&auth.token).map_err(|error| {
-            let (code, close_code, label) = match error {
+            let (code, closing) = match error {
                 AuthError::Expired => (
                     ErrorCode::TokenExpired,
-                    close::TOKEN_EXPIRED,
-                    CloseReason::TokenExpired,
+                    Closing {
+                        code: close::TOKEN_EXPIRED,
+                        label: CloseReason::TokenExpired,
+                        ..REFUSED_TOKEN
+                    },
                 ),
-                _ => (
-                    ErrorCode::InvalidToken,
-                    close::UNAUTHORIZED,
-                    CloseReason::Unauthorized,
-                ),
+                _ => (ErrorCode::InvalidToken, REFUSED_TOKEN),
             };
-            Refusal::new(code, error.to_string()).then_close(Closing {
-                code: close_code,
-                reason: "authentication failed",
-                label,
-            })
+            Refusal::new(code, error.to_string()).then_close(closing)
         })?;
         let Some(lease) = self.chat.users().acquire(&identity.user.id) else {
             self.chat.metrics().refused("too_many_connections");

@@ -163,10 +163,15 @@ impl Session {
         self.outbox.push(encode(self.encoding, event));
     }
 
-    /// Answers a frame that did not decode into a command.
+    /// Answers a frame that did not decode into a command. An unusable token
+    /// (empty, or over 8 KiB) on a connection that has not authenticated
+    /// closes it like any other refused token (4500).
     pub fn refuse(&mut self, error: CommandError) -> Flow {
         self.chat.metrics().commands_received.inc();
-        let refusal = Refusal::new(error.code, error.detail);
+        let mut refusal = Refusal::new(error.code, error.detail);
+        if error.code == ErrorCode::InvalidToken && self.authed.is_none() {
+            refusal = refusal.then_close(auth::REFUSED_TOKEN);
+        }
         self.refused(refusal, error.reference, None)
     }
 
