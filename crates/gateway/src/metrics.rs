@@ -140,6 +140,9 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// Nodes in the cluster view (this one included).
     pub cluster_nodes: IntGauge,
+    /// Tasks alive in the node's runtime (connections, their helpers, the
+    /// node's own): flat when nothing leaks.
+    pub runtime_tasks: IntGauge,
 }
 
 impl Metrics {
@@ -312,6 +315,10 @@ impl Metrics {
             cluster_nodes: gauge(
                 "chorus_cluster_nodes",
                 "Nodes alive in the cluster view, this one included.",
+            ),
+            runtime_tasks: gauge(
+                "chorus_runtime_tasks",
+                "Tasks alive in the node's runtime (read at each scrape).",
             ),
             registry,
         };

@@ -6,16 +6,12 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, anyhow};
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use tokio::{
     net::{TcpSocket, lookup_host},
     sync::watch,
@@ -26,15 +22,16 @@ use tokio_tungstenite::{
     tungstenite::{Message, protocol::WebSocketConfig},
 };
 
+pub use crate::recorder::Recorder;
 use crate::{
+    recorder::SHARDS,
     scenario::Target,
+    soak::{Ack, Soak},
     wire::{self, Incoming, Position},
 };
 
 /// Bound on connecting, upgrading and joining.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Histogram shards, so receivers rarely wait for each other.
-const SHARDS: usize = 16;
 
 /// Microseconds since the Unix epoch.
 pub fn unix_micros() -> u64 {
@@ -42,74 +39,6 @@ pub fn unix_micros() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
-}
-
-/// What every client of a worker shares.
-pub struct Recorder {
-    /// Delivery latency, sharded by client.
-    latency: Vec<Mutex<Histogram<u64>>>,
-    /// Connect latency.
-    pub connect_latency: Mutex<Histogram<u64>>,
-    /// Messages received.
-    pub delivered: AtomicU64,
-    /// Connections up (joined).
-    pub connected: AtomicU64,
-    /// Connections that failed.
-    pub connect_errors: AtomicU64,
-    /// Connections lost during the run.
-    pub dropped: AtomicU64,
-    /// Error events received.
-    pub server_errors: AtomicU64,
-    /// Messages sent, by room.
-    pub sent: Mutex<std::collections::BTreeMap<String, u64>>,
-    /// Sends so far (for progress).
-    pub sent_total: AtomicU64,
-    /// When the first and the last connection completed.
-    pub connect_span: Mutex<Option<(Instant, Instant)>>,
-    /// Reconnect storm: from the kill to each dropped client being back in
-    /// its room, µs.
-    pub back_latency: Mutex<Histogram<u64>>,
-    /// Reconnect storm: clients back in their room after a drop.
-    pub reconnected: AtomicU64,
-    /// Reconnect storm: of those, resumed with exactly the missed messages.
-    pub recovered: AtomicU64,
-    /// Reconnect storm: attempts that failed before a client got back.
-    pub reconnect_errors: AtomicU64,
-    /// Deliveries seen twice (same room sequence), not counted as delivered.
-    pub duplicates: AtomicU64,
-}
-
-impl Recorder {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            latency: (0..SHARDS)
-                .map(|_| Mutex::new(crate::stats::histogram()))
-                .collect(),
-            connect_latency: Mutex::new(crate::stats::histogram()),
-            delivered: AtomicU64::new(0),
-            connected: AtomicU64::new(0),
-            connect_errors: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            server_errors: AtomicU64::new(0),
-            sent: Mutex::new(Default::default()),
-            sent_total: AtomicU64::new(0),
-            connect_span: Mutex::new(None),
-            back_latency: Mutex::new(crate::stats::histogram()),
-            reconnected: AtomicU64::new(0),
-            recovered: AtomicU64::new(0),
-            reconnect_errors: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-        })
-    }
-
-    /// All delivery latencies merged.
-    pub fn latency(&self) -> Histogram<u64> {
-        let mut all = crate::stats::histogram();
-        for shard in &self.latency {
-            let _ = all.add(&*shard.lock().unwrap());
-        }
-        all
-    }
 }
 
 /// One client's settings.
@@ -134,6 +63,8 @@ pub struct Spec {
     pub target: Target,
     /// Whether it comes back (and resumes) when its connection drops.
     pub reconnect: bool,
+    /// Soak: how often it reconnects by itself, and does something besides sending.
+    pub soak: Option<(Duration, Duration)>,
 }
 
 /// When the measured phase runs (set once, by the coordinator's start signal).
@@ -232,16 +163,36 @@ enum Ended {
     Closed,
     /// The connection broke or the server closed it.
     Dropped,
+    /// Soak: the client's own reconnect was due.
+    Churn,
 }
 
 /// The client's send schedule and what it has sent.
 struct Schedule {
     /// The next scheduled send, if it sends.
     next: Option<Instant>,
-    /// Messages sent.
+    /// Sends made (numbering the bodies).
+    number: u64,
+    /// Messages sent, as the run counts them: when written, or (soak) once acknowledged.
     sent: u64,
     /// Body padding after the send time and the indices.
     padding: String,
+    /// Soak: the client's own reconnect and its next action besides sending.
+    soak: Option<Chatter>,
+}
+
+/// Soak: what a client does besides its schedule of sends.
+struct Chatter {
+    /// Its state (pending sends, side room, ...).
+    state: Soak,
+    /// When it reconnects by itself next.
+    churn_at: Instant,
+    /// When its next action is due.
+    action_at: Instant,
+    /// Its reconnect period.
+    churn: Duration,
+    /// Its action period.
+    every: Duration,
 }
 
 /// Runs a connected client through the measured phase, then closes it.
@@ -278,10 +229,19 @@ pub async fn run(
     let offset = spec
         .send_every
         .map(|every| every.mul_f64((spec.index as f64 * 0.618_034) % 1.0));
+    let spread = (spec.index as f64 * 0.618_034) % 1.0;
     let mut schedule = Schedule {
         next: offset.map(|offset| phase.start + offset),
+        number: 0,
         sent: 0,
         padding: "x".repeat(spec.body.saturating_sub(40)),
+        soak: spec.soak.map(|(churn, every)| Chatter {
+            state: Soak::new(spec.index, spec.room.clone().unwrap_or_default()),
+            churn_at: phase.start + churn.mul_f64(spread),
+            action_at: phase.start + every.mul_f64(spread),
+            churn,
+            every,
+        }),
     };
     let mut url_index = spec.url_index;
     loop {
@@ -296,8 +256,13 @@ pub async fn run(
         .await
         {
             Ended::Closed => break,
-            Ended::Dropped => {
-                recorder.dropped.fetch_add(1, Ordering::Relaxed);
+            ended => {
+                if let Ended::Churn = ended {
+                    recorder.churned.fetch_add(1, Ordering::Relaxed);
+                    let _ = timeout(Duration::from_secs(2), ws.close(None)).await;
+                } else {
+                    recorder.dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 if !spec.reconnect {
                     break;
                 }
@@ -307,6 +272,13 @@ pub async fn run(
                         position = back.position.or(position);
                     }
                     None => break,
+                }
+                if let Some(chatter) = &mut schedule.soak {
+                    chatter.state.reconnected();
+                    for frame in chatter.state.unacknowledged() {
+                        recorder.resent.fetch_add(1, Ordering::Relaxed);
+                        let _ = ws.send(Message::Text(frame.into())).await;
+                    }
                 }
             }
         }
@@ -332,20 +304,59 @@ async fn session(
     let room = spec.room.as_deref().unwrap_or_default();
     loop {
         let due = schedule.next.filter(|at| *at < phase.end);
+        let churn = schedule
+            .soak
+            .as_ref()
+            .map(|c| c.churn_at)
+            .filter(|at| *at < phase.end);
+        let action = schedule
+            .soak
+            .as_ref()
+            .map(|c| c.action_at)
+            .filter(|at| *at < phase.end);
         tokio::select! {
             () = sleep_until(due.unwrap_or(phase.close)), if due.is_some() => {
                 let at = due.unwrap();
                 let scheduled = phase.start_us + at.saturating_duration_since(phase.start).as_micros() as u64;
-                let body = format!("{scheduled:016}:{:08}:{:010}:{}", spec.index, schedule.sent, schedule.padding);
-                if ws.send(Message::Text(wire::chat(spec.target, room, &body).into())).await.is_err() {
+                let body = format!("{scheduled:016}:{:08}:{:010}:{}", spec.index, schedule.number, schedule.padding);
+                let frame = match &mut schedule.soak {
+                    Some(chatter) => chatter.state.send(schedule.number, &body),
+                    None => wire::chat(spec.target, room, &body),
+                };
+                if ws.send(Message::Text(frame.into())).await.is_err() {
                     return Ended::Dropped;
                 }
-                schedule.sent += 1;
+                schedule.number += 1;
+                if schedule.soak.is_none() {
+                    schedule.sent += 1;
+                }
                 recorder.sent_total.fetch_add(1, Ordering::Relaxed);
                 schedule.next = Some(at + spec.send_every.unwrap_or_default());
             }
+            () = sleep_until(churn.unwrap_or(phase.close)), if churn.is_some() => {
+                let chatter = schedule.soak.as_mut().expect("a soak client");
+                chatter.churn_at += chatter.churn;
+                return Ended::Churn;
+            }
+            () = sleep_until(action.unwrap_or(phase.close)), if action.is_some() => {
+                let chatter = schedule.soak.as_mut().expect("a soak client");
+                chatter.action_at += chatter.every;
+                for frame in chatter.state.action() {
+                    if ws.send(Message::Text(frame.into())).await.is_err() {
+                        return Ended::Dropped;
+                    }
+                }
+            }
             () = sleep_until(phase.close) => return Ended::Closed,
             frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) if schedule.soak.as_mut().is_some_and(|c| c.state.reply(&text) != Ack::Other) => {
+                    // A send was answered: acknowledged sends are the ones expected.
+                    if text.contains(r#""type":"sent""#) {
+                        schedule.sent += 1;
+                    } else {
+                        recorder.server_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 Some(Ok(Message::Text(text))) => match wire::read(spec.target, &text) {
                     Incoming::Messages(deliveries) => {
                         let now = unix_micros();
@@ -357,6 +368,9 @@ async fn session(
                                     continue;
                                 }
                                 at.seq = seq;
+                                if let Some(chatter) = &mut schedule.soak {
+                                    chatter.state.delivered(seq);
+                                }
                             }
                             let _ = histogram.record(now.saturating_sub(delivery.sent_us).max(1));
                             recorder.delivered.fetch_add(1, Ordering::Relaxed);

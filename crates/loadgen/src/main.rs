@@ -7,9 +7,11 @@
 //! `compare` puts several results side by side.
 
 mod client;
+mod recorder;
 mod report;
 mod scenario;
 mod server;
+mod soak;
 mod stats;
 mod tokens;
 mod wire;

@@ -111,6 +111,13 @@ impl RunResult {
                 m.reconnected, m.recovered, m.reconnect_errors
             );
         }
+        if self.scenario.kind == crate::scenario::Kind::Soak {
+            let _ = writeln!(
+                out,
+                "soak: {} reconnects of the clients' own, {} after a drop ({} resumed exactly, {} failed attempts); {} sends sent again; {} errors",
+                m.churned, m.dropped, m.recovered, m.reconnect_errors, m.resent, m.server_errors
+            );
+        }
         for (pid, cost) in &self.servers {
             let _ = writeln!(
                 out,

@@ -23,6 +23,13 @@ pub enum Kind {
     /// on the others, resuming their rooms. Members on the other nodes send
     /// `rate` messages/s each, so resume is checked too.
     ReconnectStorm,
+    /// Chat-like traffic for a long time: rooms of `room_size`, every member
+    /// sending `rate` messages/s (acknowledged, resent with the same
+    /// `client_msg_id` after a reconnect), one other action every `chatter`
+    /// (typing, a read marker, an edit of its own message, a presence query,
+    /// a side room joined or left, a status change), and a reconnect of its
+    /// own every `churn`, resuming its room; nodes may restart meanwhile.
+    Soak,
 }
 
 /// What the clients talk to.
@@ -88,6 +95,12 @@ pub struct Scenario {
     /// Reconnect storm: when, into the measured phase, the node is killed.
     #[serde(default = "default_kill_after")]
     pub kill_after: String,
+    /// Soak: how often each client reconnects by itself.
+    #[serde(default = "default_churn")]
+    pub churn: String,
+    /// Soak: how often each client does something besides sending.
+    #[serde(default = "default_chatter")]
+    pub chatter: String,
 }
 
 fn default_body() -> usize {
@@ -109,6 +122,12 @@ fn default_workers() -> usize {
     1
 }
 fn default_kill_after() -> String {
+    "5s".into()
+}
+fn default_churn() -> String {
+    "60s".into()
+}
+fn default_chatter() -> String {
     "5s".into()
 }
 
@@ -151,11 +170,14 @@ impl Scenario {
             Kind::BigRoom if self.senders == 0 || self.senders > self.clients => {
                 bail!("big_room needs 1 <= senders <= clients")
             }
-            Kind::BigRoom | Kind::SmallRooms if self.rate <= 0.0 => {
+            Kind::BigRoom | Kind::SmallRooms | Kind::Soak if self.rate <= 0.0 => {
                 bail!("{:?} needs a positive rate", self.kind)
             }
-            Kind::SmallRooms | Kind::ReconnectStorm if self.room_size < 2 => {
+            Kind::SmallRooms | Kind::ReconnectStorm | Kind::Soak if self.room_size < 2 => {
                 bail!("room_size must be at least 2")
+            }
+            Kind::Soak if self.target != Target::Chorus => {
+                bail!("soak needs resume and acknowledgements, which only Chorus has")
             }
             Kind::SmallRooms if self.target == Target::Gorilla => {
                 bail!("the gorilla hub has no rooms: every message goes to every client")
@@ -173,7 +195,19 @@ impl Scenario {
         }
         self.duration()?;
         self.settle()?;
+        self.churn()?;
+        self.chatter()?;
         Ok(())
+    }
+
+    /// Soak: each client's own reconnect period.
+    pub fn churn(&self) -> Result<Duration> {
+        humantime::parse_duration(&self.churn).context("churn")
+    }
+
+    /// Soak: each client's period of actions besides sending.
+    pub fn chatter(&self) -> Result<Duration> {
+        humantime::parse_duration(&self.chatter).context("chatter")
     }
 
     /// Reconnect storm: when the node is killed, from the phase's start.
@@ -209,6 +243,10 @@ impl Scenario {
             }
             Kind::SmallRooms => Role {
                 room: Some(format!("small-{}", i / self.room_size)),
+                send_every: Some(Duration::from_secs_f64(1.0 / self.rate)),
+            },
+            Kind::Soak => Role {
+                room: Some(format!("soak-{}", i / self.room_size)),
                 send_every: Some(Duration::from_secs_f64(1.0 / self.rate)),
             },
             // Clients of the first URL (the node that is killed) only listen,

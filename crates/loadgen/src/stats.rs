@@ -70,6 +70,12 @@ pub struct Measured {
     /// Reconnect storm: from the kill to each client being back, µs.
     #[serde(default)]
     pub back_latency: Recorded,
+    /// Soak: reconnects the clients made by themselves (not counted as dropped).
+    #[serde(default)]
+    pub churned: u64,
+    /// Soak: sends sent again after a reconnect, not acknowledged before it.
+    #[serde(default)]
+    pub resent: u64,
 }
 
 impl Measured {
@@ -91,5 +97,7 @@ impl Measured {
         self.recovered += other.recovered;
         self.reconnect_errors += other.reconnect_errors;
         self.back_latency.0.extend(&other.back_latency.0);
+        self.churned += other.churned;
+        self.resent += other.resent;
     }
 }

@@ -131,7 +131,11 @@ impl Worker {
                 send_every: role.send_every,
                 body: scenario.body,
                 target: scenario.target,
-                reconnect: scenario.kind == Kind::ReconnectStorm,
+                reconnect: matches!(scenario.kind, Kind::ReconnectStorm | Kind::Soak),
+                soak: match scenario.kind {
+                    Kind::Soak => Some((scenario.churn()?, scenario.chatter()?)),
+                    _ => None,
+                },
             };
             let permit = permits.clone().acquire_owned().await?;
             let (recorder, phase_rx, connected_tx) =
@@ -215,6 +219,8 @@ impl Worker {
             recovered: r.recovered.load(Ordering::Relaxed),
             reconnect_errors: r.reconnect_errors.load(Ordering::Relaxed),
             back_latency: Recorded::of(&r.back_latency.lock().unwrap()),
+            churned: r.churned.load(Ordering::Relaxed),
+            resent: r.resent.load(Ordering::Relaxed),
         }
     }
 }

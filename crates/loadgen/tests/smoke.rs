@@ -35,13 +35,15 @@ struct Run {
     svg: String,
 }
 
-/// Starts `nodes` nodes and runs `scenario` against them with extra `--set`s
-/// (and `--kill-pid` of the first node when `kill_first`).
-async fn run(nodes: usize, scenario: &str, sets: &[&str], kill_first: bool) -> Run {
+/// A local cluster of `nodes` nodes with rates raised for load, which drain
+/// at once when stopped or restarted.
+async fn cluster(nodes: usize) -> LocalCluster {
     let mut options = Options::new(chorus(), nodes);
     options.node_env = vec![
         ("CHORUS_JWT_SECRET".into(), SECRET.into()),
         ("RUST_LOG".into(), "warn".into()),
+        ("CHORUS_DRAIN_GRACE".into(), "0s".into()),
+        ("CHORUS_DRAIN_WINDOW".into(), "500ms".into()),
     ];
     options.node_args = [
         "--send-rate",
@@ -51,16 +53,24 @@ async fn run(nodes: usize, scenario: &str, sets: &[&str], kill_first: bool) -> R
     ]
     .map(String::from)
     .to_vec();
-    let cluster = LocalCluster::start(&options)
+    LocalCluster::start(&options)
         .await
-        .expect("a local cluster");
+        .expect("a local cluster")
+}
+
+/// `chorus-loadgen run <scenario>` against `cluster`'s nodes, writing into `dir`.
+fn loadgen_run(
+    cluster: &LocalCluster,
+    scenario: &str,
+    sets: &[&str],
+    dir: &Path,
+) -> tokio::process::Command {
     let urls: Vec<String> = cluster
         .nodes
         .iter()
         .map(|n| format!("\"ws://{}/ws\"", n.addr))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let (out, chart) = (dir.path().join("run.json"), dir.path().join("run.svg"));
+    let (out, chart) = (dir.join("run.json"), dir.join("run.svg"));
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../loadtest/scenarios")
         .join(scenario);
@@ -81,6 +91,15 @@ async fn run(nodes: usize, scenario: &str, sets: &[&str], kill_first: bool) -> R
     for node in &cluster.nodes {
         command.args(["--pid", &node.pid().unwrap().to_string()]);
     }
+    command
+}
+
+/// Starts `nodes` nodes and runs `scenario` against them with extra `--set`s
+/// (and `--kill-pid` of the first node when `kill_first`).
+async fn run(nodes: usize, scenario: &str, sets: &[&str], kill_first: bool) -> Run {
+    let cluster = cluster(nodes).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = loadgen_run(&cluster, scenario, sets, dir.path());
     if kill_first {
         command.args(["--kill-pid", &cluster.nodes[0].pid().unwrap().to_string()]);
     }
@@ -94,8 +113,8 @@ async fn run(nodes: usize, scenario: &str, sets: &[&str], kill_first: bool) -> R
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let result = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let svg = std::fs::read_to_string(&chart).unwrap();
+    let result = read_result(dir.path());
+    let svg = std::fs::read_to_string(dir.path().join("run.svg")).unwrap();
     Run {
         cluster,
         stdout,
@@ -163,5 +182,71 @@ async fn a_small_reconnect_storm_brings_every_client_back_with_nothing_lost() {
         "nothing missing"
     );
     assert!(result["back_ms"][4].as_f64().unwrap() > 0.0, "{result:#}");
+    cluster.stop().await.unwrap();
+}
+
+fn read_result(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_with_churn_and_a_rolling_restart_loses_and_repeats_nothing() {
+    use tokio::io::AsyncBufReadExt;
+    let mut cluster = cluster(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sets = [
+        "clients=300",
+        "rate=0.5",
+        "churn=\"4s\"",
+        "chatter=\"500ms\"",
+        "duration=\"12s\"",
+        "settle=\"3s\"",
+        "sources=[\"127.0.0.2\",\"127.0.0.3\"]",
+    ];
+    let mut command = loadgen_run(&cluster, "soak.toml", &sets, dir.path());
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running chorus-loadgen");
+    // Once the measured phase starts, node 3 restarts (it drains; its clients
+    // come back elsewhere and resume), as in a rolling deploy.
+    let mut progress = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = progress.next_line().await.unwrap() {
+            if line.contains("starting the measured phase") {
+                return;
+            }
+        }
+        panic!("the load generator ended before its measured phase");
+    });
+    started.await.expect("the measured phase starts in time");
+    cluster.restart_node(2).await.expect("node 3 restarts");
+    tokio::spawn(async move { while let Ok(Some(_)) = progress.next_line().await {} });
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("the run ends in time")
+    .expect("running chorus-loadgen");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    let result = read_result(dir.path());
+    let measured = &result["measured"];
+    assert_eq!(measured["connected"], 300, "{result:#}");
+    // Clients reconnected by themselves, and the restart dropped some.
+    assert!(measured["churned"].as_u64().unwrap() >= 300, "{result:#}");
+    assert!(measured["dropped"].as_u64().unwrap() >= 1, "{result:#}");
+    // Every acknowledged message reached every member of its room once.
+    let expected = result["expected"].as_u64().unwrap();
+    assert!(expected > 0, "{result:#}");
+    assert_eq!(
+        measured["delivered"].as_u64().unwrap(),
+        expected,
+        "{stdout}"
+    );
+    assert_eq!(measured["duplicates"], 0, "{result:#}");
+    assert_eq!(measured["server_errors"], 0, "{result:#}");
     cluster.stop().await.unwrap();
 }

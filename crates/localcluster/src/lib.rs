@@ -99,8 +99,10 @@ pub struct LocalCluster {
     nginx: Child,
     /// nginx's prefix (configuration copies, pid, temp files) and Redis's files.
     dir: tempfile::TempDir,
+    /// How the nodes were started (for restarts).
+    options: Options,
     /// Kills every process of the cluster (and their children) when dropped.
-    _reaper: Reaper,
+    reaper: Reaper,
 }
 
 impl LocalCluster {
@@ -118,7 +120,7 @@ impl LocalCluster {
         let redis_url = format!("redis://{redis}");
         let mut nodes = Vec::with_capacity(options.nodes);
         for i in 0..options.nodes {
-            nodes.push(start_node(options, i, &redis_url, &reaper).await?);
+            nodes.push(start_node(options, (i, None), &redis_url, &reaper).await?);
         }
         let port = match options.port {
             0 => free_port()?,
@@ -136,7 +138,8 @@ impl LocalCluster {
             redis_child,
             nginx,
             dir,
-            _reaper: reaper,
+            options: options.clone(),
+            reaper,
         };
         wait_for(addr, "/nginx-health", "nginx").await?;
         wait_for(addr, "/readyz", "a gateway through nginx").await?;
@@ -163,6 +166,26 @@ impl LocalCluster {
         if let Some(mut child) = self.nodes[i].child.take() {
             let _ = child.kill().await;
         }
+    }
+
+    /// Restarts node `i` as a rolling deploy would: SIGTERM (it drains, its
+    /// clients go elsewhere), then the same binary on the same addresses,
+    /// waiting until it is ready.
+    pub async fn restart_node(&mut self, i: usize) -> Result<()> {
+        let node = &mut self.nodes[i];
+        if let Some(mut child) = node.child.take() {
+            if let Some(pid) = child.id() {
+                signal(pid, nix::sys::signal::Signal::SIGTERM);
+            }
+            child
+                .wait()
+                .await
+                .context("waiting for the node to drain")?;
+        }
+        let redis_url = format!("redis://{}", self.redis);
+        let at = Some((node.addr, node.admin));
+        *node = start_node(&self.options, (i, at), &redis_url, &self.reaper).await?;
+        Ok(())
     }
 
     /// Stops everything: SIGTERM to the nodes (they drain), then nginx and Redis.
@@ -237,11 +260,21 @@ async fn start_redis(dir: &Path, reaper: &Reaper) -> Result<(Child, SocketAddr)>
     Ok((child, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
-async fn start_node(options: &Options, i: usize, redis_url: &str, reaper: &Reaper) -> Result<Node> {
+/// Starts node `i` on `at` (its main and admin addresses), or on free ports.
+async fn start_node(
+    options: &Options,
+    (i, at): (usize, Option<(SocketAddr, SocketAddr)>),
+    redis_url: &str,
+    reaper: &Reaper,
+) -> Result<Node> {
     let id = format!("local-{i}");
+    let (listen, admin) = match at {
+        Some((listen, admin)) => (listen.to_string(), admin.to_string()),
+        None => ("127.0.0.1:0".into(), "127.0.0.1:0".into()),
+    };
     let mut child = reaper
         .mark(&mut Command::new(&options.chorus))
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--listen", &listen, "--admin-listen", &admin])
         .args(["--node-id", &id, "--redis-url", redis_url])
         .args(&options.node_args)
         .envs(options.node_env.iter().map(|(k, v)| (k, v)))

@@ -23,6 +23,13 @@ struct Cli {
     /// The shared nginx configuration.
     #[arg(long, default_value_os_t = default_nginx_conf())]
     nginx_conf: PathBuf,
+    /// Restart one node this often, in turn (as rolling deploys would), until
+    /// stopped: it drains, and comes back on the same addresses.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    restart_every: Option<std::time::Duration>,
+    /// With --restart-every: restart only this node (0-based) instead of each in turn.
+    #[arg(long)]
+    restart_node: Option<usize>,
     /// Extra arguments for every node, after `--`.
     #[arg(last = true)]
     node_args: Vec<String>,
@@ -58,7 +65,7 @@ async fn main() -> ExitCode {
             .map(|(key, value)| (key.to_owned(), value.to_owned()))
             .collect(),
     };
-    let cluster = match LocalCluster::start(&options).await {
+    let mut cluster = match LocalCluster::start(&options).await {
         Ok(cluster) => cluster,
         Err(error) => {
             eprintln!("chorus-cluster: {error:#}");
@@ -82,7 +89,32 @@ async fn main() -> ExitCode {
     }
     println!("  files   {}", cluster.dir().display());
     println!("ctrl-c stops everything");
-    wait_for_stop().await;
+    let stop = wait_for_stop();
+    tokio::pin!(stop);
+    if let Some(every) = cli.restart_every {
+        let mut restarts = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        for turn in 0.. {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = restarts.tick() => {}
+            }
+            let i = cli.restart_node.unwrap_or(turn % cluster.nodes.len());
+            println!("restarting {}", cluster.nodes[i].id);
+            match cluster.restart_node(i).await {
+                Ok(()) => println!(
+                    "  {} back, pid {}",
+                    cluster.nodes[i].id,
+                    cluster.nodes[i].pid().unwrap_or(0)
+                ),
+                Err(error) => {
+                    eprintln!("chorus-cluster: restarting node {i}: {error:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    } else {
+        stop.await;
+    }
     println!("stopping (nodes drain first)");
     match cluster.stop().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -119,6 +119,12 @@ impl Node {
         let metrics = self.metrics();
         metrics.ready.set(i64::from(ready));
         metrics.draining.set(i64::from(self.drain.is_draining()));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = runtime.metrics().num_alive_tasks();
+            metrics
+                .runtime_tasks
+                .set(i64::try_from(tasks).unwrap_or(i64::MAX));
+        }
         ready
     }
 
