@@ -24,13 +24,13 @@ log="$out/soak-cluster.log"
   --max-connections 200000 --send-rate 1000/s:1000 --user-send-rate 1000/s:1000 \
   --join-rate 1000/s:1000 --user-join-rate 1000/s:1000 --history-max-len 200 >"$log" 2>&1 &
 track $!
-for _ in $(seq 300); do grep -q "ctrl-c stops everything" "$log" && break; sleep 0.1; done
-grep -q "ctrl-c stops everything" "$log" || { cat "$log"; exit 1; }
-mapfile -t nodes < <(grep -E '^  local-[0-9]' "$log")
+for _ in $(seq 300); do grep -aq "ctrl-c stops everything" "$log" && break; sleep 0.1; done
+grep -aq "ctrl-c stops everything" "$log" || { cat "$log"; exit 1; }
+mapfile -t nodes < <(grep -aE '^  local-[0-9]' "$log")
 addr() { echo "${nodes[$1]}" | awk '{print $2}' | sed 's#http://##'; }
 admin() { echo "${nodes[$1]}" | awk '{print $4}' | sed 's#http://##'; }
 pid() { echo "${nodes[$1]}" | awk '{print $6}'; }
-redis=$(grep -E '^  redis ' "$log" | awk '{print $2}')
+redis=$(grep -aE '^  redis ' "$log" | awk '{print $2}')
 redis_port=${redis##*:}
 redis_pid=$(pgrep -f "redis-server 127.0.0.1:$redis_port" | head -1)
 urls=$(toml_list "ws://$(addr 0)/ws" "ws://$(addr 1)/ws" "ws://$(addr 2)/ws")
@@ -55,5 +55,5 @@ track $!
   --set "duration=\"$duration\"" "$@" \
   --pid "$(pid 0)" --pid "$(pid 1)" --pid "$redis_pid" --label soak \
   --out "$out/soak.json" --chart "$out/soak.svg"
-grep -E '^restarting|back, pid' "$log" | tail -20 || true
+grep -aE '^restarting|back, pid' "$log" | tail -20 || true
 python3 loadtest/slopes.py "$samples" "$warmup" | tee "$out/soak-slopes.txt"
