@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::wire::number_after;
+
 /// Side rooms the clients join and leave (shared, so joins meet members).
 const SIDE_ROOMS: usize = 20;
 
@@ -138,13 +140,6 @@ impl Soak {
     pub fn reconnected(&mut self) {
         self.in_side = false;
     }
-}
-
-/// The decimal number right after the first `key` in `text`.
-fn number_after(text: &str, key: &str) -> Option<u64> {
-    let start = text.find(key)? + key.len();
-    let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
-    text[start..start + digits].parse().ok()
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub fn read(target: Target, text: &str) -> Incoming {
 }
 
 /// The decimal number right after the first `key` in `text`.
-fn number_after(text: &str, key: &str) -> Option<u64> {
+pub fn number_after(text: &str, key: &str) -> Option<u64> {
     let start = text.find(key)? + key.len();
     let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
     text[start..start + digits].parse().ok()
