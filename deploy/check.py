@@ -7,15 +7,21 @@
   against the Kubernetes schemas (`kubernetes-validate --strict`); the optional
   monitoring and KEDA folders render;
 - compose, Kubernetes and the native cluster all use nginx/nginx.conf unchanged;
-- Prometheus scrapes the port the gateways serve metrics on.
+- Prometheus scrapes the port the gateways serve metrics on;
+- the image's dependency stage works: its COPY and RUN steps up to `cargo
+  fetch` run in an empty folder exactly as a build runs them (no engine
+  needed for the class of fault where cargo refuses the copied workspace).
 
 Run from the repository root: python3 deploy/check.py
 """
 
 import pathlib
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -112,9 +118,45 @@ def check_native():
           "native cluster copies nginx/nginx.conf unchanged")
 
 
+def dockerfile_steps():
+    """The build stage's instructions, continuation lines joined."""
+    text = (ROOT / "deploy/Dockerfile").read_text().replace("\\\n", " ")
+    steps = [line.strip() for line in text.splitlines()]
+    return [s for s in steps if s and not s.startswith("#")]
+
+
+def check_image_dependency_stage():
+    """Runs the build stage's COPY and RUN steps up to `cargo fetch` in an empty folder."""
+    with tempfile.TemporaryDirectory() as work:
+        work = pathlib.Path(work)
+        for step in dockerfile_steps():
+            word, _, rest = step.partition(" ")
+            if word == "COPY" and "--from" not in rest:
+                *sources, dest = shlex.split(rest)
+                for source in sources:
+                    target = work / dest
+                    if dest.endswith("/") or len(sources) > 1:
+                        target = target / pathlib.Path(source).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if (ROOT / source).is_dir():
+                        shutil.copytree(ROOT / source, target, dirs_exist_ok=True)
+                    else:
+                        shutil.copy(ROOT / source, target)
+            elif word == "RUN":
+                command = re.sub(r"--mount=\S+\s*", "", rest)
+                result = subprocess.run(["bash", "-c", command], cwd=work, capture_output=True, text=True)
+                if result.returncode != 0:
+                    failures.append(f"Dockerfile step failed outside an engine: RUN {command}\n{result.stderr[-2000:]}")
+                    return
+                if "cargo fetch" in command:
+                    return
+        failures.append("the Dockerfile has no `cargo fetch` step to check")
+
+
 check_compose()
 check_kubernetes()
 check_native()
+check_image_dependency_stage()
 if failures:
     sys.exit("deployment checks failed:\n  " + "\n  ".join(failures))
-print("deployment checks passed: compose, kubernetes (" + ", ".join(K8S_VERSIONS) + "), native")
+print("deployment checks passed: compose, kubernetes (" + ", ".join(K8S_VERSIONS) + "), native, image dependency stage")
