@@ -2,15 +2,8 @@
 
 use chorus_protocol::{ErrorCode, RoomName, ServerEvent, close, commands};
 
-use super::{Access, Authed, Closing, Handled, Refusal, Session};
+use super::{Access, Authed, Closing, Handled, REFUSED_TOKEN, Refusal, Session};
 use crate::{auth::AuthError, metrics::CloseReason};
-
-/// How a connection closes after its `auth` token was refused (not expired).
-pub(super) const REFUSED_TOKEN: Closing = Closing {
-    code: close::UNAUTHORIZED,
-    reason: "authentication failed",
-    label: CloseReason::Unauthorized,
-};
 
 impl Session {
     pub(super) async fn authenticate(

@@ -58,6 +58,13 @@ pub struct Closing {
     pub label: CloseReason,
 }
 
+/// How a connection closes after its `auth` token was refused (not expired).
+const REFUSED_TOKEN: Closing = Closing {
+    code: close::UNAUTHORIZED,
+    reason: "authentication failed",
+    label: CloseReason::Unauthorized,
+};
+
 /// An authenticated user on this connection.
 struct Authed {
     /// Who, what they may do, until when.
@@ -170,7 +177,7 @@ impl Session {
         self.chat.metrics().commands_received.inc();
         let mut refusal = Refusal::new(error.code, error.detail);
         if error.code == ErrorCode::InvalidToken && self.authed.is_none() {
-            refusal = refusal.then_close(auth::REFUSED_TOKEN);
+            refusal = refusal.then_close(REFUSED_TOKEN);
         }
         self.refused(refusal, error.reference, None)
     }
