@@ -23,7 +23,9 @@ log="$out/soak-cluster.log"
 ./target/release/chorus-cluster --nodes 3 --port 0 --restart-every "$restart_every" --restart-node 2 -- \
   --max-connections 200000 --send-rate 1000/s:1000 --user-send-rate 1000/s:1000 \
   --join-rate 1000/s:1000 --user-join-rate 1000/s:1000 --history-max-len 200 >"$log" 2>&1 &
-track $!
+cluster=$!
+# chorus-cluster stops its processes on SIGTERM (a SIGKILL would orphan them).
+trap 'kill -TERM $cluster 2>/dev/null; wait $cluster 2>/dev/null; stop_all' EXIT
 for _ in $(seq 300); do grep -aq "ctrl-c stops everything" "$log" && break; sleep 0.1; done
 grep -aq "ctrl-c stops everything" "$log" || { cat "$log"; exit 1; }
 mapfile -t nodes < <(grep -aE '^  local-[0-9]' "$log")
