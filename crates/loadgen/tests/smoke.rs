@@ -190,7 +190,7 @@ fn read_result(dir: &Path) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_short_soak_with_churn_and_a_rolling_restart_repeats_nothing_and_loses_under_one_percent() {
+async fn short_soak_with_churn_and_rolling_restart_repeats_nothing_loses_under_1pct() {
     use tokio::io::AsyncBufReadExt;
     let mut cluster = cluster(3).await;
     let dir = tempfile::tempdir().unwrap();
