@@ -27,6 +27,7 @@ use crate::{
     recorder::SHARDS,
     scenario::Target,
     soak::{Ack, Soak},
+    stats::{GAPS_KEPT, Gap},
     wire::{self, Incoming, Position},
 };
 
@@ -244,7 +245,12 @@ pub async fn run(
         }),
     };
     let mut url_index = spec.url_index;
+    let mut reconnects = 0;
     loop {
+        let link = Link {
+            url_index,
+            reconnects,
+        };
         match session(
             &spec,
             &mut ws,
@@ -252,6 +258,7 @@ pub async fn run(
             &mut schedule,
             &mut position,
             &recorder,
+            link,
         )
         .await
         {
@@ -268,6 +275,7 @@ pub async fn run(
                 }
                 match come_back(&spec, &mut url_index, position, &phase, &recorder).await {
                     Some(back) => {
+                        reconnects += 1;
                         ws = back.ws;
                         position = back.position.or(position);
                     }
@@ -283,11 +291,34 @@ pub async fn run(
             }
         }
     }
+    let room = spec.room.clone().unwrap_or_default();
     if schedule.sent > 0 {
-        let room = spec.room.clone().unwrap_or_default();
-        *recorder.sent.lock().unwrap().entry(room).or_default() += schedule.sent;
+        *recorder
+            .sent
+            .lock()
+            .unwrap()
+            .entry(room.clone())
+            .or_default() += schedule.sent;
+    }
+    if let Some(at) = position {
+        recorder
+            .ends
+            .lock()
+            .unwrap()
+            .entry(room)
+            .or_default()
+            .push(at.seq);
     }
     let _ = timeout(Duration::from_secs(2), ws.close(None)).await;
+}
+
+/// Which connection of a client a session is (to describe a gap).
+#[derive(Clone, Copy)]
+struct Link {
+    /// The URL it is connected to.
+    url_index: usize,
+    /// Connections the client had before this one.
+    reconnects: u64,
 }
 
 /// Sends on schedule and records deliveries until the run closes or the
@@ -299,9 +330,17 @@ async fn session(
     schedule: &mut Schedule,
     position: &mut Option<Position>,
     recorder: &Recorder,
+    link: Link,
 ) -> Ended {
     let shard = &recorder.latency[spec.index % SHARDS];
     let room = spec.room.as_deref().unwrap_or_default();
+    let mut stream = Stream {
+        recorder,
+        spec,
+        link,
+        room,
+        into_connection: 0,
+    };
     loop {
         let due = schedule.next.filter(|at| *at < phase.end);
         let churn = schedule
@@ -363,17 +402,22 @@ async fn session(
                         let mut histogram = shard.lock().unwrap();
                         for delivery in deliveries {
                             if let (Some(seq), Some(at)) = (delivery.seq, position.as_mut()) {
-                                if seq <= at.seq {
-                                    recorder.duplicates.fetch_add(1, Ordering::Relaxed);
+                                if !stream.next(at, seq) {
                                     continue;
                                 }
-                                at.seq = seq;
                                 if let Some(chatter) = &mut schedule.soak {
                                     chatter.state.delivered(seq);
                                 }
                             }
-                            let _ = histogram.record(now.saturating_sub(delivery.sent_us).max(1));
+                            if let Some(sent_us) = delivery.sent_us {
+                                let _ = histogram.record(now.saturating_sub(sent_us).max(1));
+                            }
                             recorder.delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Incoming::Change { seq } => {
+                        if let Some(at) = position.as_mut() {
+                            stream.next(at, seq);
                         }
                     }
                     Incoming::Ping => {
@@ -390,6 +434,51 @@ async fn session(
                 _ => return Ended::Dropped,
             },
         }
+    }
+}
+
+/// Follows the room sequence numbers on one connection: counts repeats and
+/// jumps, and describes the first few jumps.
+struct Stream<'a> {
+    /// Where counts and jumps go.
+    recorder: &'a Recorder,
+    /// The client (its index and URLs).
+    spec: &'a Spec,
+    /// Which of its connections this is.
+    link: Link,
+    /// Its room.
+    room: &'a str,
+    /// Sequence numbers seen on this connection so far.
+    into_connection: u64,
+}
+
+impl Stream<'_> {
+    /// Moves `at` to `seq` if it is new (`false`, counted, if it was seen).
+    fn next(&mut self, at: &mut Position, seq: u64) -> bool {
+        if seq <= at.seq {
+            self.recorder.duplicates.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if seq > at.seq + 1 {
+            self.recorder
+                .skipped
+                .fetch_add(seq - at.seq - 1, Ordering::Relaxed);
+            let mut gaps = self.recorder.gaps.lock().unwrap();
+            if gaps.len() < GAPS_KEPT {
+                gaps.push(Gap {
+                    client: self.spec.index,
+                    room: self.room.to_owned(),
+                    from: at.seq,
+                    to: seq,
+                    into_connection: self.into_connection,
+                    reconnects: self.link.reconnects,
+                    url: self.spec.urls[self.link.url_index].clone(),
+                });
+            }
+        }
+        self.into_connection += 1;
+        at.seq = seq;
+        true
     }
 }
 

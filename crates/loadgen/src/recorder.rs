@@ -46,6 +46,12 @@ pub struct Recorder {
     pub churned: AtomicU64,
     /// Soak: sends sent again after a reconnect.
     pub resent: AtomicU64,
+    /// Room sequence numbers a client's stream jumped over.
+    pub skipped: AtomicU64,
+    /// The first few jumps, described.
+    pub gaps: Mutex<Vec<crate::stats::Gap>>,
+    /// Each client's last sequence number, by room.
+    pub ends: Mutex<std::collections::BTreeMap<String, Vec<u64>>>,
 }
 
 impl Recorder {
@@ -70,6 +76,9 @@ impl Recorder {
             duplicates: AtomicU64::new(0),
             churned: AtomicU64::new(0),
             resent: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            gaps: Mutex::new(Vec::new()),
+            ends: Mutex::new(Default::default()),
         })
     }
 

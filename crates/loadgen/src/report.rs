@@ -102,6 +102,27 @@ impl RunResult {
         if m.duplicates > 0 {
             let _ = writeln!(out, "duplicates (same sequence twice): {}", m.duplicates);
         }
+        let behind = m.behind();
+        if m.skipped > 0 || behind > 0 {
+            let _ = writeln!(
+                out,
+                "missing in the clients' streams: {} sequence numbers jumped over, {} short of the room's last at the end",
+                m.skipped, behind
+            );
+        }
+        for gap in &m.gaps {
+            let _ = writeln!(
+                out,
+                "  client {} in {}: {} -> {} after {} deliveries on connection {} ({})",
+                gap.client,
+                gap.room,
+                gap.from,
+                gap.to,
+                gap.into_connection,
+                gap.reconnects,
+                gap.url
+            );
+        }
         if self.scenario.kind == crate::scenario::Kind::ReconnectStorm {
             let [p50, p90, p99, _, max] = self.back_ms;
             let _ = writeln!(

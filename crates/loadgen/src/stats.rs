@@ -76,9 +76,50 @@ pub struct Measured {
     /// Soak: sends sent again after a reconnect, not acknowledged before it.
     #[serde(default)]
     pub resent: u64,
+    /// Room sequence numbers a client's stream jumped over (messages it never got).
+    #[serde(default)]
+    pub skipped: u64,
+    /// The first few of those jumps, each described, to find where they happen.
+    #[serde(default)]
+    pub gaps: Vec<Gap>,
+    /// Each client's last sequence number, by room (how far behind it ended).
+    #[serde(default)]
+    pub ends: BTreeMap<String, Vec<u64>>,
+}
+
+/// Gaps kept per worker: enough to see a pattern, bounded in a long run.
+pub const GAPS_KEPT: usize = 20;
+
+/// One jump over room sequence numbers in a client's stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Gap {
+    /// The client's index.
+    pub client: usize,
+    /// Its room.
+    pub room: String,
+    /// The last sequence number it had, and the one that came next.
+    pub from: u64,
+    pub to: u64,
+    /// Deliveries on this connection before the jump (0: the first after a resume).
+    pub into_connection: u64,
+    /// Connections the client had had before this one.
+    pub reconnects: u64,
+    /// The URL the client was connected to.
+    pub url: String,
 }
 
 impl Measured {
+    /// Sequence numbers clients were short of their room's last one when the run closed.
+    pub fn behind(&self) -> u64 {
+        self.ends
+            .values()
+            .map(|ends| {
+                let last = ends.iter().copied().max().unwrap_or(0);
+                ends.iter().map(|end| last - end).sum::<u64>()
+            })
+            .sum()
+    }
+
     /// Adds another worker's results.
     pub fn merge(&mut self, other: &Measured) {
         self.connected += other.connected;
@@ -99,5 +140,11 @@ impl Measured {
         self.back_latency.0.extend(&other.back_latency.0);
         self.churned += other.churned;
         self.resent += other.resent;
+        self.skipped += other.skipped;
+        let space = GAPS_KEPT.saturating_sub(self.gaps.len());
+        self.gaps.extend(other.gaps.iter().take(space).cloned());
+        for (room, ends) in &other.ends {
+            self.ends.entry(room.clone()).or_default().extend(ends);
+        }
     }
 }

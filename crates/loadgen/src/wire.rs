@@ -17,6 +17,9 @@ pub enum Incoming {
     Messages(Vec<Delivery>),
     /// An Engine.IO ping the client must answer with [`PONG`].
     Ping,
+    /// A change to an earlier message (edit, delete, reaction): it takes a
+    /// room sequence number of its own but is not a delivery.
+    Change { seq: u64 },
     /// An error the server answered with.
     Error,
     /// Anything else (acknowledgements, presence, ...).
@@ -27,7 +30,7 @@ pub enum Incoming {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     /// The scheduled send time from the body.
-    pub sent_us: u64,
+    pub sent_us: Option<u64>,
     /// The room sequence (Chorus only).
     pub seq: Option<u64>,
 }
@@ -137,6 +140,13 @@ pub fn chat(target: Target, room: &str, body: &str) -> String {
     }
 }
 
+/// The events of changes, which take a room sequence number of their own.
+const CHANGES: [&str; 3] = [
+    r#""type":"edited""#,
+    r#""type":"deleted""#,
+    r#""type":"reaction""#,
+];
+
 /// What a text frame from the server is.
 pub fn read(target: Target, text: &str) -> Incoming {
     match target {
@@ -144,15 +154,25 @@ pub fn read(target: Target, text: &str) -> Incoming {
         Target::Gorilla => Incoming::Messages(
             text.split('\n')
                 .filter_map(|line| line.get(..16)?.parse().ok())
-                .map(|sent_us| Delivery { sent_us, seq: None })
+                .map(|sent_us| Delivery {
+                    sent_us: Some(sent_us),
+                    seq: None,
+                })
                 .collect(),
         ),
+        // A message edited since it was sent (in a resume's history) has lost
+        // its send time but is a delivery all the same.
         Target::Chorus if text.contains(r#""type":"message""#) => {
-            match number_after(text, r#""body":""#) {
-                Some(sent_us) => Incoming::Messages(vec![Delivery {
-                    sent_us,
-                    seq: number_after(text, r#""seq":"#),
-                }]),
+            let sent_us = number_after(text, r#""body":""#);
+            let seq = number_after(text, r#""seq":"#);
+            if sent_us.is_none() && seq.is_none() {
+                return Incoming::Other;
+            }
+            Incoming::Messages(vec![Delivery { sent_us, seq }])
+        }
+        Target::Chorus if CHANGES.iter().any(|change| text.contains(change)) => {
+            match number_after(text, r#""seq":"#) {
+                Some(seq) => Incoming::Change { seq },
                 None => Incoming::Other,
             }
         }
@@ -161,7 +181,10 @@ pub fn read(target: Target, text: &str) -> Incoming {
         Target::SocketIo if text == "2" => Incoming::Ping,
         Target::SocketIo if text.starts_with(r#"42["message""#) => {
             match number_after(text, r#""body":""#) {
-                Some(sent_us) => Incoming::Messages(vec![Delivery { sent_us, seq: None }]),
+                Some(sent_us) => Incoming::Messages(vec![Delivery {
+                    sent_us: Some(sent_us),
+                    seq: None,
+                }]),
                 None => Incoming::Other,
             }
         }
@@ -186,7 +209,10 @@ mod tests {
     use crate::scenario::Target;
 
     fn one(sent_us: u64, seq: Option<u64>) -> Incoming {
-        Incoming::Messages(vec![Delivery { sent_us, seq }])
+        Incoming::Messages(vec![Delivery {
+            sent_us: Some(sent_us),
+            seq,
+        }])
     }
 
     #[test]
@@ -201,6 +227,17 @@ mod tests {
             read(Target::Chorus, r#"{"type":"error","code":"rate_limited"}"#),
             Incoming::Error
         );
+        let since_edited = r#"{"type":"message","id":"x","room":"big","body":"edited by its sender","seq":41,"edited":2}"#;
+        assert_eq!(
+            read(Target::Chorus, since_edited),
+            Incoming::Messages(vec![Delivery {
+                sent_us: None,
+                seq: Some(41)
+            }])
+        );
+        let edit =
+            r#"{"type":"edited","room":"big","seq":57,"target":42,"body":"0001","by":{"id":"u"}}"#;
+        assert_eq!(read(Target::Chorus, edit), Incoming::Change { seq: 57 });
     }
 
     #[test]
@@ -229,6 +266,9 @@ mod tests {
         let Incoming::Messages(all) = read(Target::Gorilla, frame) else {
             panic!("messages expected");
         };
-        assert_eq!(all.iter().map(|d| d.sent_us).collect::<Vec<_>>(), [10, 20]);
+        assert_eq!(
+            all.iter().map(|d| d.sent_us).collect::<Vec<_>>(),
+            [Some(10), Some(20)]
+        );
     }
 }

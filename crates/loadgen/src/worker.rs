@@ -221,6 +221,9 @@ impl Worker {
             back_latency: Recorded::of(&r.back_latency.lock().unwrap()),
             churned: r.churned.load(Ordering::Relaxed),
             resent: r.resent.load(Ordering::Relaxed),
+            skipped: r.skipped.load(Ordering::Relaxed),
+            gaps: r.gaps.lock().unwrap().clone(),
+            ends: r.ends.lock().unwrap().clone(),
         }
     }
 }
