@@ -10,6 +10,7 @@
 #
 #   loadtest/soak.sh                       # 35 minutes
 #   DURATION=2m WARMUP=30s loadtest/soak.sh --set clients=600
+#   CHORUS=path/to/wrapper loadtest/soak.sh   # nodes started through a wrapper (heaptrack, perf)
 #
 # Results: target/loadtest/soak.json, soak-samples.csv, soak-slopes.txt.
 set -euo pipefail
@@ -20,7 +21,7 @@ warmup=${WARMUP:-10m}
 restart_every=${RESTART_EVERY:-5m}
 cargo build --release -q -p chorus-gateway -p chorus-localcluster -p chorus-loadgen --bins
 log="$out/soak-cluster.log"
-./target/release/chorus-cluster --nodes 3 --port 0 --restart-every "$restart_every" --restart-node 2 -- \
+./target/release/chorus-cluster --nodes 3 --port 0 ${CHORUS:+--chorus "$CHORUS"} --restart-every "$restart_every" --restart-node 2 -- \
   --max-connections 200000 --send-rate 1000/s:1000 --user-send-rate 1000/s:1000 \
   --join-rate 1000/s:1000 --user-join-rate 1000/s:1000 --history-max-len 200 >"$log" 2>&1 &
 cluster=$!
