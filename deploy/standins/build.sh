@@ -12,11 +12,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 
+# The engine, its runtime, the network stack compose networks need (netavark
+# sets up bridges with iptables; aardvark-dns answers service names) and debootstrap.
 need=()
-for tool in podman runc debootstrap; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in podman runc debootstrap iptables /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns; do
+  command -v "$tool" >/dev/null || need+=("$(basename "$tool")")
+done
 if ((${#need[@]})); then
   echo "standins: installing ${need[*]} from Debian's packages" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # A Debian root of `suite`, imported as localhost/chorus-standin/debian:<suite>.
@@ -59,7 +63,7 @@ build() { # recipe name [context]
   local recipe=$here/$1.Containerfile name context=${3:-$here} hash
   name=$(qualified "$2")
   hash=$( {
-    cat "$recipe" "$here/nginx-entrypoint.sh"
+    cat "$recipe" "$here"/*-entrypoint.sh "$here"/nginx-entrypoint.d/*
     podman image inspect --format '{{.Id}}' "localhost/chorus-standin/debian:$(awk '$1 == "FROM" {print $2}' "$recipe" | cut -d: -f2)"
     if [[ $1 == rust ]]; then rustc --version; fi
   } | sha256sum | cut -c1-16)

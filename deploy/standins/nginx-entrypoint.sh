@@ -1,20 +1,16 @@
 #!/bin/sh
-# What the official nginx image's entry point does that the compose file uses
-# (docker-entrypoint.d/15-local-resolvers.envsh and 20-envsubst-on-templates.sh).
+# The official nginx image's entry point, as far as the compose file relies on
+# it: before nginx starts, every file of /docker-entrypoint.d runs in order,
+# `*.envsh` sourced (so its exports reach the later ones) and `*.sh` executed,
+# each only when executable. The image's own are 15-local-resolvers.envsh and
+# 20-envsubst-on-templates.sh (nginx-entrypoint.d/).
 set -eu
-if [ -n "${NGINX_ENTRYPOINT_LOCAL_RESOLVERS:-}" ]; then
-  NGINX_LOCAL_RESOLVERS=$(awk 'BEGIN{ORS=" "} $1=="nameserver" {if ($2 ~ ":") print "[" $2 "]"; else print $2}' /etc/resolv.conf)
-  export NGINX_LOCAL_RESOLVERS="${NGINX_LOCAL_RESOLVERS% }"
-fi
-templates=${NGINX_ENVSUBST_TEMPLATE_DIR:-/etc/nginx/templates}
-output=${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}
-suffix=${NGINX_ENVSUBST_TEMPLATE_SUFFIX:-.template}
-if [ -d "$templates" ]; then
-  defined=$(printf '${%s} ' $(awk 'END { for (name in ENVIRON) print name }' </dev/null))
-  for template in "$templates"/*"$suffix"; do
-    [ -f "$template" ] || continue
-    name=$(basename "$template" "$suffix")
-    envsubst "$defined" <"$template" >"$output/$name"
+if [ "$1" = nginx ] || [ "$1" = nginx-debug ]; then
+  for f in $(find /docker-entrypoint.d/ -follow -type f | sort -V); do
+    case "$f" in
+      *.envsh) if [ -x "$f" ]; then echo "$0: sourcing $f"; . "$f"; else echo "$0: ignoring $f, not executable"; fi ;;
+      *.sh) if [ -x "$f" ]; then echo "$0: launching $f"; "$f"; else echo "$0: ignoring $f, not executable"; fi ;;
+    esac
   done
 fi
 exec "$@"
