@@ -17,6 +17,7 @@ published; the containers talk on the project's own network):
      systemd, this script runs each container's health check every 2 s);
   2. two clients on different gateways chat through nginx, and history
      (the `history` command and GET /api/rooms/<room>/messages) has both lines;
+     nginx serves the browser client (/) and Grafana (/grafana/);
   3. /readyz of every gateway replica answers `ready`, and each one's
      /api/cluster lists every replica;
   4. Prometheus scrapes every replica (its /api/v1/targets);
@@ -365,6 +366,12 @@ class Check:
                 client.close()
         return list(nodes.values())
 
+    def pages(self):
+        """nginx serves the browser client and Grafana (or its stand-in) under /grafana/."""
+        for path in ("/", "/grafana/"):
+            status, body = wait_for(f"GET {path} through nginx", lambda: ok(self.http.request("GET", path)), 60, every=1)
+            log(f"GET {path} through nginx: {status} ({len(body)} bytes)")
+
     def chat(self):
         ada = Client(self.ws_url, self.token("Ada"))
         bob_token = self.token("Bob")
@@ -479,6 +486,11 @@ class Check:
         log("down left no container, pod, network or volume")
 
 
+def ok(reply):
+    status, _ = reply
+    return reply if status == 200 else None
+
+
 def first_difference(got, want):
     for i, (a, b) in enumerate(zip(got, want)):
         if a != b:
@@ -542,6 +554,7 @@ def main():
         check.wait_healthy(3)
         log(f"up and healthy in {time.monotonic() - step:.0f} s; nginx on 127.0.0.1:{port}")
         check.chat()
+        check.pages()
         nodes = check.replicas_ready(3)
         check.scraped(3)
         engine.compose("up", "-d", "--scale", "gateway=5")

@@ -1,6 +1,6 @@
 # Shared by the run-*.sh scripts: where results go, the Redis they share, and
 # stopping everything they started. Source it from the repository root.
-out=target/loadtest
+out=${LOADTEST_OUT:-target/loadtest}
 mkdir -p "$out" target/peers
 export CHORUS_JWT_SECRET=${CHORUS_JWT_SECRET:-loadtest-secret-0123456789abcdef0123}
 redis_port=6399

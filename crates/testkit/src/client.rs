@@ -211,8 +211,17 @@ impl Client {
         if let Some(i) = self.pending.iter().position(&matches) {
             return self.pending.remove(i).unwrap();
         }
+        // One deadline for the whole wait: other events arriving must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            match self.read().await {
+            let Ok(event) = tokio::time::timeout_at(deadline, self.read()).await else {
+                panic!(
+                    "no {what} within {WAIT:?}; {} other events arrived meanwhile (last: {:?})",
+                    self.pending.len(),
+                    self.pending.back()
+                );
+            };
+            match event {
                 Event::Data(value) if matches(&value) => return value,
                 Event::Data(value) => self.pending.push_back(value),
                 other => panic!("connection ended ({other:?}) while waiting for {what}"),

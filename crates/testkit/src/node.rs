@@ -236,7 +236,26 @@ pub async fn http_post_json(
     http_request(addr, "POST", path, Some(body), None).await
 }
 
+/// Bounded by [`WAIT`]: a server that accepts and never answers is an error,
+/// not a test that hangs until the harness kills it.
 async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    tokio::time::timeout(WAIT, http_exchange(addr, method, path, body, token))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{method} {path} on {addr}: no answer within {WAIT:?}"),
+            ))
+        })
+}
+
+async fn http_exchange(
     addr: SocketAddr,
     method: &str,
     path: &str,
