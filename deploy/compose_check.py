@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -543,6 +544,10 @@ def main():
     pump = HealthPump(engine) if kind == "podman" else None
     begun = time.monotonic()
     failed = None
+    # A check stopped from outside (CI's time limit, a closed terminal) still
+    # takes its containers down: the signal becomes SystemExit, which runs `finally`.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda received, _frame: sys.exit(128 + received))
     try:
         step = time.monotonic()
         engine.compose("build", "gateway")

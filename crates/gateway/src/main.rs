@@ -7,6 +7,14 @@ use clap::Parser;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc rather than glibc's malloc: under hours of chat traffic glibc's RSS
+/// grows by 6-20 MiB an hour while the live heap stays flat (fragmentation in
+/// its per-thread arenas); jemalloc returns freed pages and stays flat
+/// (docs/benchmarks.md, "Longer runs and the allocator").
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(CliCommand::Token(args)) = &cli.command {

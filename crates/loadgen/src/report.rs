@@ -285,5 +285,44 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
         }
         let _ = writeln!(out, "\nAbove 1× means {} costs less.", first.target);
     }
+    if let Some(floor) = runs.iter().find(|run| run.target == FLOOR) {
+        floor_table(&mut out, floor, runs);
+    }
     out
+}
+
+/// The label of the floor peer's runs (loadtest/peers/floor).
+pub const FLOOR: &str = "floor";
+
+/// Every other run's cost as a multiple of the floor's: how far each is from
+/// what the kernel alone costs on this machine.
+fn floor_table(out: &mut String, floor: &RunResult, runs: &[RunResult]) {
+    let times = |target: Option<f64>, floor: Option<f64>| match (target, floor) {
+        (Some(target), Some(floor)) if floor > 0.0 => format!("{:.2}×", target / floor),
+        _ => "–".into(),
+    };
+    let _ = writeln!(
+        out,
+        "\n| vs the floor | CPU per delivery (target ÷ floor) | RSS per connection (target ÷ floor) | p99 latency (target ÷ floor) |\n|---|---|---|---|"
+    );
+    for run in runs.iter().filter(|run| run.target != FLOOR) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            run.target,
+            times(
+                run.derived.cpu_us_per_delivery,
+                floor.derived.cpu_us_per_delivery
+            ),
+            times(
+                run.derived.rss_per_connection,
+                floor.derived.rss_per_connection
+            ),
+            times(Some(run.latency_ms[2]), Some(floor.latency_ms[2])),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n1× is the floor: nothing can cost less on this machine."
+    );
 }
