@@ -1,6 +1,11 @@
 //! Client encodings: JSON in text frames, MessagePack in binary frames.
 
-use crate::ServerEvent;
+use bytes::Bytes;
+
+use crate::{
+    ServerEvent,
+    websocket::{self, MAX_SERVER_HEADER, opcode},
+};
 
 /// WebSocket subprotocol that selects JSON (also the default without one).
 pub const SUBPROTOCOL_JSON: &str = "chorus.json";
@@ -69,6 +74,29 @@ impl Encoding {
             }
         }
     }
+
+    /// `event` as one complete WebSocket frame (header and payload in one
+    /// buffer, encoded in place after room reserved for the header): the bytes
+    /// every recipient of this encoding is sent.
+    pub fn encode_frame(self, event: &ServerEvent<'_>) -> Bytes {
+        let mut buf = Vec::with_capacity(192);
+        buf.resize(MAX_SERVER_HEADER, 0);
+        let kind = match self {
+            Self::Json => {
+                serde_json::to_writer(&mut buf, event).expect("event JSON encoding is infallible");
+                opcode::TEXT
+            }
+            Self::MsgPack => {
+                let mut ser = rmp_serde::Serializer::new(&mut buf)
+                    .with_struct_map()
+                    .with_human_readable();
+                serde::Serialize::serialize(event, &mut ser)
+                    .expect("event MessagePack encoding is infallible");
+                opcode::BINARY
+            }
+        };
+        websocket::frame_in_place(kind, buf)
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +134,15 @@ mod tests {
         assert_eq!(from_json["type"], "message");
         assert_eq!(from_json["id"], msg.id.to_string());
         assert_eq!(from_json["from"], serde_json::json!({"id": "u1"}));
+
+        // The complete frames carry the same payloads after their headers.
+        let event = ServerEvent::Message(&msg);
+        let text = Encoding::Json.encode_frame(&event);
+        assert_eq!((text[0], usize::from(text[1])), (0x81, json.len()));
+        assert_eq!(&text[2..], json.as_bytes());
+        let binary = Encoding::MsgPack.encode_frame(&event);
+        assert_eq!((binary[0], usize::from(binary[1])), (0x82, mp.len()));
+        assert_eq!(&binary[2..], &mp[..]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod command;
 mod envelope;
 mod event;
 mod room;
+pub mod websocket;
 
 pub use codec::{Encoding, Frame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 pub use codes::{ErrorCode, close};

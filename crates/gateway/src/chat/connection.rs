@@ -9,11 +9,11 @@
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
 use chorus_protocol::{
     Encoding, Limits, ServerEvent, Welcome, close, decode_json, decode_msgpack, unix_micros,
+    websocket::{FrameError, Incoming, close_frame, opcode, server_frame},
 };
-use futures_util::SinkExt;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use uuid::Uuid;
 
@@ -22,8 +22,9 @@ use crate::{
     chat::{
         Chat,
         hub::ConnId,
-        outbox::{Outbox, Queued, frame_len},
+        outbox::{Outbox, Queued},
         session::{Closing, Flow, Session},
+        socket::{ReadError, Socket},
         users::UserLease,
     },
     config::Config,
@@ -34,8 +35,14 @@ use crate::{
 /// larger than this is released after writing, so idle connections stay small.
 const BATCH_KEEP: usize = 64;
 
+/// Capacity (messages) the buffer of decoded client messages may keep between reads.
+const INCOMING_KEEP: usize = 8;
+
 /// Bound on sending a close frame to a client that may be gone.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The heartbeat's ping: a final ping frame with no payload.
+static PING: Bytes = Bytes::from_static(&[0x80 | opcode::PING, 0]);
 
 /// Who is connecting and how they want to be spoken to, decided before the upgrade.
 pub struct Handshake {
@@ -53,7 +60,7 @@ pub struct Handshake {
 /// node wants it closed (draining), and it then closes with 4000.
 pub async fn run(
     chat: Arc<Chat>,
-    mut socket: WebSocket,
+    mut socket: Socket,
     handshake: Handshake,
     my_turn: impl Future<Output = ()>,
 ) {
@@ -107,7 +114,7 @@ pub async fn run(
 
 async fn drive(
     (config, metrics): (&Config, &Metrics),
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     session: &mut Session,
     outbox: &Outbox,
     my_turn: impl Future<Output = ()>,
@@ -119,6 +126,7 @@ async fn drive(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pong_deadline: Option<Instant> = None;
     let mut batch = VecDeque::new();
+    let mut incoming = Vec::new();
     // Both timers live as long as the connection and are only moved, so a
     // delivery's wake-up does not register and cancel timer entries.
     let expiry_timer = sleep_until(session.deadline().0);
@@ -167,29 +175,51 @@ async fn drive(
                     Err(_) => return CloseReason::SlowConsumer,
                 }
             }
-            frame = socket.recv() => {
-                // Any frame shows the client is alive.
+            read = socket.read(&mut incoming) => {
+                // Any bytes show the client is alive.
                 pong_deadline = None;
-                match frame {
-                    None => return CloseReason::Normal,
-                    Some(Err(error)) => return Box::pin(read_failed(socket, error)).await,
-                    Some(Ok(Message::Text(text))) => {
-                        metrics.bytes_received.inc_by(text.len() as u64);
-                        let flow = dispatch(session, decode_json(text.as_str())).await;
-                        if let Flow::Close(closing) = flow {
-                            return Box::pin(finish(socket, outbox, &mut batch, closing)).await;
+                match read {
+                    Ok(true) => {}
+                    Ok(false) => return CloseReason::Normal,
+                    Err(ReadError::Io(_)) => return CloseReason::Error,
+                    Err(ReadError::Frame(error)) => return Box::pin(refuse_frames(socket, error)).await,
+                }
+                for message in incoming.drain(..) {
+                    let flow = match message {
+                        Incoming::Text(text) => {
+                            metrics.bytes_received.inc_by(text.len() as u64);
+                            dispatch(session, decode_json(&text)).await
                         }
-                    }
-                    Some(Ok(Message::Binary(bytes))) => {
-                        metrics.bytes_received.inc_by(bytes.len() as u64);
-                        let flow = dispatch(session, decode_msgpack(&bytes)).await;
-                        if let Flow::Close(closing) = flow {
-                            return Box::pin(finish(socket, outbox, &mut batch, closing)).await;
+                        Incoming::Binary(bytes) => {
+                            metrics.bytes_received.inc_by(bytes.len() as u64);
+                            dispatch(session, decode_msgpack(&bytes)).await
                         }
+                        Incoming::Ping(payload) => {
+                            let pong = server_frame(opcode::PONG, &payload);
+                            if timeout(config.write_timeout, socket.send(&pong)).await.is_err() {
+                                return CloseReason::SlowConsumer;
+                            }
+                            Flow::Continue
+                        }
+                        // Pongs only prove liveness.
+                        Incoming::Pong => Flow::Continue,
+                        // The client closes: echo its close, as the RFC asks, and end.
+                        Incoming::Close(code) => {
+                            let echo = match code {
+                                Some(code) => close_frame(code, ""),
+                                None => server_frame(opcode::CLOSE, &[]),
+                            };
+                            let _ = timeout(CLOSE_TIMEOUT, socket.send(&echo)).await;
+                            socket.shutdown().await;
+                            return CloseReason::Normal;
+                        }
+                    };
+                    if let Flow::Close(closing) = flow {
+                        return Box::pin(finish(socket, outbox, &mut batch, closing)).await;
                     }
-                    // Pongs only prove liveness; pings are answered by the WebSocket layer;
-                    // a close is echoed by it and the stream then ends.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_))) => {}
+                }
+                if incoming.capacity() > INCOMING_KEEP {
+                    incoming = Vec::new();
                 }
             }
             _ = ping.tick() => {
@@ -198,7 +228,7 @@ async fn drive(
                     pong_deadline = Some(at);
                     pong_timer.as_mut().reset(at);
                 }
-                if timeout(config.write_timeout, socket.send(Message::Ping(Default::default()))).await.is_err() {
+                if timeout(config.write_timeout, socket.send(&PING)).await.is_err() {
                     return CloseReason::SlowConsumer;
                 }
             }
@@ -226,13 +256,13 @@ async fn dispatch(
 /// Closes the connection: writes what is queued first (the error that explains
 /// the close), then the close frame.
 async fn finish(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     outbox: &Outbox,
     batch: &mut VecDeque<Queued>,
     closing: Closing,
 ) -> CloseReason {
     if outbox.take(batch).is_ok() {
-        let _ = timeout(CLOSE_TIMEOUT, Writer::default().write(socket, batch)).await;
+        let _ = timeout(CLOSE_TIMEOUT, socket.write(batch)).await;
     }
     send_close(socket, closing.code, closing.reason).await;
     closing.label
@@ -241,29 +271,28 @@ async fn finish(
 /// Writes batches and keeps what the metrics need from the last one.
 #[derive(Default)]
 struct Writer {
-    /// Payload bytes of the last batch.
+    /// Bytes of the last batch (whole frames).
     bytes: u64,
     /// Publication times (µs) of the live messages in the last batch.
     published: Vec<u64>,
 }
 
 impl Writer {
-    /// Writes a batch of frames with a single flush at the end.
+    /// Writes a batch of frames: vectored writes straight from the shared frames.
     async fn write(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut Socket,
         batch: &mut VecDeque<Queued>,
-    ) -> Result<(), axum::Error> {
+    ) -> std::io::Result<()> {
         self.bytes = 0;
         self.published.clear();
-        while let Some(queued) = batch.pop_front() {
-            self.bytes += frame_len(&queued.frame) as u64;
+        for queued in batch.iter() {
+            self.bytes += queued.frame.len() as u64;
             if queued.published_us != 0 {
                 self.published.push(queued.published_us);
             }
-            socket.feed(queued.frame).await?;
         }
-        socket.flush().await
+        socket.write(batch).await
     }
 
     /// Counts the last batch: bytes sent, and each live message's delivery latency.
@@ -280,40 +309,46 @@ impl Writer {
     }
 }
 
-async fn read_failed(socket: &mut WebSocket, error: axum::Error) -> CloseReason {
-    let too_big = error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-    if too_big {
-        send_close(
-            socket,
-            close::MESSAGE_TOO_BIG,
-            "frame exceeds max_frame_bytes",
-        )
-        .await;
-        CloseReason::FrameTooLarge
-    } else {
-        CloseReason::Error
+/// Closes a connection whose client broke a framing rule or sent a message
+/// over `max_frame_bytes`, with the close code that says which.
+async fn refuse_frames(socket: &mut Socket, error: FrameError) -> CloseReason {
+    match error {
+        FrameError::TooBig => {
+            send_close(
+                socket,
+                close::MESSAGE_TOO_BIG,
+                "frame exceeds max_frame_bytes",
+            )
+            .await;
+            CloseReason::FrameTooLarge
+        }
+        FrameError::InvalidUtf8 => {
+            send_close(socket, error.close_code(), "text is not valid UTF-8").await;
+            CloseReason::Error
+        }
+        FrameError::Protocol(rule) => {
+            send_close(socket, error.close_code(), rule).await;
+            CloseReason::Error
+        }
     }
 }
 
 /// Sends a close frame, then waits (bounded) for the client's close before the
 /// TCP connection is dropped: dropping it at once could make the client's kernel
 /// discard the unread close frame when the client writes anything meanwhile.
-async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
+async fn send_close(socket: &mut Socket, code: u16, reason: &str) {
+    let frame = close_frame(code, reason);
     let _ = timeout(CLOSE_TIMEOUT, async {
-        if socket.send(Message::Close(Some(frame))).await.is_ok() {
-            while let Some(Ok(frame)) = socket.recv().await {
-                if matches!(frame, Message::Close(_)) {
+        if socket.send(&frame).await.is_ok() {
+            let mut incoming = Vec::new();
+            while let Ok(true) = socket.read(&mut incoming).await {
+                if incoming.iter().any(|m| matches!(m, Incoming::Close(_))) {
                     break;
                 }
+                incoming.clear();
             }
         }
     })
     .await;
+    socket.shutdown().await;
 }

@@ -1,15 +1,16 @@
-//! Encoding an event once per encoding, for every recipient: the frame is a
-//! shared buffer, so handing it to one more outbox allocates nothing.
+//! Encoding an event once per encoding, for every recipient: the complete
+//! WebSocket frame (header and payload) is one shared buffer, so handing it to
+//! one more outbox allocates nothing, and the connection writes it as it is.
 
-use axum::extract::ws::Message;
-use chorus_protocol::{Encoding, Frame, ServerEvent};
+use bytes::Bytes;
+use chorus_protocol::{Encoding, ServerEvent};
 
 /// One event and its frames, each encoded on first use.
 pub struct Frames<'e> {
     /// The event.
     event: &'e ServerEvent<'e>,
     /// Its frame per encoding, once encoded.
-    encoded: [Option<Message>; Encoding::ALL.len()],
+    encoded: [Option<Bytes>; Encoding::ALL.len()],
 }
 
 impl<'e> Frames<'e> {
@@ -22,17 +23,14 @@ impl<'e> Frames<'e> {
     }
 
     /// The frame for `encoding` (a cheap clone of the shared buffer).
-    pub fn get(&mut self, encoding: Encoding) -> Message {
+    pub fn get(&mut self, encoding: Encoding) -> Bytes {
         self.encoded[encoding.index()]
             .get_or_insert_with(|| encode(encoding, self.event))
             .clone()
     }
 }
 
-/// `event` as one WebSocket message in `encoding`.
-pub fn encode(encoding: Encoding, event: &ServerEvent<'_>) -> Message {
-    match encoding.encode(event) {
-        Frame::Text(text) => Message::Text(text.into()),
-        Frame::Binary(bytes) => Message::Binary(bytes.into()),
-    }
+/// `event` as one complete WebSocket frame in `encoding`.
+pub fn encode(encoding: Encoding, event: &ServerEvent<'_>) -> Bytes {
+    encoding.encode_frame(event)
 }

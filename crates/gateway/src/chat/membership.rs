@@ -11,7 +11,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use axum::extract::ws::Message;
+use bytes::Bytes;
 use chorus_backplane::BackplaneError;
 use chorus_protocol::{Encoding, Resume, RoomName, Sender, ServerEvent};
 use tokio::time::Instant;
@@ -163,7 +163,7 @@ impl Memberships {
         Err(JoinFailed::HistoryMoved)
     }
 
-    fn frame(&self, event: &ServerEvent<'_>) -> Message {
+    fn frame(&self, event: &ServerEvent<'_>) -> Bytes {
         encode(self.encoding, event)
     }
 

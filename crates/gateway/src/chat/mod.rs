@@ -32,6 +32,7 @@ mod publish;
 mod repair;
 mod sequencer;
 mod session;
+pub mod socket;
 mod subscriptions;
 mod typing;
 mod users;

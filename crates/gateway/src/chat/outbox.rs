@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use axum::extract::ws::Message;
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -27,8 +27,8 @@ pub enum Pushed {
 
 /// A frame waiting to be written.
 pub struct Queued {
-    /// The frame (shared with every other recipient of the same message).
-    pub frame: Message,
+    /// The complete WebSocket frame (shared with every other recipient of the same message).
+    pub frame: Bytes,
     /// When its message was published (µs since the Unix epoch), for the delivery
     /// latency; 0 for replies and history, which are not live deliveries.
     pub published_us: u64,
@@ -72,13 +72,13 @@ impl Outbox {
     }
 
     /// Queues a reply or history frame without waiting.
-    pub fn push(&self, frame: Message) -> Pushed {
+    pub fn push(&self, frame: Bytes) -> Pushed {
         self.push_live(frame, 0)
     }
 
     /// Queues a live message published at `published_us`, without waiting.
-    pub fn push_live(&self, frame: Message, published_us: u64) -> Pushed {
-        let cost = frame_len(&frame) + FRAME_OVERHEAD;
+    pub fn push_live(&self, frame: Bytes, published_us: u64) -> Pushed {
+        let cost = frame.len() + FRAME_OVERHEAD;
         let state = self.state.lock();
         if state.overflowed {
             return Pushed::Dropped;
@@ -94,8 +94,8 @@ impl Outbox {
     /// Queues an ephemeral frame (a typing indicator) only while the client keeps
     /// up: once a quarter of the bound is queued such frames are dropped first,
     /// and they never make the client a slow consumer.
-    pub fn push_signal(&self, frame: Message) -> Pushed {
-        let cost = frame_len(&frame) + FRAME_OVERHEAD;
+    pub fn push_signal(&self, frame: Bytes) -> Pushed {
+        let cost = frame.len() + FRAME_OVERHEAD;
         let state = self.state.lock();
         if state.overflowed || state.bytes + cost > self.max_bytes / 4 {
             return Pushed::Dropped;
@@ -106,7 +106,7 @@ impl Outbox {
     fn enqueue(
         &self,
         mut state: parking_lot::MutexGuard<'_, State>,
-        frame: Message,
+        frame: Bytes,
         published_us: u64,
         cost: usize,
     ) -> Pushed {
@@ -165,21 +165,12 @@ impl Outbox {
     }
 }
 
-/// Payload length of a frame.
-pub fn frame_len(frame: &Message) -> usize {
-    match frame {
-        Message::Text(text) => text.len(),
-        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
-        Message::Close(_) => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn text(n: usize) -> Message {
-        Message::Text("x".repeat(n).into())
+    fn text(n: usize) -> Bytes {
+        Bytes::from("x".repeat(n))
     }
 
     #[test]

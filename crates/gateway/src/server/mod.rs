@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub mod cluster;
 mod cluster_view;
 pub mod drain;
+mod handshake;
 pub mod healthcheck;
 mod login;
 mod messages;

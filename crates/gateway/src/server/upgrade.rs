@@ -1,33 +1,30 @@
 //! `GET /ws`: the WebSocket upgrade. Checked before it: draining, the Origin,
 //! the query, the token when one came with it (and the user's connection
 //! count), and the node's connection limit; then the encoding is negotiated,
-//! the buffers sized, and the connection handed to [`connection::run`].
+//! the `101` sent, and the connection handed to [`connection::run`].
 
 use std::sync::Arc;
 
 use axum::{
-    extract::{Query, State, WebSocketUpgrade},
+    extract::{Query, State},
     http::{HeaderMap, StatusCode},
     response::Response,
 };
 use chorus_protocol::{Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
+    handshake::UpgradeRequest,
     node::Node,
     replies::{presented_token, refusal, unauthorized},
 };
-use crate::chat::connection::{self, Handshake};
-
-/// Read buffer per connection: small, since a server holds very many of them.
-const READ_BUFFER_BYTES: usize = 1024;
-/// Bytes gathered before tungstenite writes to the socket (we flush after each
-/// batch anyway). Small, because the buffer keeps the size of the largest
-/// batch it ever held: at 16 KiB a presence burst left ~20 KiB more per
-/// connection for good, at no gain in CPU or latency (docs/benchmarks.md).
-const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+use crate::chat::{
+    connection::{self, Handshake},
+    socket::Socket,
+};
 
 /// Query parameters of `/ws`.
 #[derive(Debug, Deserialize)]
@@ -42,7 +39,7 @@ pub async fn upgrade(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
-    ws: WebSocketUpgrade,
+    ws: UpgradeRequest,
 ) -> Response {
     let metrics = node.metrics();
     if node.drain().is_closing() {
@@ -111,16 +108,8 @@ pub async fn upgrade(
         );
     };
 
-    let ws = ws
-        .protocols([SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON])
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * config.max_frame_bytes)
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes);
-    let encoding = ws
-        .selected_protocol()
-        .and_then(|p| p.to_str().ok())
+    let protocol = ws.select_protocol(&[SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON]);
+    let encoding = protocol
         .and_then(Encoding::parse)
         .or(query_encoding)
         .unwrap_or_default();
@@ -141,18 +130,29 @@ pub async fn upgrade(
     if let Some((identity, _)) = &handshake.authed {
         span.record("user", identity.user.id.as_str());
     }
-    ws.on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| {
-            async move {
-                let _tracked = tracked;
-                let _admission = admission;
-                let metrics = node.metrics();
-                metrics.connections_opened.inc();
-                metrics.connections_open.inc();
-                // The connection id's random bits pick its batch when the node drains.
-                let my_turn = node.drain().turn(handshake.public_id.as_u128() as u64);
-                connection::run(node.chat().clone(), socket, handshake, my_turn).await;
-            }
-            .instrument(span)
-        })
+    let response = ws.accept(protocol);
+    let max_message = config.max_frame_bytes;
+    let on_upgrade = ws.on_upgrade;
+    tokio::spawn(
+        async move {
+            let _tracked = tracked;
+            let _admission = admission;
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(error) => {
+                    tracing::debug!(%error, "WebSocket upgrade failed");
+                    return;
+                }
+            };
+            let socket = Socket::new(TokioIo::new(upgraded), max_message);
+            let metrics = node.metrics();
+            metrics.connections_opened.inc();
+            metrics.connections_open.inc();
+            // The connection id's random bits pick its batch when the node drains.
+            let my_turn = node.drain().turn(handshake.public_id.as_u128() as u64);
+            connection::run(node.chat().clone(), socket, handshake, my_turn).await;
+        }
+        .instrument(span),
+    );
+    response
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::Message;
+use bytes::Bytes;
 use chorus_backplane::Position;
 use chorus_protocol::{Encoding, ServerEvent};
 use indexmap::IndexMap;
@@ -31,7 +31,7 @@ pub struct Member {
     floor: u64,
     /// Live frames kept aside while the member's history is read (`None` seq:
     /// always pass), with their publication time.
-    catching_up: Option<Vec<(Option<u64>, Message, u64)>>,
+    catching_up: Option<Vec<(Option<u64>, Bytes, u64)>>,
 }
 
 impl Member {
@@ -46,7 +46,7 @@ impl Member {
     }
 
     /// Queues a frame (published at `published_us`), or keeps it aside while catching up.
-    fn push(&mut self, seq: Option<u64>, frame: Message, published_us: u64) -> Pushed {
+    fn push(&mut self, seq: Option<u64>, frame: Bytes, published_us: u64) -> Pushed {
         match &mut self.catching_up {
             None => self.outbox.push_live(frame, published_us),
             Some(kept) if kept.len() < CATCH_UP_MAX => {
@@ -62,7 +62,7 @@ impl Member {
 
     /// Ends catch-up: queues `frames` (the join's reply and history, read at
     /// `position`), then the kept live frames newer than the history.
-    fn finish_join(&mut self, position: Position, frames: Vec<Message>) {
+    fn finish_join(&mut self, position: Position, frames: Vec<Bytes>) {
         for frame in frames {
             self.outbox.push(frame);
         }
@@ -111,7 +111,7 @@ impl Members {
     }
 
     /// See [`Member::finish_join`]; nothing when the member left meanwhile.
-    pub(super) fn finish_join(&mut self, conn: ConnId, position: Position, frames: Vec<Message>) {
+    pub(super) fn finish_join(&mut self, conn: ConnId, position: Position, frames: Vec<Bytes>) {
         if let Some(member) = self.0.get_mut(&conn) {
             member.finish_join(position, frames);
         }

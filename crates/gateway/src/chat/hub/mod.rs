@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::Message;
+use bytes::Bytes;
 use chorus_backplane::{Delivery, Page, Position};
 use chorus_protocol::{Envelope, EnvelopeBody, RoomName, ServerEvent};
 use parking_lot::Mutex;
@@ -112,7 +112,7 @@ impl Hub {
         room: &RoomName,
         conn: ConnId,
         position: Position,
-        frames: Vec<Message>,
+        frames: Vec<Bytes>,
     ) -> Result<(), StaleRead> {
         let mut shard = self.shard(room.as_str()).lock();
         let Some(entry) = shard.get_mut(room) else {
