@@ -139,7 +139,20 @@ impl Sequencer {
                 let held = std::mem::take(&mut self.pending);
                 let held_epoch = self.pending_epoch;
                 for (seq, payload) in held {
-                    self.accept(held_epoch, seq, payload, out);
+                    if held_epoch == position.epoch && seq <= position.seq {
+                        // In this read's history, but not in that of a member
+                        // joining alongside whose read came before the message
+                        // was stored: it has the message only from here. No
+                        // member is live before the first start, and each one
+                        // catching up keeps only what is past its own read.
+                        out(Step::Deliver {
+                            seq,
+                            payload,
+                            repaired: false,
+                        });
+                    } else {
+                        self.accept(held_epoch, seq, payload, out);
+                    }
                 }
                 self.drain(out);
                 true
