@@ -1,6 +1,8 @@
 # Shared by the run-*.sh scripts: where results go, the Redis they share, and
 # stopping everything they started. Source it from the repository root.
 out=${LOADTEST_OUT:-target/loadtest}
+# Absolute, since Redis and the nodes are given paths inside it.
+case $out in /*) ;; *) out=$PWD/$out ;; esac
 mkdir -p "$out" target/peers
 export CHORUS_JWT_SECRET=${CHORUS_JWT_SECRET:-loadtest-secret-0123456789abcdef0123}
 redis_port=6399
@@ -24,7 +26,7 @@ trap stop_all EXIT
 start_redis() {
   redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true
   redis-server --port $redis_port --save "" --appendonly no --daemonize yes \
-    --pidfile "$PWD/$out/redis.pid" --logfile "$PWD/$out/redis.log" >/dev/null
+    --pidfile "$out/redis.pid" --logfile "$out/redis.log" >/dev/null
   until redis-cli -p $redis_port ping >/dev/null 2>&1; do sleep 0.1; done
   redis_pid=$(cat "$out/redis.pid")
 }
