@@ -26,8 +26,8 @@ pub use crate::recorder::Recorder;
 use crate::{
     recorder::SHARDS,
     scenario::Target,
+    sequence::{Link, Stream},
     soak::{Ack, Soak},
-    stats::{GAPS_KEPT, Gap},
     wire::{self, Incoming, Position},
 };
 
@@ -312,15 +312,6 @@ pub async fn run(
     let _ = timeout(Duration::from_secs(2), ws.close(None)).await;
 }
 
-/// Which connection of a client a session is (to describe a gap).
-#[derive(Clone, Copy)]
-struct Link {
-    /// The URL it is connected to.
-    url_index: usize,
-    /// Connections the client had before this one.
-    reconnects: u64,
-}
-
 /// Sends on schedule and records deliveries until the run closes or the
 /// connection drops.
 async fn session(
@@ -434,51 +425,6 @@ async fn session(
                 _ => return Ended::Dropped,
             },
         }
-    }
-}
-
-/// Follows the room sequence numbers on one connection: counts repeats and
-/// jumps, and describes the first few jumps.
-struct Stream<'a> {
-    /// Where counts and jumps go.
-    recorder: &'a Recorder,
-    /// The client (its index and URLs).
-    spec: &'a Spec,
-    /// Which of its connections this is.
-    link: Link,
-    /// Its room.
-    room: &'a str,
-    /// Sequence numbers seen on this connection so far.
-    into_connection: u64,
-}
-
-impl Stream<'_> {
-    /// Moves `at` to `seq` if it is new (`false`, counted, if it was seen).
-    fn next(&mut self, at: &mut Position, seq: u64) -> bool {
-        if seq <= at.seq {
-            self.recorder.duplicates.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        if seq > at.seq + 1 {
-            self.recorder
-                .skipped
-                .fetch_add(seq - at.seq - 1, Ordering::Relaxed);
-            let mut gaps = self.recorder.gaps.lock().unwrap();
-            if gaps.len() < GAPS_KEPT {
-                gaps.push(Gap {
-                    client: self.spec.index,
-                    room: self.room.to_owned(),
-                    from: at.seq,
-                    to: seq,
-                    into_connection: self.into_connection,
-                    reconnects: self.link.reconnects,
-                    url: self.spec.urls[self.link.url_index].clone(),
-                });
-            }
-        }
-        self.into_connection += 1;
-        at.seq = seq;
-        true
     }
 }
 

@@ -10,6 +10,7 @@ mod client;
 mod recorder;
 mod report;
 mod scenario;
+mod sequence;
 mod server;
 mod soak;
 mod stats;
