@@ -14,7 +14,10 @@ use chorus_protocol::{
     Encoding, Limits, ServerEvent, Welcome, close, decode_json, decode_msgpack, unix_micros,
     websocket::{FrameError, Incoming, close_frame, opcode, server_frame},
 };
-use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
+use tokio::{
+    net::TcpStream,
+    time::{Instant, MissedTickBehavior, sleep_until, timeout},
+};
 use uuid::Uuid;
 
 use crate::{
@@ -22,7 +25,7 @@ use crate::{
     chat::{
         Chat,
         hub::ConnId,
-        outbox::{Outbox, Queued},
+        outbox::{Direct, Outbox, Queued},
         session::{Closing, Flow, Session},
         socket::{ReadError, Socket},
         users::UserLease,
@@ -54,6 +57,9 @@ pub struct Handshake {
     pub authed: Option<(Identity, UserLease)>,
     /// Negotiated encoding.
     pub encoding: Encoding,
+    /// The client's TCP stream, for the fan-out's direct writes, when the
+    /// server shares it.
+    pub stream: Option<Arc<TcpStream>>,
 }
 
 /// Serves one upgraded connection until it ends; `my_turn` resolves when the
@@ -64,7 +70,11 @@ pub async fn run(
     handshake: Handshake,
     my_turn: impl Future<Output = ()>,
 ) {
-    let outbox = Arc::new(Outbox::new(chat.config().outbox_bytes));
+    let direct = handshake.stream.map(|stream| Direct {
+        stream,
+        flusher: chat.flusher(handshake.conn).clone(),
+    });
+    let outbox = Arc::new(Outbox::new(chat.config().outbox_bytes, direct));
     let config = chat.config();
     let (user, token_expires_at) = match &handshake.authed {
         Some((identity, _)) => (Some(identity.user.clone()), Some(identity.expires_at)),
@@ -150,21 +160,22 @@ async fn drive(
                 return Box::pin(finish(socket, outbox, &mut batch, going_away)).await;
             }
             () = outbox.ready() => {
-                if outbox.take(&mut batch).is_err() {
-                    Box::pin(send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
+                let Ok(head_written) = outbox.take(&mut batch) else {
+                    Box::pin(send_close(socket, outbox, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
                     return CloseReason::SlowConsumer;
-                }
+                };
                 // A client that stops reading fills the outbox while the write
                 // waits for it: close as soon as it overflows, not at the timeout.
                 let written = tokio::select! {
-                    written = timeout(config.write_timeout, writer.write(socket, &mut batch)) => written,
+                    written = timeout(config.write_timeout, writer.write(socket, &mut batch, head_written)) => written,
                     () = outbox.overflowed() => {
-                        Box::pin(send_close(socket, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
+                        Box::pin(send_close(socket, outbox, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
                         return CloseReason::SlowConsumer;
                     }
                 };
                 match written {
                     Ok(Ok(())) => {
+                        outbox.wrote();
                         writer.count(metrics);
                         if batch.capacity() > BATCH_KEEP {
                             batch = VecDeque::new();
@@ -182,7 +193,7 @@ async fn drive(
                     Ok(true) => {}
                     Ok(false) => return CloseReason::Normal,
                     Err(ReadError::Io(_)) => return CloseReason::Error,
-                    Err(ReadError::Frame(error)) => return Box::pin(refuse_frames(socket, error)).await,
+                    Err(ReadError::Frame(error)) => return Box::pin(refuse_frames(socket, outbox, error)).await,
                 }
                 for message in incoming.drain(..) {
                     let flow = match message {
@@ -195,10 +206,8 @@ async fn drive(
                             dispatch(session, decode_msgpack(&bytes)).await
                         }
                         Incoming::Ping(payload) => {
-                            let pong = server_frame(opcode::PONG, &payload);
-                            if timeout(config.write_timeout, socket.send(&pong)).await.is_err() {
-                                return CloseReason::SlowConsumer;
-                            }
+                            // Through the queue: a frame may be half written.
+                            outbox.push(server_frame(opcode::PONG, &payload));
                             Flow::Continue
                         }
                         // Pongs only prove liveness.
@@ -209,7 +218,9 @@ async fn drive(
                                 Some(code) => close_frame(code, ""),
                                 None => server_frame(opcode::CLOSE, &[]),
                             };
-                            let _ = timeout(CLOSE_TIMEOUT, socket.send(&echo)).await;
+                            if outbox.seal() {
+                                let _ = timeout(CLOSE_TIMEOUT, socket.send(&echo)).await;
+                            }
                             socket.shutdown().await;
                             return CloseReason::Normal;
                         }
@@ -228,13 +239,12 @@ async fn drive(
                     pong_deadline = Some(at);
                     pong_timer.as_mut().reset(at);
                 }
-                if timeout(config.write_timeout, socket.send(&PING)).await.is_err() {
-                    return CloseReason::SlowConsumer;
-                }
+                // Through the queue, bounded by the write timeout like any frame.
+                outbox.push(PING.clone());
             }
             () = &mut expiry_timer => return Box::pin(finish(socket, outbox, &mut batch, expiry)).await,
             () = &mut pong_timer, if pong_deadline.is_some() => {
-                Box::pin(send_close(socket, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect")).await;
+                Box::pin(send_close(socket, outbox, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect")).await;
                 return CloseReason::PingTimeout;
             }
         }
@@ -261,10 +271,10 @@ async fn finish(
     batch: &mut VecDeque<Queued>,
     closing: Closing,
 ) -> CloseReason {
-    if outbox.take(batch).is_ok() {
-        let _ = timeout(CLOSE_TIMEOUT, socket.write(batch)).await;
+    if let Ok(head_written) = outbox.take(batch) {
+        let _ = timeout(CLOSE_TIMEOUT, socket.write(batch, head_written)).await;
     }
-    send_close(socket, closing.code, closing.reason).await;
+    send_close(socket, outbox, closing.code, closing.reason).await;
     closing.label
 }
 
@@ -283,6 +293,7 @@ impl Writer {
         &mut self,
         socket: &mut Socket,
         batch: &mut VecDeque<Queued>,
+        head_written: usize,
     ) -> std::io::Result<()> {
         self.bytes = 0;
         self.published.clear();
@@ -292,7 +303,9 @@ impl Writer {
                 self.published.push(queued.published_us);
             }
         }
-        socket.write(batch).await
+        // A direct write sent (and counted) the first frame's start.
+        self.bytes -= head_written as u64;
+        socket.write(batch, head_written).await
     }
 
     /// Counts the last batch: bytes sent, and each live message's delivery latency.
@@ -311,11 +324,12 @@ impl Writer {
 
 /// Closes a connection whose client broke a framing rule or sent a message
 /// over `max_frame_bytes`, with the close code that says which.
-async fn refuse_frames(socket: &mut Socket, error: FrameError) -> CloseReason {
+async fn refuse_frames(socket: &mut Socket, outbox: &Outbox, error: FrameError) -> CloseReason {
     match error {
         FrameError::TooBig => {
             send_close(
                 socket,
+                outbox,
                 close::MESSAGE_TOO_BIG,
                 "frame exceeds max_frame_bytes",
             )
@@ -323,11 +337,17 @@ async fn refuse_frames(socket: &mut Socket, error: FrameError) -> CloseReason {
             CloseReason::FrameTooLarge
         }
         FrameError::InvalidUtf8 => {
-            send_close(socket, error.close_code(), "text is not valid UTF-8").await;
+            send_close(
+                socket,
+                outbox,
+                error.close_code(),
+                "text is not valid UTF-8",
+            )
+            .await;
             CloseReason::Error
         }
         FrameError::Protocol(rule) => {
-            send_close(socket, error.close_code(), rule).await;
+            send_close(socket, outbox, error.close_code(), rule).await;
             CloseReason::Error
         }
     }
@@ -336,10 +356,11 @@ async fn refuse_frames(socket: &mut Socket, error: FrameError) -> CloseReason {
 /// Sends a close frame, then waits (bounded) for the client's close before the
 /// TCP connection is dropped: dropping it at once could make the client's kernel
 /// discard the unread close frame when the client writes anything meanwhile.
-async fn send_close(socket: &mut Socket, code: u16, reason: &str) {
+async fn send_close(socket: &mut Socket, outbox: &Outbox, code: u16, reason: &str) {
     let frame = close_frame(code, reason);
+    let boundary = outbox.seal();
     let _ = timeout(CLOSE_TIMEOUT, async {
-        if socket.send(&frame).await.is_ok() {
+        if boundary && socket.send(&frame).await.is_ok() {
             let mut incoming = Vec::new();
             while let Ok(true) = socket.read(&mut incoming).await {
                 if incoming.iter().any(|m| matches!(m, Incoming::Close(_))) {

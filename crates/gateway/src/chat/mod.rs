@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub mod connection;
+mod flusher;
 mod frames;
 mod history;
 mod hub;
@@ -62,6 +63,9 @@ pub struct Chat {
     notices: Arc<notices::Notices>,
     /// Authenticated users here: per-user connection counts and rate buckets.
     users: Arc<users::Users>,
+    /// Write the live frames the fan-out queues: one task per core, each
+    /// with its share of the connections.
+    flushers: Box<[Arc<flusher::Flusher>]>,
 }
 
 impl Chat {
@@ -114,9 +118,16 @@ impl Chat {
             local.clone(),
             backplane.pubsub.clone(),
             node_id,
-            (status_changes, stopped),
+            (status_changes, stopped.clone()),
         );
         let users = users::Users::new(config.max_connections_per_user, config.rate_limits);
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        let flushers = (0..cores)
+            .map(|_| {
+                let counts = (metrics.bytes_sent.clone(), metrics.delivery_latency.clone());
+                flusher::Flusher::start(counts, stopped.clone())
+            })
+            .collect();
         Ok(Arc::new(Self {
             config,
             metrics,
@@ -126,6 +137,7 @@ impl Chat {
             presence: local,
             notices,
             users,
+            flushers,
         }))
     }
 
@@ -142,6 +154,11 @@ impl Chat {
     /// Every part of the backplane.
     pub fn backplane(&self) -> &Backplane {
         &self.backplane
+    }
+
+    /// The writer of connection `conn`'s live frames.
+    pub fn flusher(&self, conn: hub::ConnId) -> &Arc<flusher::Flusher> {
+        &self.flushers[conn as usize % self.flushers.len()]
     }
 
     /// Authenticated users here.

@@ -1,20 +1,30 @@
-//! A connection's bounded outbound queue.
+//! A connection's bounded outbound queue, and the way into its TCP stream.
 //!
-//! Producers (the fan-out, the connection's own replies) push without waiting;
-//! the connection's task drains everything queued and writes it with one flush.
-//! When a client falls more than the byte bound behind, the queue is dropped and
+//! Producers (the fan-out, the connection's own replies) push without waiting.
+//! Live frames ([`Outbox::push_live`]) mark the outbox in the node's
+//! [`Flusher`], whose task writes them with one non-blocking vectored write
+//! ([`Outbox::flush`]): a room's fan-out wakes no member's task. Replies, and
+//! whatever the flusher cannot write at once (the client's socket is full),
+//! are written by the connection's task, which waits for the client under the
+//! write timeout. One of them writes at a time, in queue order. When a
+//! client falls more than the byte bound behind, the queue is dropped and
 //! marked overflowed: the connection then closes with `slow_consumer` at once,
 //! even in the middle of a write the client is not reading. Nobody else ever
 //! waits for a slow client.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, io::IoSlice, sync::Arc};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::{net::TcpStream, sync::Notify};
+
+use super::flusher::{Flusher, Tally};
 
 /// Fixed per-frame cost added to the payload length, so floods of tiny frames are bounded too.
 const FRAME_OVERHEAD: usize = 64;
+
+/// Frames handed to one vectored write (Linux takes up to 1024 slices).
+const MAX_SLICES: usize = 64;
 
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +48,18 @@ pub struct Queued {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflowed;
 
+/// The client's stream, for the flusher's writes.
+pub struct Direct {
+    /// The connection's TCP stream (shared with its task, which reads it).
+    pub stream: Arc<TcpStream>,
+    /// The writer of this connection's live frames.
+    pub flusher: Arc<Flusher>,
+}
+
 /// A bounded queue of frames for one client.
 pub struct Outbox {
-    /// Queued frames and their accounting; held only for pushes and swaps, never across an await.
+    /// Queued frames and their accounting; held only for pushes, swaps and
+    /// non-blocking writes, never across an await.
     state: Mutex<State>,
     /// Wakes the connection task when the queue becomes non-empty or overflows.
     wake: Notify,
@@ -48,6 +67,8 @@ pub struct Outbox {
     overflow: Notify,
     /// Bound on queued bytes (payload plus per-frame overhead).
     max_bytes: usize,
+    /// How the flusher writes live frames; `None`: the task writes everything.
+    direct: Option<Direct>,
 }
 
 #[derive(Default)]
@@ -58,49 +79,152 @@ struct State {
     bytes: usize,
     /// Set once the bound was exceeded; the queue stays empty from then on.
     overflowed: bool,
+    /// The connection's task holds frames it took (or is closing): only it writes.
+    writing: bool,
+    /// Bytes of the first queued frame the flusher already sent.
+    head_written: usize,
+    /// Marked in the flusher, not flushed yet.
+    marked: bool,
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `max_bytes`.
-    pub fn new(max_bytes: usize) -> Self {
+    /// An empty outbox holding at most `max_bytes`, writing live frames
+    /// through `direct` when it can.
+    pub fn new(max_bytes: usize, direct: Option<Direct>) -> Self {
         Self {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             overflow: Notify::new(),
             max_bytes,
+            direct,
         }
     }
 
-    /// Queues a reply or history frame without waiting.
+    /// Queues a reply or history frame without waiting (replies come in
+    /// groups: the task writes them together).
     pub fn push(&self, frame: Bytes) -> Pushed {
-        self.push_live(frame, 0)
+        let cost = frame.len() + FRAME_OVERHEAD;
+        match self.admit(cost) {
+            Some(state) => self.enqueue(state, frame, 0, cost),
+            None => Pushed::Dropped,
+        }
     }
 
-    /// Queues a live message published at `published_us`, without waiting.
-    pub fn push_live(&self, frame: Bytes, published_us: u64) -> Pushed {
-        let cost = frame.len() + FRAME_OVERHEAD;
+    /// The locked queue, when `cost` more bytes fit; past the bound the
+    /// outbox overflows (the client is too slow), and `None`.
+    fn admit(&self, cost: usize) -> Option<parking_lot::MutexGuard<'_, State>> {
         let state = self.state.lock();
         if state.overflowed {
-            return Pushed::Dropped;
+            return None;
         }
         if state.bytes + cost > self.max_bytes {
             drop(state);
             self.overflow();
-            return Pushed::Dropped;
+            return None;
         }
-        self.enqueue(state, frame, published_us, cost)
+        Some(state)
+    }
+
+    /// Queues a live message published at `published_us`, without waiting,
+    /// for the flusher (or, without one, the task) to write.
+    pub fn push_live(self: &Arc<Self>, frame: Bytes, published_us: u64) -> Pushed {
+        let cost = frame.len() + FRAME_OVERHEAD;
+        match self.admit(cost) {
+            Some(state) => self.enqueue_live(state, frame, published_us, cost),
+            None => Pushed::Dropped,
+        }
     }
 
     /// Queues an ephemeral frame (a typing indicator) only while the client keeps
     /// up: once a quarter of the bound is queued such frames are dropped first,
     /// and they never make the client a slow consumer.
-    pub fn push_signal(&self, frame: Bytes) -> Pushed {
+    pub fn push_signal(self: &Arc<Self>, frame: Bytes) -> Pushed {
         let cost = frame.len() + FRAME_OVERHEAD;
         let state = self.state.lock();
         if state.overflowed || state.bytes + cost > self.max_bytes / 4 {
             return Pushed::Dropped;
         }
-        self.enqueue(state, frame, 0, cost)
+        self.enqueue_live(state, frame, 0, cost)
+    }
+
+    /// Queues a live frame and marks the outbox in the flusher, once per round.
+    fn enqueue_live(
+        self: &Arc<Self>,
+        mut state: parking_lot::MutexGuard<'_, State>,
+        frame: Bytes,
+        published_us: u64,
+        cost: usize,
+    ) -> Pushed {
+        let Some(direct) = &self.direct else {
+            return self.enqueue(state, frame, published_us, cost);
+        };
+        state.frames.push_back(Queued {
+            frame,
+            published_us,
+        });
+        state.bytes += cost;
+        let mark = !std::mem::replace(&mut state.marked, true);
+        drop(state);
+        if mark {
+            direct.flusher.mark(self.clone());
+        }
+        Pushed::Queued
+    }
+
+    /// Writes the queued frames with one non-blocking vectored write (the
+    /// flusher's round), counting them in `tally`. What does not go at once
+    /// is left to the task.
+    pub fn flush(&self, tally: &mut Tally) {
+        let Some(direct) = &self.direct else {
+            return;
+        };
+        let mut state = self.state.lock();
+        state.marked = false;
+        if state.overflowed || state.frames.is_empty() {
+            return;
+        }
+        if state.writing {
+            // The task is writing: it takes these next.
+            drop(state);
+            self.wake.notify_one();
+            return;
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (slice, queued) in slices.iter_mut().zip(state.frames.iter()) {
+            let from = if count == 0 { state.head_written } else { 0 };
+            *slice = IoSlice::new(&queued.frame[from..]);
+            count += 1;
+        }
+        // Full, or broken: the task's own write waits, or finds the error.
+        let mut sent = direct
+            .stream
+            .try_write_vectored(&slices[..count])
+            .unwrap_or(0);
+        tally.bytes += sent as u64;
+        while let Some((len, published_us)) = state
+            .frames
+            .front()
+            .map(|first| (first.frame.len(), first.published_us))
+        {
+            let left = len - state.head_written;
+            if sent < left {
+                state.head_written += sent;
+                break;
+            }
+            sent -= left;
+            state.head_written = 0;
+            state.bytes -= len + FRAME_OVERHEAD;
+            state.frames.pop_front();
+            if published_us != 0 {
+                tally.delivered(published_us);
+            }
+        }
+        let rest = !state.frames.is_empty();
+        drop(state);
+        if rest {
+            self.wake.notify_one();
+        }
     }
 
     fn enqueue(
@@ -152,16 +276,33 @@ impl Outbox {
         self.wake.notified().await;
     }
 
-    /// Moves every queued frame into `batch` (which must be empty), keeping both buffers' capacity.
-    pub fn take(&self, batch: &mut VecDeque<Queued>) -> Result<(), Overflowed> {
+    /// Moves every queued frame into `batch` (which must be empty), keeping
+    /// both buffers' capacity, and holds the socket for the task until
+    /// [`Outbox::wrote`]. Returns how many bytes of the first frame are
+    /// already written.
+    pub fn take(&self, batch: &mut VecDeque<Queued>) -> Result<usize, Overflowed> {
         debug_assert!(batch.is_empty());
         let mut state = self.state.lock();
+        state.writing = true;
         if state.overflowed {
             return Err(Overflowed);
         }
         std::mem::swap(&mut state.frames, batch);
         state.bytes = 0;
-        Ok(())
+        Ok(std::mem::take(&mut state.head_written))
+    }
+
+    /// The task wrote what it took: live frames may go at once again.
+    pub fn wrote(&self) {
+        self.state.lock().writing = false;
+    }
+
+    /// Keeps everyone else off the socket for good (the connection is
+    /// closing). False when a frame is half written: no other frame may follow.
+    pub fn seal(&self) -> bool {
+        let mut state = self.state.lock();
+        state.writing = true;
+        state.head_written == 0
     }
 }
 
@@ -175,7 +316,7 @@ mod tests {
 
     #[test]
     fn queues_until_the_bound_then_overflows_for_good() {
-        let outbox = Outbox::new(1000);
+        let outbox = Arc::new(Outbox::new(1000, None));
         assert_eq!(outbox.push(text(500)), Pushed::Queued);
         assert_eq!(outbox.push(text(500)), Pushed::Dropped);
         assert_eq!(outbox.push(text(1)), Pushed::Dropped);
@@ -184,7 +325,7 @@ mod tests {
 
     #[test]
     fn take_empties_the_queue_and_frees_the_budget() {
-        let outbox = Outbox::new(1000);
+        let outbox = Arc::new(Outbox::new(1000, None));
         for _ in 0..2 {
             assert_eq!(outbox.push(text(400)), Pushed::Queued);
             let mut batch = VecDeque::new();
@@ -195,7 +336,7 @@ mod tests {
 
     #[test]
     fn signals_are_dropped_first_and_never_overflow() {
-        let outbox = Outbox::new(1000);
+        let outbox = Arc::new(Outbox::new(1000, None));
         assert_eq!(outbox.push_signal(text(100)), Pushed::Queued);
         assert_eq!(outbox.push(text(300)), Pushed::Queued);
         // Past a quarter of the bound: the signal goes, the client stays.
@@ -206,9 +347,105 @@ mod tests {
         assert_eq!(batch.len(), 3);
     }
 
+    /// An outbox whose live frames the flusher writes to a real socket, and the client's end.
+    async fn direct(max_bytes: usize) -> (Arc<Outbox>, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let metrics = crate::metrics::Metrics::new("test");
+        let flusher = Flusher::start(
+            (metrics.bytes_sent.clone(), metrics.delivery_latency.clone()),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let direct = Direct {
+            stream: Arc::new(accepted.unwrap().0),
+            flusher,
+        };
+        (
+            Arc::new(Outbox::new(max_bytes, Some(direct))),
+            client.unwrap(),
+        )
+    }
+
+    async fn read_exactly(client: &mut tokio::net::TcpStream, len: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut received = vec![0; len];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.read_exact(&mut received),
+        )
+        .await
+        .expect("the frames arrive in time")
+        .unwrap();
+        received
+    }
+
+    #[tokio::test]
+    async fn the_flusher_writes_live_frames_after_replies_in_queue_order() {
+        let (outbox, mut client) = direct(1 << 20).await;
+        assert_eq!(outbox.push(Bytes::from_static(b"reply;")), Pushed::Queued);
+        for live in [&b"one;"[..], b"two;", b"three;"] {
+            assert_eq!(
+                outbox.push_live(Bytes::from_static(live), 1),
+                Pushed::Queued
+            );
+        }
+        // No task takes anything here: only the flusher writes.
+        assert_eq!(read_exactly(&mut client, 20).await, b"reply;one;two;three;");
+        outbox.push_live(Bytes::from_static(b"four;"), 1);
+        assert_eq!(read_exactly(&mut client, 5).await, b"four;");
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_leaves_the_rest_to_the_task_from_where_the_flusher_stopped() {
+        let (outbox, mut client) = direct(64 << 20).await;
+        // The client reads nothing until its socket and ours are full.
+        let frames: Vec<Bytes> = (0..64u8)
+            .map(|i| Bytes::from(vec![i; 256 * 1024]))
+            .collect();
+        for frame in &frames {
+            outbox.push_live(frame.clone(), 1);
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), outbox.ready())
+            .await
+            .expect("the flusher hands what it cannot write to the task");
+        let mut batch = VecDeque::new();
+        let head_written = outbox.take(&mut batch).unwrap();
+        assert!(!batch.is_empty() && batch.len() < frames.len());
+        let expected: Vec<u8> = frames
+            .iter()
+            .flat_map(|frame| frame.iter().copied())
+            .collect();
+        let reader = tokio::spawn(async move {
+            let received = read_exactly(&mut client, expected.len()).await;
+            assert!(received == expected, "the bytes arrive whole and in order");
+        });
+        // What the task writes: the rest of the first frame, then the others.
+        let stream = outbox.direct.as_ref().unwrap().stream.clone();
+        let mut first = true;
+        for queued in batch {
+            let from = if std::mem::take(&mut first) {
+                head_written
+            } else {
+                0
+            };
+            let mut rest = &queued.frame[from..];
+            while !rest.is_empty() {
+                stream.writable().await.unwrap();
+                match stream.try_write(rest) {
+                    Ok(written) => rest = &rest[written..],
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(error) => panic!("{error}"),
+                }
+            }
+        }
+        outbox.wrote();
+        reader.await.unwrap();
+    }
+
     #[tokio::test]
     async fn an_overflow_wakes_a_writer_waiting_for_it() {
-        let outbox = std::sync::Arc::new(Outbox::new(1000));
+        let outbox = Arc::new(Outbox::new(1000, None));
         let waiter = tokio::spawn({
             let outbox = outbox.clone();
             async move { outbox.overflowed().await }
@@ -225,7 +462,7 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_the_reader_on_first_frame() {
-        let outbox = std::sync::Arc::new(Outbox::new(1000));
+        let outbox = Arc::new(Outbox::new(1000, None));
         let waiter = tokio::spawn({
             let outbox = outbox.clone();
             async move { outbox.ready().await }

@@ -89,8 +89,14 @@ impl Socket {
     }
 
     /// Writes the queued frames, dropping each from `frames` once it is all
-    /// written: one vectored write per wake-up.
-    pub async fn write(&mut self, frames: &mut VecDeque<Queued>) -> io::Result<()> {
+    /// written: one vectored write per wake-up. The first `head_written`
+    /// bytes of the first frame are already on the wire.
+    pub async fn write(
+        &mut self,
+        frames: &mut VecDeque<Queued>,
+        head_written: usize,
+    ) -> io::Result<()> {
+        self.written += head_written;
         while !frames.is_empty() {
             let mut sent = poll_fn(|cx| {
                 let mut slices = [IoSlice::new(&[]); MAX_SLICES];

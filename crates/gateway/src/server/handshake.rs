@@ -2,15 +2,18 @@
 //! must carry to be upgraded, and the `101` response. The connection itself
 //! is then spoken to by `chat::socket`, not by a WebSocket library.
 
+use std::sync::Arc;
+
 use axum::{
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use chorus_protocol::websocket::accept_key;
 use hyper::upgrade::OnUpgrade;
+use tokio::net::TcpStream;
 
-use super::replies::refusal;
+use super::{listener::StreamHandle, replies::refusal};
 
 /// A valid upgrade request: the key to answer and the connection to take over.
 pub struct UpgradeRequest {
@@ -20,6 +23,9 @@ pub struct UpgradeRequest {
     protocols: Vec<String>,
     /// Resolves to the connection once the `101` response is sent.
     pub on_upgrade: OnUpgrade,
+    /// The connection's TCP stream, for the fan-out's direct writes (none
+    /// when the router is served without [`super::listener::SharedListener`]).
+    pub stream: Option<Arc<TcpStream>>,
 }
 
 impl UpgradeRequest {
@@ -104,10 +110,15 @@ impl<S: Send + Sync> FromRequestParts<S> for UpgradeRequest {
             .flat_map(|value| value.split(','))
             .map(|protocol| protocol.trim().to_owned())
             .collect();
+        let stream = parts
+            .extensions
+            .get::<ConnectInfo<StreamHandle>>()
+            .map(|ConnectInfo(StreamHandle(stream))| stream.clone());
         Ok(Self {
             key,
             protocols,
             on_upgrade,
+            stream,
         })
     }
 }

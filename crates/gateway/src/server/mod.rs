@@ -11,17 +11,19 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
-    serve::ListenerExt,
 };
 use chorus_backplane::BackplaneError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use self::listener::{SharedListener, StreamHandle};
 
 pub mod cluster;
 mod cluster_view;
 pub mod drain;
 mod handshake;
 pub mod healthcheck;
+mod listener;
 mod login;
 mod messages;
 mod node;
@@ -101,12 +103,8 @@ pub async fn serve_with_admin(
         })
     });
 
-    let app = router(node.clone());
-    // Chat frames are small and latency matters: no Nagle delay on client sockets.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
+    let app = router(node.clone()).into_make_service_with_connect_info::<StreamHandle>();
+    axum::serve(SharedListener(listener), app)
         .with_graceful_shutdown(drain.closing().cancelled_owned())
         .await?;
 

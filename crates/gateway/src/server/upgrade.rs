@@ -118,6 +118,7 @@ pub async fn upgrade(
         public_id: Uuid::now_v7(),
         authed,
         encoding,
+        stream: ws.stream.clone(),
     };
     let tracked = node.connections().token();
     // One span per connection, so a user's session can be followed through the logs.
