@@ -18,8 +18,6 @@ use prometheus::{Histogram, IntCounter, local::LocalHistogram};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::Outbox;
-
 /// Most outboxes a round keeps room for between rounds; a larger round's
 /// list is released after it (a burst in a big room must not stay allocated).
 const ROUND_KEEP: usize = 4096;
@@ -27,11 +25,18 @@ const ROUND_KEEP: usize = 4096;
 /// Outboxes written between two yields to the other tasks of the worker.
 const YIELD_EVERY: usize = 64;
 
+/// What a flusher writes: a connection's outbox
+/// ([`crate::chat::outbox::Outbox`]).
+pub trait Flush: Send + Sync {
+    /// Writes what is queued without waiting, counting it in `tally`.
+    fn flush(&self, tally: &mut Tally);
+}
+
 /// Outboxes with live frames to write, and the task that writes them.
 #[derive(Default)]
 pub struct Flusher {
     /// Outboxes marked since the last round (each at most once).
-    marked: Mutex<Vec<Arc<Outbox>>>,
+    marked: Mutex<Vec<Arc<dyn Flush>>>,
     /// Wakes the task when the first outbox of a round is marked.
     wake: Notify,
 }
@@ -55,7 +60,7 @@ impl Flusher {
     }
 
     /// Marks `outbox` for the next round (its caller marks it once until flushed).
-    pub fn mark(&self, outbox: Arc<Outbox>) {
+    pub fn mark(&self, outbox: Arc<dyn Flush>) {
         let mut marked = self.marked.lock();
         marked.push(outbox);
         let first = marked.len() == 1;

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::{net::TcpStream, sync::Notify};
 
-use super::flusher::{Flusher, Tally};
+use super::flusher::{Flush, Flusher, Tally};
 
 /// Fixed per-frame cost added to the payload length, so floods of tiny frames are bounded too.
 const FRAME_OVERHEAD: usize = 64;
@@ -171,62 +171,6 @@ impl Outbox {
         Pushed::Queued
     }
 
-    /// Writes the queued frames with one non-blocking vectored write (the
-    /// flusher's round), counting them in `tally`. What does not go at once
-    /// is left to the task.
-    pub fn flush(&self, tally: &mut Tally) {
-        let Some(direct) = &self.direct else {
-            return;
-        };
-        let mut state = self.state.lock();
-        state.marked = false;
-        if state.overflowed || state.frames.is_empty() {
-            return;
-        }
-        if state.writing {
-            // The task is writing: it takes these next.
-            drop(state);
-            self.wake.notify_one();
-            return;
-        }
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let mut count = 0;
-        for (slice, queued) in slices.iter_mut().zip(state.frames.iter()) {
-            let from = if count == 0 { state.head_written } else { 0 };
-            *slice = IoSlice::new(&queued.frame[from..]);
-            count += 1;
-        }
-        // Full, or broken: the task's own write waits, or finds the error.
-        let mut sent = direct
-            .stream
-            .try_write_vectored(&slices[..count])
-            .unwrap_or(0);
-        tally.bytes += sent as u64;
-        while let Some((len, published_us)) = state
-            .frames
-            .front()
-            .map(|first| (first.frame.len(), first.published_us))
-        {
-            let left = len - state.head_written;
-            if sent < left {
-                state.head_written += sent;
-                break;
-            }
-            sent -= left;
-            state.head_written = 0;
-            state.bytes -= len + FRAME_OVERHEAD;
-            state.frames.pop_front();
-            if published_us != 0 {
-                tally.delivered(published_us);
-            }
-        }
-        let rest = !state.frames.is_empty();
-        drop(state);
-        if rest {
-            self.wake.notify_one();
-        }
-    }
-
     fn enqueue(
         &self,
         mut state: parking_lot::MutexGuard<'_, State>,
@@ -303,6 +247,64 @@ impl Outbox {
         let mut state = self.state.lock();
         state.writing = true;
         state.head_written == 0
+    }
+}
+
+impl Flush for Outbox {
+    /// Writes the queued frames with one non-blocking vectored write (the
+    /// flusher's round), counting them in `tally`. What does not go at once
+    /// is left to the task.
+    fn flush(&self, tally: &mut Tally) {
+        let Some(direct) = &self.direct else {
+            return;
+        };
+        let mut state = self.state.lock();
+        state.marked = false;
+        if state.overflowed || state.frames.is_empty() {
+            return;
+        }
+        if state.writing {
+            // The task is writing: it takes these next.
+            drop(state);
+            self.wake.notify_one();
+            return;
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (slice, queued) in slices.iter_mut().zip(state.frames.iter()) {
+            let from = if count == 0 { state.head_written } else { 0 };
+            *slice = IoSlice::new(&queued.frame[from..]);
+            count += 1;
+        }
+        // Full, or broken: the task's own write waits, or finds the error.
+        let mut sent = direct
+            .stream
+            .try_write_vectored(&slices[..count])
+            .unwrap_or(0);
+        tally.bytes += sent as u64;
+        while let Some((len, published_us)) = state
+            .frames
+            .front()
+            .map(|first| (first.frame.len(), first.published_us))
+        {
+            let left = len - state.head_written;
+            if sent < left {
+                state.head_written += sent;
+                break;
+            }
+            sent -= left;
+            state.head_written = 0;
+            state.bytes -= len + FRAME_OVERHEAD;
+            state.frames.pop_front();
+            if published_us != 0 {
+                tally.delivered(published_us);
+            }
+        }
+        let rest = !state.frames.is_empty();
+        drop(state);
+        if rest {
+            self.wake.notify_one();
+        }
     }
 }
 
