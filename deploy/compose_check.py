@@ -538,7 +538,10 @@ def main():
     env.setdefault("CHORUS_NOFILE", str(min(16384, hard_nofile())))
     if kind == "podman":
         prepare_podman(env)
-    project = f"chorus-check-{os.getpid()}"
+    # Unique per run: podman's DNS (aardvark-dns) can keep a network's
+    # records after `down`, and a later project of the same name (the same
+    # pid after a reboot) then resolves names to containers that are gone.
+    project = f"chorus-check-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     engine = Engine(kind, project, env)
     check = Check(engine, port)
     pump = HealthPump(engine) if kind == "podman" else None
