@@ -57,8 +57,8 @@ pub struct Handshake {
     pub authed: Option<(Identity, UserLease)>,
     /// Negotiated encoding.
     pub encoding: Encoding,
-    /// The client's TCP stream, for the fan-out's direct writes, when the
-    /// server shares it.
+    /// The client's TCP stream, for the flusher's writes, when the server
+    /// shares it.
     pub stream: Option<Arc<TcpStream>>,
 }
 
@@ -303,7 +303,7 @@ impl Writer {
                 self.published.push(queued.published_us);
             }
         }
-        // A direct write sent (and counted) the first frame's start.
+        // The flusher sent (and counted) the first frame's start.
         self.bytes -= head_written as u64;
         socket.write(batch, head_written).await
     }

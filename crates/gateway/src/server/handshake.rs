@@ -23,7 +23,7 @@ pub struct UpgradeRequest {
     protocols: Vec<String>,
     /// Resolves to the connection once the `101` response is sent.
     pub on_upgrade: OnUpgrade,
-    /// The connection's TCP stream, for the fan-out's direct writes (none
+    /// The connection's TCP stream, for the flusher's writes (none
     /// when the router is served without [`super::listener::SharedListener`]).
     pub stream: Option<Arc<TcpStream>>,
 }

@@ -1,7 +1,7 @@
 //! The node's listener: every accepted TCP stream is shared (`Arc`), so that
-//! once a connection is upgraded the fan-out can write a frame to it at once
-//! from the task that delivers it ([`crate::chat::outbox::Outbox`]) instead of
-//! waking the connection's task for every message.
+//! once a connection is upgraded the node's flushers can write its live
+//! frames ([`crate::chat::outbox::Outbox`]) without waking the connection's
+//! task for every message.
 //!
 //! HTTP (hyper) reads and writes through [`SharedStream`] like through a plain
 //! `TcpStream`; the upgrade handler finds the same stream in the request's
