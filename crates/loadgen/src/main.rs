@@ -39,6 +39,9 @@ use crate::{
 /// File descriptors a worker keeps for itself besides its connections.
 const SPARE_FDS: u64 = 256;
 
+/// Memory is last sampled this long before the clients close.
+const HELD_MARGIN: Duration = Duration::from_millis(250);
+
 #[derive(Parser)]
 #[command(name = "chorus-loadgen", version, about = "Load generator for Chorus")]
 struct Cli {
@@ -261,6 +264,13 @@ async fn run(
     .await;
     let cpu_before: BTreeMap<u32, f64> =
         pids.iter().map(|&p| (p, server::cpu_seconds(p))).collect();
+    // Memory is sampled while the clients are connected: until just before
+    // they close, at the end of the measured phase.
+    let held_for = (scenario.duration()? + scenario.settle()?).saturating_sub(HELD_MARGIN);
+    tokio::spawn(async move {
+        tokio::time::sleep(held_for).await;
+        let _ = stop_sampling.send(true);
+    });
     if let (Some(pid), Some(at)) = (kill, kill_us) {
         tokio::spawn(async move {
             let wait = at.saturating_sub(client::unix_micros());
@@ -301,8 +311,7 @@ async fn run(
         }
     }
     let cpu_after: BTreeMap<u32, f64> = pids.iter().map(|&p| (p, server::cpu_seconds(p))).collect();
-    let _ = stop_sampling.send(true);
-    let peaks = sampler.await?;
+    let sampled = sampler.await?;
 
     let mut measured = Measured::default();
     for result in &results {
@@ -317,7 +326,8 @@ async fn run(
                     // A killed node reads as 0 afterwards: count nothing for it.
                     cpu_seconds: (cpu_after[&p] - cpu_before[&p]).max(0.0),
                     rss_before: rss_before[&p],
-                    rss_peak: peaks.get(&p).copied().unwrap_or(0),
+                    rss_peak: sampled.peaks.get(&p).copied().unwrap_or(0),
+                    rss_held: sampled.last.get(&p).copied().unwrap_or(0),
                 },
             )
         })
@@ -348,6 +358,10 @@ fn result_of(
         .values()
         .map(|s| s.rss_peak.saturating_sub(s.rss_before) as f64)
         .sum();
+    let rss_held: f64 = servers
+        .values()
+        .map(|s| s.rss_held.saturating_sub(s.rss_before) as f64)
+        .sum();
     let derived = Derived {
         deliveries_per_second: measured.delivered as f64 / duration,
         missing: expected.saturating_sub(measured.delivered),
@@ -355,6 +369,8 @@ fn result_of(
             .then(|| cpu * 1e6 / measured.delivered as f64),
         rss_per_connection: (!servers.is_empty() && measured.connected > 0)
             .then(|| rss_growth / measured.connected as f64),
+        rss_held_per_connection: (!servers.is_empty() && measured.connected > 0)
+            .then(|| rss_held / measured.connected as f64),
         connects_per_second: if measured.connect_seconds > 0.0 {
             measured.connected as f64 / measured.connect_seconds
         } else {

@@ -45,8 +45,12 @@ pub struct Derived {
     pub missing: u64,
     /// Server CPU microseconds per delivered message.
     pub cpu_us_per_delivery: Option<f64>,
-    /// Server RSS growth per connection (peak minus before), bytes.
+    /// Server RSS growth per connection (peak while connected minus before), bytes.
     pub rss_per_connection: Option<f64>,
+    /// Server RSS growth per connection at the end of the measured phase
+    /// (minus before), bytes.
+    #[serde(default)]
+    pub rss_held_per_connection: Option<f64>,
     /// Connections per second while connecting.
     pub connects_per_second: f64,
 }
@@ -153,6 +157,13 @@ impl RunResult {
         }
         if let Some(rss) = d.rss_per_connection {
             let _ = writeln!(out, "server RSS per connection: {:.2} KiB", rss / 1024.0);
+        }
+        if let Some(rss) = d.rss_held_per_connection {
+            let _ = writeln!(
+                out,
+                "server RSS per connection at the end (still connected): {:.2} KiB",
+                rss / 1024.0
+            );
         }
         out
     }

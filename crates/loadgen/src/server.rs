@@ -15,8 +15,11 @@ pub struct ProcessCost {
     pub cpu_seconds: f64,
     /// RSS before the clients connected, bytes.
     pub rss_before: u64,
-    /// Highest RSS seen during the run, bytes.
+    /// Highest RSS seen while the clients were connected, bytes.
     pub rss_peak: u64,
+    /// RSS at the end of the measured phase, the clients still connected, bytes.
+    #[serde(default)]
+    pub rss_held: u64,
 }
 
 /// CPU seconds (user + system) of `pid` so far.
@@ -46,11 +49,17 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Samples the peak RSS of every pid until `stop` fires.
-pub async fn sample_peaks(
-    pids: Vec<u32>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> BTreeMap<u32, u64> {
+/// RSS of each pid: the peak and the last sample.
+pub struct Sampled {
+    /// Highest RSS seen, bytes.
+    pub peaks: BTreeMap<u32, u64>,
+    /// RSS when sampling stopped, bytes.
+    pub last: BTreeMap<u32, u64>,
+}
+
+/// Samples the RSS of every pid until `stop` fires (before the clients
+/// close: a close storm is not what holding connections costs).
+pub async fn sample_peaks(pids: Vec<u32>, stop: tokio::sync::watch::Receiver<bool>) -> Sampled {
     let mut peaks: BTreeMap<u32, u64> = pids.iter().map(|&p| (p, rss_bytes(p))).collect();
     let mut stop = stop;
     let mut ticks = tokio::time::interval(Duration::from_millis(200));
@@ -61,7 +70,13 @@ pub async fn sample_peaks(
                     *peak = (*peak).max(rss_bytes(*pid));
                 }
             }
-            _ = stop.changed() => return peaks,
+            _ = stop.changed() => {
+                let last: BTreeMap<u32, u64> = pids.iter().map(|&p| (p, rss_bytes(p))).collect();
+                for (pid, peak) in peaks.iter_mut() {
+                    *peak = (*peak).max(last[pid]);
+                }
+                return Sampled { peaks, last };
+            }
         }
     }
 }

@@ -1,11 +1,17 @@
 //! The life of one WebSocket connection, in one task.
 //!
-//! The task waits on four things at once: its turn to close (when the node
-//! drains: the server hands it in), frames queued in the outbox (written as
-//! one batch with one flush), frames from the client (decoded and handed to
-//! the session), and the heartbeat. Every write is bounded by the write timeout, and cut short when
-//! the outbox overflows meanwhile, so a client that stops reading is closed as
-//! a slow consumer instead of holding anything up.
+//! The task waits on four things at once: the node starting to close its
+//! connections (when it drains), frames queued in the outbox that the flusher
+//! left to it (written as one batch with one flush), frames from the client
+//! (decoded and handed to the session), and one timer for every deadline
+//! (heartbeat, pong, authentication or token expiry, its turn in the drain).
+//! Every write is bounded by the write timeout, and cut short when the outbox
+//! overflows meanwhile, so a client that stops reading is closed as a slow
+//! consumer instead of holding anything up.
+//!
+//! The task is what an idle connection costs, so the rarely taken paths
+//! (writing, handling commands, closing) are boxed futures: inline, their
+//! state would sit in every connection's task.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -16,8 +22,9 @@ use chorus_protocol::{
 };
 use tokio::{
     net::TcpStream,
-    time::{Instant, MissedTickBehavior, sleep_until, timeout},
+    time::{Instant, sleep_until, timeout},
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -33,10 +40,6 @@ use crate::{
     config::Config,
     metrics::{CloseReason, Metrics},
 };
-
-/// Capacity (frames) a connection's batch buffer may keep between writes; a burst
-/// larger than this is released after writing, so idle connections stay small.
-const BATCH_KEEP: usize = 64;
 
 /// Capacity (messages) the buffer of decoded client messages may keep between reads.
 const INCOMING_KEEP: usize = 8;
@@ -60,194 +63,285 @@ pub struct Handshake {
     /// The client's TCP stream, for the flusher's writes, when the server
     /// shares it.
     pub stream: Option<Arc<TcpStream>>,
+    /// When the drain closes this connection.
+    pub turn: Turn,
 }
 
-/// Serves one upgraded connection until it ends; `my_turn` resolves when the
-/// node wants it closed (draining), and it then closes with 4000.
-pub async fn run(
+/// When the node wants this connection closed (it drains): at `delay` after
+/// `closing` is cancelled, so the node's clients do not all leave at once.
+pub struct Turn {
+    /// Cancelled when the node starts closing its connections.
+    pub closing: CancellationToken,
+    /// This connection's place in the drain window.
+    pub delay: Duration,
+}
+
+/// Serves one upgraded connection until it ends; when its [`Turn`] comes it
+/// closes with 4000. `handshake` is boxed: the server's task holds it until
+/// the upgrade completes, and would keep its room for the connection's life.
+///
+/// Not an `async fn`: everything the connection keeps lives once, in the
+/// returned future's [`Connection`], rather than once as arguments and again
+/// as locals (every idle connection pays for the size of this future).
+#[expect(
+    clippy::boxed_local,
+    reason = "the caller's task keeps a box's room until the upgrade, not a handshake's"
+)]
+pub fn run(
     chat: Arc<Chat>,
-    mut socket: Socket,
-    handshake: Handshake,
-    my_turn: impl Future<Output = ()>,
-) {
-    let direct = handshake.stream.map(|stream| Direct {
-        stream,
-        flusher: chat.flusher(handshake.conn).clone(),
-    });
-    let outbox = Arc::new(Outbox::new(chat.config().outbox_bytes, direct));
-    let config = chat.config();
-    let (user, token_expires_at) = match &handshake.authed {
-        Some((identity, _)) => (Some(identity.user.clone()), Some(identity.expires_at)),
-        None => (None, None),
-    };
-    let auth_timeout_secs = user
-        .is_none()
-        .then(|| config.auth.auth_timeout.as_secs().max(1));
-    let mut session = Session::new(
-        chat.clone(),
-        handshake.conn,
-        handshake.authed,
-        handshake.encoding,
-        outbox.clone(),
-    );
-    session.reply(&ServerEvent::Welcome(&Welcome {
-        node: config.node_id.clone(),
-        conn: handshake.public_id,
-        user,
-        token_expires_at,
-        auth_timeout_secs,
-        encoding: handshake.encoding.name(),
-        ping_interval_secs: config.ping_interval.as_secs(),
-        pong_timeout_secs: config.pong_timeout.as_secs(),
-        limits: Limits {
-            max_frame_bytes: config.max_frame_bytes,
-            max_body_bytes: config.max_body_bytes,
-            max_rooms: config.max_rooms,
-            sends_per_second: config.rate_limits.send.per_second,
-            joins_per_second: config.rate_limits.join.per_second,
-        },
-    }));
-    session.start().await;
-    tracing::debug!("connection opened");
-    let reason = drive(
-        (config, chat.metrics()),
-        &mut socket,
-        &mut session,
-        &outbox,
-        my_turn,
-    )
-    .await;
-    session.close();
-    tracing::debug!(?reason, "connection closed");
-    chat.metrics().connection_closed(reason);
+    socket: Socket,
+    handshake: Box<Handshake>,
+) -> impl Future<Output = ()> + Send {
+    let mut connection = Connection::open(chat, socket, *handshake);
+    async move { connection.serve().await }
 }
 
-async fn drive(
-    (config, metrics): (&Config, &Metrics),
-    socket: &mut Socket,
-    session: &mut Session,
-    outbox: &Outbox,
-    my_turn: impl Future<Output = ()>,
-) -> CloseReason {
-    tokio::pin!(my_turn);
-    let mut writer = Writer::default();
-    let mut ping =
-        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pong_deadline: Option<Instant> = None;
-    let mut batch = VecDeque::new();
-    let mut incoming = Vec::new();
-    // Both timers live as long as the connection and are only moved, so a
-    // delivery's wake-up does not register and cancel timer entries.
-    let expiry_timer = sleep_until(session.deadline().0);
-    tokio::pin!(expiry_timer);
-    let pong_timer = sleep_until(Instant::now() + config.pong_timeout);
-    tokio::pin!(pong_timer);
-    loop {
-        // Authentication or token expiry: the session says when, and how to close.
-        let (deadline, expiry) = session.deadline();
-        if expiry_timer.deadline() != deadline {
-            expiry_timer.as_mut().reset(deadline);
+/// What one connection keeps while it lives, borrowed by its loop.
+struct Connection {
+    /// The node's shared state.
+    chat: Arc<Chat>,
+    /// The client's WebSocket.
+    socket: Socket,
+    /// The client's authentication, rooms and rate limits.
+    session: Session,
+    /// Frames queued for the client (shared with the fan-out and the flusher).
+    outbox: Arc<Outbox>,
+    /// Frames taken from the outbox for the current write.
+    batch: VecDeque<Queued>,
+    /// Whole messages decoded from the client's last bytes.
+    incoming: Vec<Incoming>,
+    /// When the drain closes this connection.
+    turn: Turn,
+    /// The next heartbeat ping.
+    next_ping: Instant,
+    /// When a client that sent nothing since the last ping is given up.
+    pong_deadline: Option<Instant>,
+    /// When the drain closes this connection, once it is closing.
+    turn_at: Option<Instant>,
+}
+
+impl Connection {
+    /// The connection's state after the upgrade; queues the `welcome`.
+    fn open(chat: Arc<Chat>, socket: Socket, handshake: Handshake) -> Self {
+        let direct = handshake.stream.map(|stream| Direct {
+            stream,
+            flusher: chat.flusher(handshake.conn).clone(),
+        });
+        let outbox = Arc::new(Outbox::new(chat.config().outbox_bytes, direct));
+        let (user, token_expires_at) = match &handshake.authed {
+            Some((identity, _)) => (Some(identity.user.clone()), Some(identity.expires_at)),
+            None => (None, None),
+        };
+        let session = Session::new(
+            chat.clone(),
+            handshake.conn,
+            handshake.authed,
+            handshake.encoding,
+            outbox.clone(),
+        );
+        let config = chat.config();
+        let auth_timeout_secs = user
+            .is_none()
+            .then(|| config.auth.auth_timeout.as_secs().max(1));
+        session.reply(&ServerEvent::Welcome(&Welcome {
+            node: config.node_id.clone(),
+            conn: handshake.public_id,
+            user,
+            token_expires_at,
+            auth_timeout_secs,
+            encoding: handshake.encoding.name(),
+            ping_interval_secs: config.ping_interval.as_secs(),
+            pong_timeout_secs: config.pong_timeout.as_secs(),
+            limits: Limits {
+                max_frame_bytes: config.max_frame_bytes,
+                max_body_bytes: config.max_body_bytes,
+                max_rooms: config.max_rooms,
+                sends_per_second: config.rate_limits.send.per_second,
+                joins_per_second: config.rate_limits.join.per_second,
+            },
+        }));
+        let next_ping = Instant::now() + config.ping_interval;
+        Self {
+            chat,
+            socket,
+            session,
+            outbox,
+            batch: VecDeque::new(),
+            incoming: Vec::new(),
+            turn: handshake.turn,
+            next_ping,
+            pong_deadline: None,
+            turn_at: None,
         }
-        tokio::select! {
-            () = &mut my_turn => {
-                // Finish what is queued, then tell the client to go elsewhere.
-                let going_away = Closing {
-                    code: close::GOING_AWAY,
-                    reason: "node draining; reconnect and resume",
-                    label: CloseReason::Shutdown,
-                };
-                return Box::pin(finish(socket, outbox, &mut batch, going_away)).await;
+    }
+
+    /// Serves the connection until it ends, then counts how it ended.
+    async fn serve(&mut self) {
+        self.session.start().await;
+        tracing::debug!("connection opened");
+        let reason = self.drive().await;
+        self.session.close();
+        tracing::debug!(?reason, "connection closed");
+        self.chat.metrics().connection_closed(reason);
+    }
+
+    /// The connection's loop: waits on its turn to close, frames queued in the
+    /// outbox, frames from the client, and one timer for every deadline
+    /// (heartbeat, pong, authentication or token expiry, the drain's turn).
+    async fn drive(&mut self) -> CloseReason {
+        let chat = self.chat.clone();
+        let (config, metrics) = (chat.config(), chat.metrics());
+        let closing = self.turn.closing.clone();
+        let closing = closing.cancelled();
+        tokio::pin!(closing);
+        // One timer for the connection's life, only moved, so a delivery's
+        // wake-up neither registers nor cancels timer entries.
+        let timer = sleep_until(self.next_ping);
+        tokio::pin!(timer);
+        loop {
+            let (deadline, expiry) = self.session.deadline();
+            let next = [Some(self.next_ping), self.pong_deadline, self.turn_at]
+                .into_iter()
+                .flatten()
+                .fold(deadline, Instant::min);
+            if timer.deadline() != next {
+                timer.as_mut().reset(next);
             }
-            () = outbox.ready() => {
-                let Ok(head_written) = outbox.take(&mut batch) else {
-                    Box::pin(send_close(socket, outbox, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
-                    return CloseReason::SlowConsumer;
-                };
-                // A client that stops reading fills the outbox while the write
-                // waits for it: close as soon as it overflows, not at the timeout.
-                let written = tokio::select! {
-                    written = timeout(config.write_timeout, writer.write(socket, &mut batch, head_written)) => written,
-                    () = outbox.overflowed() => {
-                        Box::pin(send_close(socket, outbox, close::SLOW_CONSUMER, "too slow to keep up; reconnect")).await;
-                        return CloseReason::SlowConsumer;
+            tokio::select! {
+                () = &mut closing, if self.turn_at.is_none() => {
+                    self.turn_at = Some(Instant::now() + self.turn.delay);
+                }
+                () = self.outbox.ready() => {
+                    // Boxed: rare next to idling (the flusher writes live
+                    // frames), and it would sit in every idle connection's task.
+                    if let Some(reason) = Box::pin(self.write(config, metrics)).await {
+                        return reason;
                     }
-                };
-                match written {
-                    Ok(Ok(())) => {
-                        outbox.wrote();
-                        writer.count(metrics);
-                        if batch.capacity() > BATCH_KEEP {
-                            batch = VecDeque::new();
-                            writer = Writer::default();
+                }
+                read = self.socket.read(&mut self.incoming) => {
+                    // Any bytes show the client is alive.
+                    self.pong_deadline = None;
+                    match read {
+                        Ok(true) => {}
+                        Ok(false) => return CloseReason::Normal,
+                        Err(ReadError::Io(_)) => return CloseReason::Error,
+                        Err(ReadError::Frame(error)) => return Box::pin(refuse_frames(&mut self.socket, &self.outbox, error)).await,
+                    }
+                    if let Some(reason) = Box::pin(self.handle_incoming(metrics)).await {
+                        return reason;
+                    }
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if self.turn_at.is_some_and(|at| at <= now) {
+                        // Finish what is queued, then tell the client to go elsewhere.
+                        let going_away = Closing {
+                            code: close::GOING_AWAY,
+                            reason: "node draining; reconnect and resume",
+                            label: CloseReason::Shutdown,
+                        };
+                        return Box::pin(finish(&mut self.socket, &self.outbox, &mut self.batch, going_away)).await;
+                    }
+                    if deadline <= now {
+                        // Authentication or token expiry: the session says how to close.
+                        return Box::pin(finish(&mut self.socket, &self.outbox, &mut self.batch, expiry)).await;
+                    }
+                    if self.pong_deadline.is_some_and(|at| at <= now) {
+                        Box::pin(send_close(&mut self.socket, &self.outbox, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect")).await;
+                        return CloseReason::PingTimeout;
+                    }
+                    if self.next_ping <= now {
+                        self.next_ping = now + config.ping_interval;
+                        if self.pong_deadline.is_none() {
+                            self.pong_deadline = Some(now + config.pong_timeout);
                         }
+                        // Through the queue, bounded by the write timeout like any frame.
+                        self.outbox.push(PING.clone());
                     }
-                    Ok(Err(_)) => return CloseReason::Error,
-                    Err(_) => return CloseReason::SlowConsumer,
                 }
             }
-            read = socket.read(&mut incoming) => {
-                // Any bytes show the client is alive.
-                pong_deadline = None;
-                match read {
-                    Ok(true) => {}
-                    Ok(false) => return CloseReason::Normal,
-                    Err(ReadError::Io(_)) => return CloseReason::Error,
-                    Err(ReadError::Frame(error)) => return Box::pin(refuse_frames(socket, outbox, error)).await,
+        }
+    }
+
+    /// Writes what the outbox holds; `Some` when the connection must end.
+    async fn write(&mut self, config: &Config, metrics: &Metrics) -> Option<CloseReason> {
+        let Ok(head_written) = self.outbox.take(&mut self.batch) else {
+            send_close(
+                &mut self.socket,
+                &self.outbox,
+                close::SLOW_CONSUMER,
+                "too slow to keep up; reconnect",
+            )
+            .await;
+            return Some(CloseReason::SlowConsumer);
+        };
+        // A client that stops reading fills the outbox while the write
+        // waits for it: close as soon as it overflows, not at the timeout.
+        let mut writer = Writer::default();
+        let written = tokio::select! {
+            written = timeout(config.write_timeout, writer.write(&mut self.socket, &mut self.batch, head_written)) => written,
+            () = self.outbox.overflowed() => {
+                send_close(&mut self.socket, &self.outbox, close::SLOW_CONSUMER, "too slow to keep up; reconnect").await;
+                return Some(CloseReason::SlowConsumer);
+            }
+        };
+        match written {
+            Ok(Ok(())) => {
+                self.outbox.wrote();
+                writer.count(metrics);
+                // The buffer goes back to the outbox at the next take: an
+                // idle connection keeps none (the task writes rarely).
+                self.batch = VecDeque::new();
+                None
+            }
+            Ok(Err(_)) => Some(CloseReason::Error),
+            Err(_) => Some(CloseReason::SlowConsumer),
+        }
+    }
+
+    /// Handles the client's decoded messages; `Some` when the connection must end.
+    async fn handle_incoming(&mut self, metrics: &Metrics) -> Option<CloseReason> {
+        let mut incoming = std::mem::take(&mut self.incoming);
+        for message in incoming.drain(..) {
+            let flow = match message {
+                Incoming::Text(text) => {
+                    metrics.bytes_received.inc_by(text.len() as u64);
+                    dispatch(&mut self.session, decode_json(&text)).await
                 }
-                for message in incoming.drain(..) {
-                    let flow = match message {
-                        Incoming::Text(text) => {
-                            metrics.bytes_received.inc_by(text.len() as u64);
-                            dispatch(session, decode_json(&text)).await
-                        }
-                        Incoming::Binary(bytes) => {
-                            metrics.bytes_received.inc_by(bytes.len() as u64);
-                            dispatch(session, decode_msgpack(&bytes)).await
-                        }
-                        Incoming::Ping(payload) => {
-                            // Through the queue: a frame may be half written.
-                            outbox.push(server_frame(opcode::PONG, &payload));
-                            Flow::Continue
-                        }
-                        // Pongs only prove liveness.
-                        Incoming::Pong => Flow::Continue,
-                        // The client closes: echo its close, as the RFC asks, and end.
-                        Incoming::Close(code) => {
-                            let echo = match code {
-                                Some(code) => close_frame(code, ""),
-                                None => server_frame(opcode::CLOSE, &[]),
-                            };
-                            if outbox.seal() {
-                                let _ = timeout(CLOSE_TIMEOUT, socket.send(&echo)).await;
-                            }
-                            socket.shutdown().await;
-                            return CloseReason::Normal;
-                        }
+                Incoming::Binary(bytes) => {
+                    metrics.bytes_received.inc_by(bytes.len() as u64);
+                    dispatch(&mut self.session, decode_msgpack(&bytes)).await
+                }
+                Incoming::Ping(payload) => {
+                    // Through the queue: a frame may be half written.
+                    self.outbox.push(server_frame(opcode::PONG, &payload));
+                    Flow::Continue
+                }
+                // Pongs only prove liveness.
+                Incoming::Pong => Flow::Continue,
+                // The client closes: echo its close, as the RFC asks, and end.
+                Incoming::Close(code) => {
+                    let echo = match code {
+                        Some(code) => close_frame(code, ""),
+                        None => server_frame(opcode::CLOSE, &[]),
                     };
-                    if let Flow::Close(closing) = flow {
-                        return Box::pin(finish(socket, outbox, &mut batch, closing)).await;
+                    if self.outbox.seal() {
+                        let _ = timeout(CLOSE_TIMEOUT, self.socket.send(&echo)).await;
                     }
+                    self.socket.shutdown().await;
+                    return Some(CloseReason::Normal);
                 }
-                if incoming.capacity() > INCOMING_KEEP {
-                    incoming = Vec::new();
-                }
-            }
-            _ = ping.tick() => {
-                if pong_deadline.is_none() {
-                    let at = Instant::now() + config.pong_timeout;
-                    pong_deadline = Some(at);
-                    pong_timer.as_mut().reset(at);
-                }
-                // Through the queue, bounded by the write timeout like any frame.
-                outbox.push(PING.clone());
-            }
-            () = &mut expiry_timer => return Box::pin(finish(socket, outbox, &mut batch, expiry)).await,
-            () = &mut pong_timer, if pong_deadline.is_some() => {
-                Box::pin(send_close(socket, outbox, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect")).await;
-                return CloseReason::PingTimeout;
+            };
+            if let Flow::Close(closing) = flow {
+                return Some(
+                    finish(&mut self.socket, &self.outbox, &mut self.batch, closing).await,
+                );
             }
         }
+        if incoming.capacity() <= INCOMING_KEEP {
+            self.incoming = incoming;
+        }
+        None
     }
 }
 

@@ -177,7 +177,9 @@ impl Memberships {
         if typing.stop(Instant::now()) {
             self.relay_typing(room, user, false);
         }
-        self.presence_exit(room, &user.id);
+        // The user's last local connection here ends their presence (not
+        // awaited: a departures task ends it, room by room).
+        self.chat.presence.exit(room, &user.id);
         self.chat.hub.remove(room, self.conn);
         self.chat.subscriptions.release(room);
         true
@@ -241,23 +243,6 @@ impl Memberships {
             // The next refresh tries again.
             tracing::debug!(%error, %room, "presence not recorded");
         }
-    }
-
-    /// The user's last local connection in `room` ends their presence here.
-    /// Not awaited: it may run from a close.
-    fn presence_exit(&self, room: &RoomName, user: &str) {
-        if !self.chat.presence.exit(room, user) {
-            return;
-        }
-        let (chat, room, user) = (self.chat.clone(), room.clone(), user.to_owned());
-        tokio::spawn(async move {
-            let node_id = chat.config.node_id.as_str();
-            let store = &chat.backplane.presence;
-            if let Err(error) = store.down(&room, node_id, vec![user]).await {
-                // The entry expires by itself after the presence TTL.
-                tracing::debug!(%error, %room, "presence not ended");
-            }
-        });
     }
 
     /// Holds the user's own channel for this connection (once, after

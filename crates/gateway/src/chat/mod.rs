@@ -113,6 +113,12 @@ impl Chat {
             (node_id.clone(), ttl),
             stopped.clone(),
         );
+        presence::tasks::depart(
+            local.clone(),
+            backplane.presence.clone(),
+            node_id.clone(),
+            stopped.clone(),
+        );
         presence::tasks::flush(batches, hub.clone(), stopped.clone());
         presence::tasks::relay_statuses(
             local.clone(),

@@ -26,6 +26,10 @@ const FRAME_OVERHEAD: usize = 64;
 /// Frames handed to one vectored write (Linux takes up to 1024 slices).
 const MAX_SLICES: usize = 64;
 
+/// Capacity (frames) an emptied queue keeps for the next message; a burst's
+/// larger buffer is released, so idle connections stay small.
+const QUEUE_KEEP: usize = 8;
+
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -220,8 +224,8 @@ impl Outbox {
         self.wake.notified().await;
     }
 
-    /// Moves every queued frame into `batch` (which must be empty), keeping
-    /// both buffers' capacity, and holds the socket for the task until
+    /// Moves every queued frame into `batch` (which must be empty; its
+    /// buffer becomes the queue's), and holds the socket for the task until
     /// [`Outbox::wrote`]. Returns how many bytes of the first frame are
     /// already written.
     pub fn take(&self, batch: &mut VecDeque<Queued>) -> Result<usize, Overflowed> {
@@ -301,6 +305,9 @@ impl Flush for Outbox {
             }
         }
         let rest = !state.frames.is_empty();
+        if !rest && state.frames.capacity() > QUEUE_KEEP {
+            state.frames = VecDeque::new();
+        }
         drop(state);
         if rest {
             self.wake.notify_one();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Operations;
+use crate::{chat::connection::Turn, config::Operations};
 
 /// Batches connections are closed in over the drain window.
 pub const BATCHES: u64 = 20;
@@ -87,12 +87,13 @@ impl Drain {
         self.stopped.cancel();
     }
 
-    /// Resolves when a connection whose random `seed` this is should close:
-    /// after closing starts, at the start of its batch.
-    pub async fn turn(&self, seed: u64) {
-        self.closing.cancelled().await;
+    /// When a connection whose random `seed` this is should close: after
+    /// closing starts, at the start of its batch.
+    pub fn turn(&self, seed: u64) -> Turn {
         let batch = seed % BATCHES;
-        let delay = self.window.mul_f64(batch as f64 / BATCHES as f64);
-        tokio::time::sleep(delay).await;
+        Turn {
+            closing: self.closing.clone(),
+            delay: self.window.mul_f64(batch as f64 / BATCHES as f64),
+        }
     }
 }

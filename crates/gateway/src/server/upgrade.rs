@@ -113,13 +113,16 @@ pub async fn upgrade(
         .and_then(Encoding::parse)
         .or(query_encoding)
         .unwrap_or_default();
-    let handshake = Handshake {
+    let public_id = Uuid::now_v7();
+    let handshake = Box::new(Handshake {
         conn: node.next_conn_id(),
-        public_id: Uuid::now_v7(),
+        public_id,
         authed,
         encoding,
         stream: ws.stream.clone(),
-    };
+        // The connection id's random bits pick its batch when the node drains.
+        turn: node.drain().turn(public_id.as_u128() as u64),
+    });
     let tracked = node.connections().token();
     // One span per connection, so a user's session can be followed through the logs.
     let span = tracing::info_span!(
@@ -132,12 +135,12 @@ pub async fn upgrade(
         span.record("user", identity.user.id.as_str());
     }
     let response = ws.accept(protocol);
-    let max_message = config.max_frame_bytes;
     let on_upgrade = ws.on_upgrade;
     tokio::spawn(
         async move {
-            let _tracked = tracked;
-            let _admission = admission;
+            // Held (not rebound: a copy would take room in every task) until
+            // the connection ends.
+            let _held = (&tracked, &admission);
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(error) => {
@@ -145,13 +148,11 @@ pub async fn upgrade(
                     return;
                 }
             };
-            let socket = Socket::new(TokioIo::new(upgraded), max_message);
+            let socket = Socket::new(TokioIo::new(upgraded), node.config().max_frame_bytes);
             let metrics = node.metrics();
             metrics.connections_opened.inc();
             metrics.connections_open.inc();
-            // The connection id's random bits pick its batch when the node drains.
-            let my_turn = node.drain().turn(handshake.public_id.as_u128() as u64);
-            connection::run(node.chat().clone(), socket, handshake, my_turn).await;
+            connection::run(node.chat().clone(), socket, handshake).await;
         }
         .instrument(span),
     );

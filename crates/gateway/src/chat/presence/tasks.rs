@@ -54,6 +54,33 @@ pub fn refresh(
     })
 }
 
+/// Ends the entries of departed users, one call per room for all who left
+/// it since the last round, until `stopped` (then once more).
+pub fn depart(
+    local: Arc<LocalPresence>,
+    store: Arc<dyn PresenceStore>,
+    node_id: String,
+    stopped: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let stop = tokio::select! {
+                () = stopped.cancelled() => true,
+                () = local.departed() => false,
+            };
+            for (room, users) in local.take_departed() {
+                if let Err(error) = store.down(&room, &node_id, users).await {
+                    // The entries expire by themselves after the presence TTL.
+                    tracing::debug!(%error, %room, "presence not ended");
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+    })
+}
+
 /// Sends the gathered presence changes every [`PRESENCE_FLUSH`] (a task of its
 /// own: a slow refresh never delays them).
 pub fn flush(
