@@ -146,8 +146,9 @@ pub struct Decoder {
     max_message: usize,
     /// Bytes of a frame not complete yet; empty between frames.
     partial: Vec<u8>,
-    /// A fragmented message being gathered: whether it is text, and its bytes so far.
-    fragments: Option<(bool, Vec<u8>)>,
+    /// A fragmented message being gathered: whether it is text, and its
+    /// bytes so far (boxed: rare, and every connection holds a decoder).
+    fragments: Option<Box<(bool, Vec<u8>)>>,
 }
 
 /// A parsed frame header.
@@ -175,7 +176,7 @@ impl Decoder {
 
     /// Bytes held between reads (an incomplete frame and a fragmented message).
     pub fn held(&self) -> usize {
-        self.partial.capacity() + self.fragments.as_ref().map_or(0, |(_, f)| f.capacity())
+        self.partial.capacity() + self.fragments.as_ref().map_or(0, |f| f.1.capacity())
     }
 
     /// Decodes `input`, the bytes just read, appending each whole message or
@@ -248,7 +249,7 @@ impl Decoder {
             opcode::CONTINUATION | opcode::TEXT | opcode::BINARY => {}
             _ => return Err(FrameError::Protocol("unknown opcode")),
         }
-        let held = self.fragments.as_ref().map_or(0, |(_, f)| f.len()) as u64;
+        let held = self.fragments.as_ref().map_or(0, |f| f.1.len()) as u64;
         if payload_len.saturating_add(held) > self.max_message as u64 {
             return Err(FrameError::TooBig);
         }
@@ -285,18 +286,19 @@ impl Decoder {
                 if header.fin {
                     out.push(message(text, payload)?);
                 } else {
-                    self.fragments = Some((text, payload));
+                    self.fragments = Some(Box::new((text, payload)));
                 }
             }
             _ => {
-                let Some((text, mut gathered)) = self.fragments.take() else {
+                let Some(mut fragments) = self.fragments.take() else {
                     return Err(FrameError::Protocol("a continuation without a message"));
                 };
-                gathered.extend_from_slice(&payload);
+                fragments.1.extend_from_slice(&payload);
                 if header.fin {
+                    let (text, gathered) = *fragments;
                     out.push(message(text, gathered)?);
                 } else {
-                    self.fragments = Some((text, gathered));
+                    self.fragments = Some(fragments);
                 }
             }
         }

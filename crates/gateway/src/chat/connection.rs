@@ -37,12 +37,8 @@ use crate::{
         socket::{ReadError, Socket},
         users::UserLease,
     },
-    config::Config,
     metrics::{CloseReason, Metrics},
 };
-
-/// Capacity (messages) the buffer of decoded client messages may keep between reads.
-const INCOMING_KEEP: usize = 8;
 
 /// Bound on sending a close frame to a client that may be gone.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -106,10 +102,6 @@ struct Connection {
     session: Session,
     /// Frames queued for the client (shared with the fan-out and the flusher).
     outbox: Arc<Outbox>,
-    /// Frames taken from the outbox for the current write.
-    batch: VecDeque<Queued>,
-    /// Whole messages decoded from the client's last bytes.
-    incoming: Vec<Incoming>,
     /// When the drain closes this connection.
     turn: Turn,
     /// The next heartbeat ping.
@@ -166,8 +158,6 @@ impl Connection {
             socket,
             session,
             outbox,
-            batch: VecDeque::new(),
-            incoming: Vec::new(),
             turn: handshake.turn,
             next_ping,
             pong_deadline: None,
@@ -189,21 +179,15 @@ impl Connection {
     /// outbox, frames from the client, and one timer for every deadline
     /// (heartbeat, pong, authentication or token expiry, the drain's turn).
     async fn drive(&mut self) -> CloseReason {
-        let chat = self.chat.clone();
-        let (config, metrics) = (chat.config(), chat.metrics());
         let closing = self.turn.closing.clone();
         let closing = closing.cancelled();
         tokio::pin!(closing);
         // One timer for the connection's life, only moved, so a delivery's
         // wake-up neither registers nor cancels timer entries.
-        let timer = sleep_until(self.next_ping);
+        let timer = sleep_until(self.next_deadline());
         tokio::pin!(timer);
         loop {
-            let (deadline, expiry) = self.session.deadline();
-            let next = [Some(self.next_ping), self.pong_deadline, self.turn_at]
-                .into_iter()
-                .flatten()
-                .fold(deadline, Instant::min);
+            let next = self.next_deadline();
             if timer.deadline() != next {
                 timer.as_mut().reset(next);
             }
@@ -214,58 +198,90 @@ impl Connection {
                 () = self.outbox.ready() => {
                     // Boxed: rare next to idling (the flusher writes live
                     // frames), and it would sit in every idle connection's task.
-                    if let Some(reason) = Box::pin(self.write(config, metrics)).await {
+                    if let Some(reason) = Box::pin(self.write()).await {
                         return reason;
                     }
                 }
-                read = self.socket.read(&mut self.incoming) => {
+                read = self.socket.read() => {
                     // Any bytes show the client is alive.
                     self.pong_deadline = None;
-                    match read {
-                        Ok(true) => {}
-                        Ok(false) => return CloseReason::Normal,
+                    let incoming = match read {
+                        Ok(Some(incoming)) => incoming,
+                        Ok(None) => return CloseReason::Normal,
                         Err(ReadError::Io(_)) => return CloseReason::Error,
                         Err(ReadError::Frame(error)) => return Box::pin(refuse_frames(&mut self.socket, &self.outbox, error)).await,
-                    }
-                    if let Some(reason) = Box::pin(self.handle_incoming(metrics)).await {
+                    };
+                    if let Some(reason) = Box::pin(self.handle_incoming(incoming)).await {
                         return reason;
                     }
                 }
                 () = &mut timer => {
-                    let now = Instant::now();
-                    if self.turn_at.is_some_and(|at| at <= now) {
-                        // Finish what is queued, then tell the client to go elsewhere.
-                        let going_away = Closing {
-                            code: close::GOING_AWAY,
-                            reason: "node draining; reconnect and resume",
-                            label: CloseReason::Shutdown,
-                        };
-                        return Box::pin(finish(&mut self.socket, &self.outbox, &mut self.batch, going_away)).await;
-                    }
-                    if deadline <= now {
-                        // Authentication or token expiry: the session says how to close.
-                        return Box::pin(finish(&mut self.socket, &self.outbox, &mut self.batch, expiry)).await;
-                    }
-                    if self.pong_deadline.is_some_and(|at| at <= now) {
-                        Box::pin(send_close(&mut self.socket, &self.outbox, close::HEARTBEAT_TIMEOUT, "no pong in time; reconnect")).await;
-                        return CloseReason::PingTimeout;
-                    }
-                    if self.next_ping <= now {
-                        self.next_ping = now + config.ping_interval;
-                        if self.pong_deadline.is_none() {
-                            self.pong_deadline = Some(now + config.pong_timeout);
-                        }
-                        // Through the queue, bounded by the write timeout like any frame.
-                        self.outbox.push(PING.clone());
+                    if let Some(reason) = Box::pin(self.on_timer()).await {
+                        return reason;
                     }
                 }
             }
         }
     }
 
+    /// The earliest of the connection's deadlines.
+    fn next_deadline(&self) -> Instant {
+        let (deadline, _) = self.session.deadline();
+        [Some(self.next_ping), self.pong_deadline, self.turn_at]
+            .into_iter()
+            .flatten()
+            .fold(deadline, Instant::min)
+    }
+
+    /// The timer fired: acts on the deadlines that passed; `Some` when the
+    /// connection must end.
+    async fn on_timer(&mut self) -> Option<CloseReason> {
+        let (deadline, expiry) = self.session.deadline();
+        let now = Instant::now();
+        if self.turn_at.is_some_and(|at| at <= now) {
+            // Finish what is queued, then tell the client to go elsewhere.
+            let going_away = Closing {
+                code: close::GOING_AWAY,
+                reason: "node draining; reconnect and resume",
+                label: CloseReason::Shutdown,
+            };
+            return Some(finish(&mut self.socket, &self.outbox, going_away).await);
+        }
+        if deadline <= now {
+            // Authentication or token expiry: the session says how to close.
+            return Some(finish(&mut self.socket, &self.outbox, expiry).await);
+        }
+        if self.pong_deadline.is_some_and(|at| at <= now) {
+            let reason = "no pong in time; reconnect";
+            send_close(
+                &mut self.socket,
+                &self.outbox,
+                close::HEARTBEAT_TIMEOUT,
+                reason,
+            )
+            .await;
+            return Some(CloseReason::PingTimeout);
+        }
+        if self.next_ping <= now {
+            let config = self.chat.config();
+            self.next_ping = now + config.ping_interval;
+            if self.pong_deadline.is_none() {
+                self.pong_deadline = Some(now + config.pong_timeout);
+            }
+            // Through the queue, bounded by the write timeout like any frame.
+            self.outbox.push(PING.clone());
+        }
+        None
+    }
+
     /// Writes what the outbox holds; `Some` when the connection must end.
-    async fn write(&mut self, config: &Config, metrics: &Metrics) -> Option<CloseReason> {
-        let Ok(head_written) = self.outbox.take(&mut self.batch) else {
+    async fn write(&mut self) -> Option<CloseReason> {
+        let chat = self.chat.clone();
+        let (config, metrics) = (chat.config(), chat.metrics());
+        // The queue's buffer, given back to the outbox at the next take: an
+        // idle connection keeps none.
+        let mut batch = VecDeque::new();
+        let Ok(head_written) = self.outbox.take(&mut batch) else {
             send_close(
                 &mut self.socket,
                 &self.outbox,
@@ -279,7 +295,7 @@ impl Connection {
         // waits for it: close as soon as it overflows, not at the timeout.
         let mut writer = Writer::default();
         let written = tokio::select! {
-            written = timeout(config.write_timeout, writer.write(&mut self.socket, &mut self.batch, head_written)) => written,
+            written = timeout(config.write_timeout, writer.write(&mut self.socket, &mut batch, head_written)) => written,
             () = self.outbox.overflowed() => {
                 send_close(&mut self.socket, &self.outbox, close::SLOW_CONSUMER, "too slow to keep up; reconnect").await;
                 return Some(CloseReason::SlowConsumer);
@@ -289,9 +305,6 @@ impl Connection {
             Ok(Ok(())) => {
                 self.outbox.wrote();
                 writer.count(metrics);
-                // The buffer goes back to the outbox at the next take: an
-                // idle connection keeps none (the task writes rarely).
-                self.batch = VecDeque::new();
                 None
             }
             Ok(Err(_)) => Some(CloseReason::Error),
@@ -300,9 +313,9 @@ impl Connection {
     }
 
     /// Handles the client's decoded messages; `Some` when the connection must end.
-    async fn handle_incoming(&mut self, metrics: &Metrics) -> Option<CloseReason> {
-        let mut incoming = std::mem::take(&mut self.incoming);
-        for message in incoming.drain(..) {
+    async fn handle_incoming(&mut self, incoming: Vec<Incoming>) -> Option<CloseReason> {
+        let metrics = self.chat.metrics().clone();
+        for message in incoming {
             let flow = match message {
                 Incoming::Text(text) => {
                     metrics.bytes_received.inc_by(text.len() as u64);
@@ -333,13 +346,8 @@ impl Connection {
                 }
             };
             if let Flow::Close(closing) = flow {
-                return Some(
-                    finish(&mut self.socket, &self.outbox, &mut self.batch, closing).await,
-                );
+                return Some(finish(&mut self.socket, &self.outbox, closing).await);
             }
-        }
-        if incoming.capacity() <= INCOMING_KEEP {
-            self.incoming = incoming;
         }
         None
     }
@@ -359,14 +367,10 @@ async fn dispatch(
 
 /// Closes the connection: writes what is queued first (the error that explains
 /// the close), then the close frame.
-async fn finish(
-    socket: &mut Socket,
-    outbox: &Outbox,
-    batch: &mut VecDeque<Queued>,
-    closing: Closing,
-) -> CloseReason {
-    if let Ok(head_written) = outbox.take(batch) {
-        let _ = timeout(CLOSE_TIMEOUT, socket.write(batch, head_written)).await;
+async fn finish(socket: &mut Socket, outbox: &Outbox, closing: Closing) -> CloseReason {
+    let mut batch = VecDeque::new();
+    if let Ok(head_written) = outbox.take(&mut batch) {
+        let _ = timeout(CLOSE_TIMEOUT, socket.write(&mut batch, head_written)).await;
     }
     send_close(socket, outbox, closing.code, closing.reason).await;
     closing.label
@@ -455,12 +459,10 @@ async fn send_close(socket: &mut Socket, outbox: &Outbox, code: u16, reason: &st
     let boundary = outbox.seal();
     let _ = timeout(CLOSE_TIMEOUT, async {
         if boundary && socket.send(&frame).await.is_ok() {
-            let mut incoming = Vec::new();
-            while let Ok(true) = socket.read(&mut incoming).await {
+            while let Ok(Some(incoming)) = socket.read().await {
                 if incoming.iter().any(|m| matches!(m, Incoming::Close(_))) {
                     break;
                 }
-                incoming.clear();
             }
         }
     })

@@ -65,23 +65,22 @@ impl Socket {
         }
     }
 
-    /// Waits for the client's next bytes and appends the whole messages they
-    /// complete to `out` (possibly none). `Ok(false)`: the client is gone.
-    /// Safe to cancel: bytes are read and decoded in one step.
-    pub async fn read(&mut self, out: &mut Vec<Incoming>) -> Result<bool, ReadError> {
+    /// Waits for the client's next bytes and returns the whole messages they
+    /// complete (possibly none). `Ok(None)`: the client is gone. Safe to
+    /// cancel: bytes are read and decoded in one step.
+    pub async fn read(&mut self) -> Result<Option<Vec<Incoming>>, ReadError> {
         poll_fn(|cx| {
             SCRATCH.with_borrow_mut(|scratch| {
                 let mut buf = ReadBuf::new(scratch);
                 match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
-                    Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(false)),
-                    Poll::Ready(Ok(())) => Poll::Ready(
-                        self.decoder
-                            .feed(buf.filled(), out)
-                            .map(|()| true)
-                            .map_err(Into::into),
-                    ),
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(None)),
+                    Poll::Ready(Ok(())) => {
+                        let mut out = Vec::new();
+                        let fed = self.decoder.feed(buf.filled(), &mut out);
+                        Poll::Ready(fed.map(|()| Some(out)).map_err(Into::into))
+                    }
                 }
             })
         })

@@ -2,7 +2,7 @@
 
 use chorus_protocol::{ErrorCode, RoomName, ServerEvent, close, commands};
 
-use super::{Access, Authed, Closing, Handled, REFUSED_TOKEN, Refusal, Session};
+use super::{Access, Authed, Closing, Handled, REFUSED_TOKEN, Refusal, Session, instant_of};
 use crate::{auth::AuthError, metrics::CloseReason};
 
 impl Session {
@@ -51,6 +51,7 @@ impl Session {
             reference,
         });
         tracing::Span::current().record("user", identity.user.id.as_str());
+        self.deadline = instant_of(identity.expires_at);
         self.authed = Some(Authed { identity, lease });
         self.enter_personal().await;
         Ok(())
@@ -83,6 +84,7 @@ impl Session {
                 "the new token is for another user",
             ));
         }
+        self.deadline = instant_of(identity.expires_at);
         authed.identity = identity;
         let (user, grants) = (&authed.identity.user, authed.identity.grants.clone());
         self.memberships.update_grants(&user.id, grants);

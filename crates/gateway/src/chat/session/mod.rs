@@ -90,8 +90,10 @@ pub struct Session {
     chat: Arc<Chat>,
     /// The user, once authenticated.
     authed: Option<Authed>,
-    /// When the connection must have authenticated by.
-    auth_deadline: Instant,
+    /// When the connection must have authenticated by, then when its token
+    /// expires (fixed when the token is taken, so the connection's timer is
+    /// not moved at every wake-up).
+    deadline: Instant,
     /// How events are encoded for this client.
     encoding: Encoding,
     /// Where this client's frames go.
@@ -123,7 +125,10 @@ impl Session {
         let config = chat.config();
         let rates = config.rate_limits;
         Self {
-            auth_deadline: Instant::now() + config.auth.auth_timeout,
+            deadline: match &authed {
+                Some((identity, _)) => instant_of(identity.expires_at),
+                None => Instant::now() + config.auth.auth_timeout,
+            },
             memberships: Memberships::new(chat.clone(), conn, outbox.clone(), encoding),
             chat,
             authed: authed.map(|(identity, lease)| Authed { identity, lease }),
@@ -147,15 +152,15 @@ impl Session {
     pub fn deadline(&self) -> (Instant, Closing) {
         match &self.authed {
             None => (
-                self.auth_deadline,
+                self.deadline,
                 Closing {
                     code: close::AUTH_TIMEOUT,
                     reason: "no auth in time; reconnect and authenticate at once",
                     label: CloseReason::AuthTimeout,
                 },
             ),
-            Some(authed) => (
-                instant_of(authed.identity.expires_at),
+            Some(_) => (
+                self.deadline,
                 Closing {
                     code: close::TOKEN_EXPIRED,
                     reason: "token expired; reconnect with a new token",
@@ -363,7 +368,7 @@ impl Session {
 }
 
 /// The monotonic instant of a Unix time in seconds (now, if it is past).
-fn instant_of(unix_secs: u64) -> Instant {
+pub(super) fn instant_of(unix_secs: u64) -> Instant {
     let now_ms = crate::chat::publish::unix_millis();
     let at_ms = unix_secs.saturating_mul(1000);
     // Far-future expiries are capped so the arithmetic cannot overflow.
