@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// Hold connections open (each in one room) and measure memory.
+    /// Hold connections open (in rooms of `room_size`) and measure memory.
     Idle,
     /// Every client in one room; `senders` of them send `rate` messages/s in total.
     BigRoom,
     /// Rooms of `room_size` members; every member sends `rate` messages/s.
     SmallRooms,
-    /// Connect (with a token) as fast as possible, `connect_concurrency` at a time.
+    /// Connect (with a token, into rooms of `room_size`) as fast as possible,
+    /// `connect_concurrency` at a time.
     ConnectStorm,
     /// Rooms of `room_size`; `kill_after` into the phase the coordinator kills
     /// the node behind the first URL (`--kill-pid`), and its clients come back
@@ -229,7 +230,7 @@ impl Scenario {
     pub fn role(&self, i: usize) -> Role {
         match self.kind {
             Kind::Idle | Kind::ConnectStorm => Role {
-                room: Some(format!("idle-{}", i / 100)),
+                room: Some(format!("idle-{}", i / self.room_size.max(1))),
                 send_every: None,
             },
             Kind::BigRoom => {
