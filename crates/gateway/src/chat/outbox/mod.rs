@@ -26,7 +26,7 @@ use std::{
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::{net::TcpStream, sync::Notify};
+use tokio::net::TcpStream;
 
 use super::flusher::{Flush, Flusher, Tally};
 
@@ -75,14 +75,13 @@ pub struct Outbox {
     /// Queued frames and their accounting; held only for pushes, swaps and
     /// non-blocking writes, never across an await.
     state: Mutex<State>,
-    /// Wakes the connection task when the queue becomes non-empty or
-    /// overflows (a waker, not a `Notify`: the task's wait on it then takes 8
-    /// bytes, not 80, in every idle connection).
+    /// Wakes the connection task (the only one that waits on the outbox)
+    /// when the queue becomes non-empty or overflows (a waker, not a
+    /// `Notify`: the task's wait on it takes 8 bytes, not 80, and the outbox
+    /// 16 bytes, not 32).
     wake: AtomicWaker,
     /// Set for the task by [`Self::notify`], cleared by [`Self::ready`].
     woken: AtomicBool,
-    /// Wakes a connection task busy writing when the queue overflows.
-    overflow: Notify,
     /// Bound on queued bytes (payload plus per-frame overhead).
     max_bytes: usize,
     /// How the flusher writes live frames; `None`: the task writes everything.
@@ -113,7 +112,6 @@ impl Outbox {
             state: Mutex::new(State::default()),
             wake: AtomicWaker::new(),
             woken: AtomicBool::new(false),
-            overflow: Notify::new(),
             max_bytes,
             direct,
         }
@@ -217,21 +215,21 @@ impl Outbox {
         state.frames = VecDeque::new();
         state.bytes = 0;
         drop(state);
+        // Also wakes the task out of a write the client is not reading.
         self.notify();
-        self.overflow.notify_waiters();
     }
 
-    /// Resolves once the outbox has overflowed (at once if it has). Cancel-safe.
-    pub async fn overflowed(&self) {
-        loop {
-            let notified = self.overflow.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+    /// Resolves once the outbox has overflowed (at once if it has). For the
+    /// connection's task, the only one that waits on the outbox. Cancel-safe.
+    pub fn overflowed(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| {
+            self.wake.register(cx.waker());
             if self.state.lock().overflowed {
-                return;
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
-            notified.await;
-        }
+        })
     }
 
     /// Waits until frames are queued or the outbox overflowed (at once if
