@@ -314,7 +314,9 @@ impl Connection {
 
     /// Handles the client's decoded messages; `Some` when the connection must end.
     async fn handle_incoming(&mut self, incoming: Vec<Incoming>) -> Option<CloseReason> {
-        let metrics = self.chat.metrics().clone();
+        // One reference count, not a copy of every metric handle.
+        let chat = self.chat.clone();
+        let metrics = chat.metrics();
         for message in incoming {
             let flow = match message {
                 Incoming::Text(text) => {
