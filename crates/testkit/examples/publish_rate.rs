@@ -1,6 +1,7 @@
 //! Publish-path throughput: how many sends per second one node accepts.
 //!
-//! N senders, each in a room of its own (so fan-out is one delivery per send),
+//! N senders, each in a room of its own (so fan-out is one delivery per send;
+//! `--rooms` makes them share fewer rooms),
 //! keep `--window` sends outstanding each (closed loop) for `--duration`; the
 //! figure is accepted sends per second, with the send-to-`sent` latency and the
 //! node's and Redis's CPU. Run it against builds before and after a change of
@@ -24,6 +25,10 @@ struct Args {
     /// Sending connections.
     #[arg(long, default_value_t = 64)]
     senders: usize,
+    /// Rooms the senders share (sender i sends to room i mod rooms); the
+    /// default, one room per sender, makes fan-out one delivery per send.
+    #[arg(long)]
+    rooms: Option<usize>,
     /// Sends outstanding per connection.
     #[arg(long, default_value_t = 4)]
     window: usize,
@@ -63,6 +68,7 @@ async fn main() {
     let body = "x".repeat(args.body);
     let deadline_after = args.duration;
     let mut tasks = Vec::new();
+    let rooms = args.rooms.unwrap_or(args.senders).max(1);
     let start_cpu: Vec<u64> = args.pid.iter().map(|p| cpu_ticks(*p)).collect();
     let started = Instant::now();
     for i in 0..args.senders {
@@ -72,7 +78,7 @@ async fn main() {
         let (window, idempotent) = (args.window, args.idempotent);
         tasks.push(tokio::spawn(async move {
             let (mut ws, _) = connect_async(url).await.expect("connecting");
-            let room = format!("pub-{i}");
+            let room = format!("pub-{}", i % rooms);
             let join = serde_json::json!({"type": "join", "room": room, "history": 0});
             ws.send(Message::Text(join.to_string().into())).await.unwrap();
             let mut latency = Histogram::<u64>::new(3).unwrap();

@@ -247,6 +247,25 @@ impl RedisServer {
         let _ = client.quit().await;
     }
 
+    /// Sets `key` to the string `value`, whatever it held (to break a key's type).
+    pub async fn set_string(&self, key: &str, value: &str) {
+        use fred::interfaces::KeysInterface;
+        let client = self.client().await;
+        let _: () = client
+            .set(key, value, None, None, false)
+            .await
+            .expect("SET");
+        let _ = client.quit().await;
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&self, key: &str) {
+        use fred::interfaces::KeysInterface;
+        let client = self.client().await;
+        let _: u64 = client.del(key).await.expect("DEL");
+        let _ = client.quit().await;
+    }
+
     /// A connected client for inspecting the server.
     pub async fn client(&self) -> Client {
         let client = Client::new(

@@ -10,11 +10,14 @@
 //! entries, for unread counts and for forgetting overlays of trimmed history).
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{clients::Client, prelude::Value};
+use prometheus::Histogram;
 
-use super::reply::{OpScript, WhenFull, decimal, millis};
+use super::{
+    batch::{Batcher, PublishCall},
+    reply::{OpScript, WhenFull, millis},
+};
 use crate::{
     BackplaneError, Change, Changed, ChannelNames, HistorySettings, Outgoing, Page, Position,
     Published, Read, RoomLog,
@@ -27,8 +30,8 @@ const POSITIONS_BATCH: usize = 256;
 pub(super) struct RedisLog {
     /// The connection commands go through (pipelined).
     client: Client,
-    /// Store, trim and relay one message.
-    publish: OpScript,
+    /// Gathers publishes into batched calls of `publish.lua`.
+    publish: Batcher,
     /// Check, apply, store and relay one change.
     change: OpScript,
     /// Read a page and the room's position.
@@ -60,21 +63,35 @@ fn room_keys(names: &ChannelNames, room: &RoomName) -> Vec<String> {
 }
 
 impl RedisLog {
-    pub(super) fn new(client: Client, names: ChannelNames, settings: HistorySettings) -> Self {
+    /// The log on `client`; `batch_sizes` observes the messages per publish call.
+    pub(super) fn new(
+        client: Client,
+        names: ChannelNames,
+        settings: HistorySettings,
+        batch_sizes: Histogram,
+    ) -> Self {
+        let bounds = [
+            settings.max_len.to_string().into(),
+            millis(settings.max_age).into(),
+            millis(settings.state_ttl).into(),
+            millis(settings.dedup_window).into(),
+        ];
+        let publish = Batcher::start(PublishCall {
+            client: client.clone(),
+            script: with_prelude("publish", WhenFull::Refuse, include_str!("publish.lua")),
+            names: names.clone(),
+            bounds: bounds.clone(),
+            sizes: batch_sizes,
+        });
         Self {
             client,
-            publish: with_prelude("publish", WhenFull::Refuse, include_str!("publish.lua")),
+            publish,
             change: with_prelude("change", WhenFull::Refuse, include_str!("change.lua")),
             read: with_prelude("read", WhenFull::Run, include_str!("read.lua")),
             positions: with_prelude("positions", WhenFull::Run, include_str!("positions.lua")),
             names,
             settings,
-            bounds: [
-                settings.max_len.to_string().into(),
-                millis(settings.max_age).into(),
-                millis(settings.state_ttl).into(),
-                millis(settings.dedup_window).into(),
-            ],
+            bounds,
         }
     }
 
@@ -110,51 +127,7 @@ impl RoomLog for RedisLog {
         room: &RoomName,
         message: Outgoing,
     ) -> Result<Published, BackplaneError> {
-        let mut keys = room_keys(&self.names, room);
-        let (reply, key) = match message.dedup {
-            Some(dedup) => (dedup.reply, Some(dedup.key)),
-            None => (Bytes::new(), None),
-        };
-        if let Some(key) = key {
-            keys.push(self.names.room_key(room, &format!("dedup:{key}")));
-        }
-        let [max_len, max_age, state_ttl, dedup_window] = self.bounds.clone();
-        let args: Vec<Value> = vec![
-            self.names.room_channel(room).into(),
-            Value::Bytes(message.payload),
-            message.ts.to_string().into(),
-            message.id.into(),
-            max_len,
-            max_age,
-            state_ttl,
-            dedup_window,
-            Value::Bytes(reply),
-            message.sender.into(),
-        ];
-        let mut reply = self.publish.call_reply(&self.client, keys, args).await?;
-        let kind = reply.bytes("kind")?;
-        let epoch = reply.number("epoch")?;
-        match &kind[..] {
-            b"new" => Ok(Published::New(Position {
-                epoch,
-                seq: reply.number("seq")?,
-            })),
-            b"dup" => {
-                // The stored original: "<seq>:<reply>".
-                let stored = reply.bytes("dup")?;
-                let colon = stored.iter().position(|b| *b == b':');
-                let seq = colon.and_then(|colon| decimal(&stored[..colon]));
-                match (colon, seq) {
-                    (Some(colon), Some(seq)) => Ok(Published::Duplicate {
-                        epoch,
-                        seq,
-                        reply: stored.slice(colon + 1..),
-                    }),
-                    _ => Err(reply.bad("dup")),
-                }
-            }
-            _ => Err(reply.bad("kind")),
-        }
+        self.publish.publish(room, message).await
     }
 
     async fn change(&self, room: &RoomName, change: Change) -> Result<Changed, BackplaneError> {

@@ -32,6 +32,8 @@ pub(super) struct RedisMetrics {
     pub(super) probe: ProbeMetrics,
     /// 1 when Redis's `maxmemory-policy` may evict Chorus's keys.
     pub(super) unsafe_policy: IntGauge,
+    /// Messages per publish script call (how much the batching gathers).
+    pub(super) publish_batch: Histogram,
 }
 
 impl RedisMetrics {
@@ -84,6 +86,14 @@ impl RedisMetrics {
             "1 when Redis's maxmemory-policy may evict keys (history and room state could vanish); set noeviction.",
         )
         .map_err(config_error)?;
+        let publish_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "chorus_backplane_publish_batch_size",
+                "Messages stored and relayed by one publish script call.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .map_err(config_error)?;
         for role in ["publisher", "subscriber"] {
             errors.with_label_values(&[role]);
             reconnects.with_label_values(&[role]);
@@ -96,6 +106,7 @@ impl RedisMetrics {
             Box::new(probe.failures.clone()),
             Box::new(probe.out_of_memory.clone()),
             Box::new(unsafe_policy.clone()),
+            Box::new(publish_batch.clone()),
         ] {
             registry.register(metric).map_err(config_error)?;
         }
@@ -105,6 +116,7 @@ impl RedisMetrics {
             lagged,
             probe,
             unsafe_policy,
+            publish_batch,
         })
     }
 

@@ -27,6 +27,7 @@ use prometheus::Registry;
 use crate::{Backplane, BackplaneError, ChannelNames, HistorySettings, Inbound};
 use reply::config_error;
 
+mod batch;
 mod changes;
 mod log;
 mod markers;
@@ -157,6 +158,7 @@ impl RedisSettings {
                 publisher.clone(),
                 names.clone(),
                 history,
+                metrics.publish_batch.clone(),
             )),
             markers: Arc::new(markers::RedisMarkers::new(
                 publisher.clone(),

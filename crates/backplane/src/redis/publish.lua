@@ -1,23 +1,21 @@
--- Stores a room's next message and relays it, atomically.
--- KEYS[1] room state hash (epoch, seq), KEYS[2] history stream,
--- KEYS[3] overlays hash, KEYS[4] change index zset, KEYS[5] dedup key (optional)
--- ARGV[1] channel, ARGV[2] envelope, ARGV[3] accepted at (ms), ARGV[4] message id,
--- ARGV[5] max length, ARGV[6] max age (ms), ARGV[7] state TTL (ms),
--- ARGV[8] dedup window (ms), ARGV[9] reply stored for retries, ARGV[10] sender
-local state, log, dedup = KEYS[1], KEYS[2], KEYS[5]
-if dedup then
-  local prior = redis.call('GET', dedup)
-  if prior then
-    return {'dup', room_epoch(state, ARGV[7]), prior}
-  end
-end
-local epoch = room_epoch(state, ARGV[7])
-local seq = redis.call('HINCRBY', state, 'seq', 1)
-redis.call('XADD', log, 'MAXLEN', '~', ARGV[5], string.format('%d-0', seq),
-  'm', ARGV[2], 't', ARGV[3], 'i', ARGV[4], 'u', ARGV[10])
--- Trim by age now and then: the oldest entries older than the cutoff go.
-if seq % 32 == 0 then
-  local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[6])
+-- Stores a batch of messages, each as its room's next entry, and relays each
+-- one; the rooms' expiries are pushed back once per room per batch.
+-- KEYS: per room, in order: state hash (epoch, seq), history stream, overlays
+-- hash, change index zset; then the dedup keys of the messages that have one.
+-- ARGV[1] max length, ARGV[2] max age (ms), ARGV[3] state TTL (ms),
+-- ARGV[4] dedup window (ms), ARGV[5] number of rooms R, ARGV[6 .. 5+R] the
+-- rooms' channels; then 7 per message: room number (1..R), dedup key's index
+-- in KEYS (0: none), envelope, accepted at (ms), message id, reply stored for
+-- retries, sender.
+-- Returns 3 per message: 'new', epoch, seq | 'dup', epoch, '<seq>:<reply>' |
+-- 'err', message, ''. A message that fails is not stored and does not stop
+-- the others.
+local max_len, max_age, state_ttl, window = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local rooms = tonumber(ARGV[5])
+local epochs, seqs, stored, out = {}, {}, {}, {}
+
+-- Trims the oldest entries of `log` older than `cutoff` (ms).
+local function trim_by_age(log, cutoff, base)
   local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
   if first and tonumber(first[2][4]) < cutoff then
     local batch = redis.call('XRANGE', log, '-', '+', 'COUNT', 64)
@@ -33,12 +31,65 @@ if seq % 32 == 0 then
     end
     redis.call('XTRIM', log, 'MINID', minid)
   end
-  forget_trimmed(log, KEYS[3], KEYS[4])
+  forget_trimmed(log, KEYS[base + 3], KEYS[base + 4])
 end
-redis.call('PEXPIRE', log, ARGV[6])
-redis.call('PEXPIRE', state, ARGV[7])
-if dedup then
-  redis.call('SET', dedup, string.format('%d:', seq) .. ARGV[9], 'PX', ARGV[8])
+
+-- Room `room`'s epoch and last seq, read once per batch.
+local function position(room, state)
+  local found = redis.call('HMGET', state, 'epoch', 'seq')
+  local epoch = found[1] or room_epoch(state, state_ttl)
+  epochs[room], seqs[room] = epoch, tonumber(found[2]) or 0
 end
-redis.call('PUBLISH', ARGV[1], epoch .. string.format(':%d:', seq) .. ARGV[2])
-return {'new', epoch, seq}
+
+-- Stores and relays message `m` (its first argument's index): its reply.
+local function store(m)
+  local room = tonumber(ARGV[m])
+  local base = (room - 1) * 4
+  local state, log = KEYS[base + 1], KEYS[base + 2]
+  local dedup_index = tonumber(ARGV[m + 1])
+  local dedup = dedup_index > 0 and KEYS[dedup_index] or nil
+  if not epochs[room] then
+    position(room, state)
+  end
+  local epoch = epochs[room]
+  if dedup then
+    local prior = redis.call('GET', dedup)
+    if prior then
+      return {'dup', epoch, prior}
+    end
+  end
+  local envelope, at = ARGV[m + 2], ARGV[m + 3]
+  local seq = seqs[room] + 1
+  local id = string.format('%d', seq)
+  redis.call('XADD', log, 'MAXLEN', '~', max_len, id,
+    'm', envelope, 't', at, 'i', ARGV[m + 4], 'u', ARGV[m + 6])
+  seqs[room] = seq
+  -- Trim by age now and then: the oldest entries older than the cutoff go.
+  if seq % 32 == 0 then
+    trim_by_age(log, tonumber(at) - tonumber(max_age), base)
+  end
+  stored[room] = true
+  if dedup then
+    redis.call('SET', dedup, id .. ':' .. ARGV[m + 5], 'PX', window)
+  end
+  redis.call('PUBLISH', ARGV[5 + room], epoch .. ':' .. id .. ':' .. envelope)
+  return {'new', epoch, seq}
+end
+
+for m = 6 + rooms, #ARGV, 7 do
+  local ok, reply = pcall(store, m)
+  if not ok then
+    -- A Redis error is a table with its text in `err`.
+    reply = {'err', type(reply) == 'table' and reply.err or tostring(reply), ''}
+  end
+  out[#out + 1], out[#out + 2], out[#out + 3] = reply[1], reply[2], reply[3]
+end
+for room = 1, rooms do
+  if stored[room] then
+    local base = (room - 1) * 4
+    redis.call('HSET', KEYS[base + 1], 'seq', string.format('%d', seqs[room]))
+    redis.call('PEXPIRE', KEYS[base + 2], max_age)
+    redis.call('PEXPIRE', KEYS[base + 1], state_ttl)
+  end
+end
+return out

@@ -1,0 +1,220 @@
+//! Publishes gathered into batches: the sends that arrive while earlier script
+//! calls are out go together into the next call, which stores and relays each
+//! of them as its room's next entry (`publish.lua`). A lone send is called at
+//! once, so batching adds no wait; under load a batch grows, and Redis runs one
+//! script (and the node one command) for many messages.
+//!
+//! Every message keeps its own outcome: its position, the original acceptance
+//! of a repeated dedup key, or its own error. Order within a room is the order
+//! Redis runs the calls in; a connection has one send outstanding at a time,
+//! so each sender's messages keep theirs.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use chorus_protocol::RoomName;
+use fred::{clients::Client, prelude::Value};
+use prometheus::Histogram;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::reply::{OpScript, Reply, bytes_of, decimal, number, text_of};
+use crate::{BackplaneError, ChannelNames, Outage, Outgoing, Position, Published};
+
+/// Most messages in one script call: bounds how long one call keeps Redis busy.
+const MAX_BATCH: usize = 64;
+/// Script calls out at once. While all are out, sends gather for the next.
+const IN_FLIGHT: usize = 2;
+/// Sends waiting for a call. Each connection has one send outstanding, so
+/// this only pushes back when more than this many connections send at once.
+const QUEUE: usize = 4096;
+
+/// The outcome of one publish.
+type Outcome = Result<Published, BackplaneError>;
+
+/// A send waiting for its batch.
+struct Pending {
+    /// The room it goes to.
+    room: RoomName,
+    /// The message.
+    message: Outgoing,
+    /// Where its outcome goes.
+    done: oneshot::Sender<Outcome>,
+}
+
+/// The sending side: every publish of this node goes through it.
+pub(super) struct Batcher {
+    /// Sends on their way to the gathering task.
+    queue: mpsc::Sender<Pending>,
+}
+
+/// What a batch call needs, shared by the calls in flight.
+pub(super) struct PublishCall {
+    /// The connection the calls are pipelined on.
+    pub(super) client: Client,
+    /// `publish.lua`.
+    pub(super) script: OpScript,
+    /// Key and channel naming.
+    pub(super) names: ChannelNames,
+    /// Max length, max age, state TTL and dedup window, as script arguments.
+    pub(super) bounds: [Value; 4],
+    /// Messages per call.
+    pub(super) sizes: Histogram,
+}
+
+impl Batcher {
+    /// Starts the task that gathers sends into calls of `call`.
+    pub(super) fn start(call: PublishCall) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(gather(pending, Arc::new(call)));
+        Self { queue }
+    }
+
+    /// Stores and relays `message` as `room`'s next entry, in the next batch.
+    pub(super) async fn publish(&self, room: &RoomName, message: Outgoing) -> Outcome {
+        let (done, outcome) = oneshot::channel();
+        let pending = Pending {
+            room: room.clone(),
+            message,
+            done,
+        };
+        self.queue
+            .send(pending)
+            .await
+            .map_err(|_| BackplaneError::ShutDown)?;
+        outcome.await.map_err(|_| BackplaneError::ShutDown)?
+    }
+}
+
+/// Takes whatever waits, up to [`MAX_BATCH`], whenever a call may go out.
+async fn gather(mut queue: mpsc::Receiver<Pending>, call: Arc<PublishCall>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let call = call.clone();
+        tokio::spawn(async move {
+            call.run(batch).await;
+            drop(slot);
+        });
+    }
+}
+
+impl PublishCall {
+    /// Runs one call for `batch` and hands each send its outcome.
+    async fn run(&self, batch: Vec<Pending>) {
+        self.sizes.observe(batch.len() as f64);
+        let (keys, args, waiting) = self.arguments(batch);
+        match self.script.call_reply(&self.client, keys, args).await {
+            Ok(mut reply) => {
+                for done in waiting {
+                    let _ = done.send(outcome(&mut reply));
+                }
+            }
+            Err(error) => {
+                for done in waiting {
+                    let _ = done.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// The script's keys and arguments for `batch` (see `publish.lua`), and
+    /// where each message's outcome goes, in order.
+    fn arguments(
+        &self,
+        batch: Vec<Pending>,
+    ) -> (Vec<String>, Vec<Value>, Vec<oneshot::Sender<Outcome>>) {
+        let mut rooms: HashMap<&RoomName, usize> = HashMap::with_capacity(batch.len());
+        let mut order: Vec<&RoomName> = Vec::with_capacity(batch.len());
+        for pending in &batch {
+            rooms.entry(&pending.room).or_insert_with(|| {
+                order.push(&pending.room);
+                order.len()
+            });
+        }
+        let mut keys = Vec::with_capacity(order.len() * 4 + batch.len());
+        let mut args = Vec::with_capacity(5 + order.len() + batch.len() * 7);
+        args.extend(self.bounds.iter().cloned());
+        args.push(Value::Integer(order.len() as i64));
+        for room in &order {
+            for suffix in ["state", "log", "overlays", "changes"] {
+                keys.push(self.names.room_key(room, suffix));
+            }
+            args.push(self.names.room_channel(room).into());
+        }
+        let numbers: Vec<usize> = batch.iter().map(|pending| rooms[&pending.room]).collect();
+        drop((rooms, order));
+        let mut waiting = Vec::with_capacity(batch.len());
+        for (pending, number) in batch.into_iter().zip(numbers) {
+            let Outgoing {
+                payload,
+                id,
+                ts,
+                sender,
+                dedup,
+            } = pending.message;
+            let (reply, dedup_index) = match dedup {
+                Some(dedup) => {
+                    let key = format!("dedup:{}", dedup.key);
+                    keys.push(self.names.room_key(&pending.room, &key));
+                    (dedup.reply, keys.len())
+                }
+                None => (Bytes::new(), 0),
+            };
+            args.extend([
+                Value::Integer(number as i64),
+                Value::Integer(dedup_index as i64),
+                Value::Bytes(payload),
+                ts.to_string().into(),
+                id.into(),
+                Value::Bytes(reply),
+                sender.into(),
+            ]);
+            waiting.push(pending.done);
+        }
+        (keys, args, waiting)
+    }
+}
+
+/// Reads the next message's three fields of the script's answer.
+fn outcome(reply: &mut Reply) -> Outcome {
+    let (kind, first, second) = (
+        reply.value("kind")?,
+        reply.value("epoch")?,
+        reply.value("seq")?,
+    );
+    match text_of(&kind) {
+        Some(b"new") => Ok(Published::New(Position {
+            epoch: number(&first).ok_or_else(|| reply.bad("epoch"))?,
+            seq: number(&second).ok_or_else(|| reply.bad("seq"))?,
+        })),
+        Some(b"dup") => {
+            let epoch = number(&first).ok_or_else(|| reply.bad("epoch"))?;
+            // The stored original: "<seq>:<reply>".
+            let stored = bytes_of(second).ok_or_else(|| reply.bad("dup"))?;
+            let colon = stored.iter().position(|b| *b == b':');
+            match colon.and_then(|colon| Some((colon, decimal(&stored[..colon])?))) {
+                Some((colon, seq)) => Ok(Published::Duplicate {
+                    epoch,
+                    seq,
+                    reply: stored.slice(colon + 1..),
+                }),
+                None => Err(reply.bad("dup")),
+            }
+        }
+        Some(b"err") => {
+            let text = text_of(&first).ok_or_else(|| reply.bad("err"))?;
+            let text = String::from_utf8_lossy(text).into_owned();
+            Err(BackplaneError::unavailable(
+                "publish",
+                Outage::Refused(text),
+            ))
+        }
+        _ => Err(reply.bad("kind")),
+    }
+}
