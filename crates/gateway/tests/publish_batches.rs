@@ -2,9 +2,16 @@
 //! keeps everything a lone send has: its own place in its room, its own
 //! outcome, and idempotency.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
-use chorus_testkit::{BackplaneKind, Client, Cluster, metric, token};
+use chorus_gateway::BackplaneConfig;
+use chorus_testkit::{
+    BackplaneKind, Client, Cluster, DelayProxy, InProcessNode, RedisServer, metric, redis_settings,
+    test_config, token,
+};
 use serde_json::{Value, json};
 
 /// Messages each sender sends without waiting for replies.
@@ -24,8 +31,13 @@ async fn joined(url: &str, room: &str, n: usize) -> Vec<Client> {
 /// Sends `EACH` messages from every sender at once (frames only, no waiting),
 /// then returns each sender's replies in its send order.
 async fn burst(senders: &mut [(String, Client)]) -> Vec<Vec<Value>> {
+    burst_of(senders, EACH).await
+}
+
+/// [`burst`] with `each` messages per sender.
+async fn burst_of(senders: &mut [(String, Client)], each: usize) -> Vec<Vec<Value>> {
     for (i, (room, client)) in senders.iter_mut().enumerate() {
-        for k in 0..EACH {
+        for k in 0..each {
             let reference = format!("s{i}-{k}");
             let command =
                 json!({"type": "send", "room": room, "body": reference, "ref": reference});
@@ -34,8 +46,8 @@ async fn burst(senders: &mut [(String, Client)]) -> Vec<Vec<Value>> {
     }
     let mut replies = Vec::with_capacity(senders.len());
     for (i, (_, client)) in senders.iter_mut().enumerate() {
-        let mut own = Vec::with_capacity(EACH);
-        for k in 0..EACH {
+        let mut own = Vec::with_capacity(each);
+        for k in 0..each {
             let reference = format!("s{i}-{k}");
             let reply = client
                 .wait_for("the send's reply", |v| {
@@ -64,6 +76,7 @@ async fn sends_arriving_together_share_script_calls_and_keep_their_own_places() 
         }
     }
     let calls_before = redis.command_calls("evalsha").await;
+    let relays_before = redis.command_calls("publish").await;
 
     let replies = burst(&mut senders).await;
 
@@ -97,6 +110,12 @@ async fn sends_arriving_together_share_script_calls_and_keep_their_own_places() 
     assert!(
         calls < total as u64,
         "{total} sends at once took {calls} script calls"
+    );
+    // A room's messages stored by one call are relayed by one PUBLISH.
+    let relays = redis.command_calls("publish").await - relays_before;
+    assert!(
+        relays < total as u64,
+        "{total} messages took {relays} relays"
     );
     let addr = cluster.nodes[0].addr;
     let batched = metric(addr, "chorus_backplane_publish_batch_size_sum").await;
@@ -192,4 +211,74 @@ async fn the_same_client_msg_id_sent_at_once_from_two_connections_is_stored_once
         .chain([(ids as u64 + 1, "end".to_owned())])
         .collect();
     assert_eq!(delivered, expected, "every message once, in seq order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_outlives_its_max_age_past_every_message_with_few_expiry_writes() {
+    // A margin of 1/64: expiries are pushed back every 100 ms at most.
+    let max_age = Duration::from_millis(6_400);
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 1, |c| {
+        c.history.bounds.max_age = max_age
+    })
+    .await;
+    let redis = cluster.redis.as_ref().unwrap();
+    let mut client = joined(&cluster.url(0), "lobby", 1).await.remove(0);
+    let state_ttl = chorus_backplane::HistorySettings::default().state_ttl;
+    let expiries_before = redis.command_calls("pexpire").await;
+    let sends = 20;
+    // Sends paced over five margins, so some find the expiries fresh and
+    // some stale.
+    let mut pace = tokio::time::interval(Duration::from_millis(25));
+    for n in 0..sends {
+        pace.tick().await;
+        let sent = client.say("lobby", &format!("m{n}")).await;
+        assert_eq!(sent["type"], "sent", "{sent}");
+        // Read right after `sent`: a few ms at most have passed.
+        let slack = 50;
+        let log = redis.pttl("chorus:room:{lobby}:log").await;
+        assert!(
+            log >= max_age.as_millis() as i64 - slack,
+            "after message {n} the history expires in {log} ms"
+        );
+        let state = redis.pttl("chorus:room:{lobby}:state").await;
+        assert!(
+            state >= state_ttl.as_millis() as i64 - slack,
+            "after message {n} the room's state expires in {state} ms"
+        );
+    }
+    let expiries = redis.command_calls("pexpire").await - expiries_before;
+    assert!(
+        expiries <= sends,
+        "{sends} messages pushed expiries back {expiries} times"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_queued_behind_a_hung_redis_fail_within_the_timeout_not_one_batch_after_another() {
+    let timeout = Duration::from_secs(1);
+    let redis = RedisServer::start().await;
+    let proxy = DelayProxy::start(redis.addr(), Duration::ZERO).await;
+    let mut config = test_config("hung-redis");
+    let mut settings = redis_settings(&proxy.redis_url());
+    settings.command_timeout = timeout;
+    config.backplane = BackplaneConfig::Redis(settings);
+    let node = InProcessNode::start(config).await;
+    // More sends than the calls in flight can carry: most of them queue.
+    let mut senders = Vec::new();
+    for client in joined(&node.ws_url(), "lobby", 200).await {
+        senders.push(("lobby".to_owned(), client));
+    }
+    proxy.freeze();
+    let started = tokio::time::Instant::now();
+    let replies = burst_of(&mut senders, 1).await;
+    let waited = started.elapsed();
+    for reply in replies.iter().flatten() {
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], "backplane_unavailable", "{reply}");
+    }
+    assert!(
+        waited < timeout * 2,
+        "the last of 200 sends failed after {waited:?} (timeout {timeout:?})"
+    );
+    proxy.thaw();
 }

@@ -258,6 +258,15 @@ impl RedisServer {
         let _ = client.quit().await;
     }
 
+    /// Milliseconds until `key` expires (-1: no expiry, -2: no such key).
+    pub async fn pttl(&self, key: &str) -> i64 {
+        use fred::interfaces::KeysInterface;
+        let client = self.client().await;
+        let left: i64 = client.pttl(key).await.expect("PTTL");
+        let _ = client.quit().await;
+        left
+    }
+
     /// Deletes `key`.
     pub async fn delete(&self, key: &str) {
         use fred::interfaces::KeysInterface;

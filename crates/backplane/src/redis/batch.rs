@@ -9,7 +9,7 @@
 //! Redis runs the calls in; a connection has one send outstanding at a time,
 //! so each sender's messages keep theirs.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use chorus_protocol::RoomName;
@@ -45,6 +45,9 @@ struct Pending {
 pub(super) struct Batcher {
     /// Sends on their way to the gathering task.
     queue: mpsc::Sender<Pending>,
+    /// Bound on one send's whole wait, queue included: a send waiting behind
+    /// calls that hang fails like a command that timed out.
+    timeout: Duration,
 }
 
 /// What a batch call needs, shared by the calls in flight.
@@ -63,13 +66,17 @@ pub(super) struct PublishCall {
 
 impl Batcher {
     /// Starts the task that gathers sends into calls of `call`.
-    pub(super) fn start(call: PublishCall) -> Self {
+    /// Starts the task that gathers sends into calls of `call`; each send
+    /// waits at most `timeout` in all.
+    pub(super) fn start(call: PublishCall, timeout: Duration) -> Self {
         let (queue, pending) = mpsc::channel(QUEUE);
         tokio::spawn(gather(pending, Arc::new(call)));
-        Self { queue }
+        Self { queue, timeout }
     }
 
     /// Stores and relays `message` as `room`'s next entry, in the next batch.
+    /// A send that gives up (timed out, or its caller went away) before its
+    /// batch is taken is left out of it: nothing is stored.
     pub(super) async fn publish(&self, room: &RoomName, message: Outgoing) -> Outcome {
         let (done, outcome) = oneshot::channel();
         let pending = Pending {
@@ -77,11 +84,16 @@ impl Batcher {
             message,
             done,
         };
-        self.queue
-            .send(pending)
+        let wait = async {
+            self.queue
+                .send(pending)
+                .await
+                .map_err(|_| BackplaneError::ShutDown)?;
+            outcome.await.map_err(|_| BackplaneError::ShutDown)?
+        };
+        tokio::time::timeout(self.timeout, wait)
             .await
-            .map_err(|_| BackplaneError::ShutDown)?;
-        outcome.await.map_err(|_| BackplaneError::ShutDown)?
+            .map_err(|_| BackplaneError::unavailable("publish", Outage::Timeout))?
     }
 }
 
@@ -95,6 +107,10 @@ async fn gather(mut queue: mpsc::Receiver<Pending>, call: Arc<PublishCall>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
+        }
+        batch.retain(|pending| !pending.done.is_closed());
+        if batch.is_empty() {
+            continue;
         }
         let call = call.clone();
         tokio::spawn(async move {

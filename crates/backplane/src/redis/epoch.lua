@@ -10,3 +10,17 @@ local function room_epoch(state, ttl)
   end
   return epoch
 end
+
+-- Shared prelude: the server clock in milliseconds.
+local function redis_millis()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+-- Shared prelude: how stale a room's expiries may get before a publish pushes
+-- them back (1/64 of the shorter of max age and state TTL, in ms). Every
+-- writer sets them to their bound plus this margin, so a room's history and
+-- state always outlive their bounds past the last message.
+local function expiry_margin(max_age, state_ttl)
+  return math.max(1, math.floor(math.min(tonumber(max_age), tonumber(state_ttl)) / 64))
+end

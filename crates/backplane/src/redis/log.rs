@@ -63,12 +63,13 @@ fn room_keys(names: &ChannelNames, room: &RoomName) -> Vec<String> {
 }
 
 impl RedisLog {
-    /// The log on `client`; `batch_sizes` observes the messages per publish call.
+    /// The log on `client`; `batch_sizes` observes the messages per publish
+    /// call; a publish waits at most `timeout`, queue included.
     pub(super) fn new(
         client: Client,
         names: ChannelNames,
         settings: HistorySettings,
-        batch_sizes: Histogram,
+        (batch_sizes, timeout): (Histogram, std::time::Duration),
     ) -> Self {
         let bounds = [
             settings.max_len.to_string().into(),
@@ -76,13 +77,16 @@ impl RedisLog {
             millis(settings.state_ttl).into(),
             millis(settings.dedup_window).into(),
         ];
-        let publish = Batcher::start(PublishCall {
-            client: client.clone(),
-            script: with_prelude("publish", WhenFull::Refuse, include_str!("publish.lua")),
-            names: names.clone(),
-            bounds: bounds.clone(),
-            sizes: batch_sizes,
-        });
+        let publish = Batcher::start(
+            PublishCall {
+                client: client.clone(),
+                script: with_prelude("publish", WhenFull::Refuse, include_str!("publish.lua")),
+                names: names.clone(),
+                bounds: bounds.clone(),
+                sizes: batch_sizes,
+            },
+            timeout,
+        );
         Self {
             client,
             publish,

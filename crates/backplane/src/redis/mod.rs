@@ -9,9 +9,9 @@
 //!
 //! | part | file | keys |
 //! |---|---|---|
-//! | [`crate::RoomLog`] | `log.rs` (`read.rs`, `changes.rs`) | `room:{r}:state`, `:log`, `:overlays`, `:changes`, `:dedup:*` |
+//! | [`crate::RoomLog`] | `log.rs` (`batch.rs`, `read.rs`, `changes.rs`) | `room:{r}:state`, `:log`, `:overlays`, `:changes`, `:dedup:*` |
 //! | [`crate::ReadMarkers`] | `markers.rs` | `room:{r}:reads` |
-//! | [`crate::PubSub`] | `subscriber.rs` (`probe.rs`) | channels `room:{r}`, the probe's |
+//! | [`crate::PubSub`] | `subscriber.rs` (`relayed.rs`, `probe.rs`) | channels `room:{r}`, the probe's |
 //! | [`crate::UserState`] | `users.rs` | `user:{u}:drafts`, `:status` |
 //! | [`crate::PresenceStore`] | `presence.rs` | `room:{r}:presence`, `:online`, `:who` |
 //! | [`crate::NodeRegistry`] | `registry.rs` | `nodes`, `nodes:expiry` |
@@ -37,6 +37,7 @@ mod presence;
 mod probe;
 mod read;
 mod registry;
+mod relayed;
 mod reply;
 mod subscriber;
 mod users;
@@ -158,7 +159,7 @@ impl RedisSettings {
                 publisher.clone(),
                 names.clone(),
                 history,
-                metrics.publish_batch.clone(),
+                (metrics.publish_batch.clone(), self.command_timeout),
             )),
             markers: Arc::new(markers::RedisMarkers::new(
                 publisher.clone(),

@@ -12,7 +12,7 @@
 -- the others.
 local max_len, max_age, state_ttl, window = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local rooms = tonumber(ARGV[5])
-local epochs, seqs, stored, out = {}, {}, {}, {}
+local epochs, seqs, refreshed, stored, runs, out = {}, {}, {}, {}, {}, {}
 
 -- Trims the oldest entries of `log` older than `cutoff` (ms).
 local function trim_by_age(log, cutoff, base)
@@ -34,11 +34,13 @@ local function trim_by_age(log, cutoff, base)
   forget_trimmed(log, KEYS[base + 3], KEYS[base + 4])
 end
 
--- Room `room`'s epoch and last seq, read once per batch.
+-- Room `room`'s epoch, last seq and last refresh of its expiries, read once
+-- per batch.
 local function position(room, state)
-  local found = redis.call('HMGET', state, 'epoch', 'seq')
+  local found = redis.call('HMGET', state, 'epoch', 'seq', 'ttl_at')
   local epoch = found[1] or room_epoch(state, state_ttl)
   epochs[room], seqs[room] = epoch, tonumber(found[2]) or 0
+  refreshed[room] = tonumber(found[3]) or 0
 end
 
 -- Stores and relays message `m` (its first argument's index): its reply.
@@ -72,7 +74,12 @@ local function store(m)
   if dedup then
     redis.call('SET', dedup, id .. ':' .. ARGV[m + 5], 'PX', window)
   end
-  redis.call('PUBLISH', ARGV[5 + room], epoch .. ':' .. id .. ':' .. envelope)
+  local run = runs[room]
+  if not run then
+    run = {first = id}
+    runs[room] = run
+  end
+  run[#run + 1] = envelope
   return {'new', epoch, seq}
 end
 
@@ -84,12 +91,44 @@ for m = 6 + rooms, #ARGV, 7 do
   end
   out[#out + 1], out[#out + 2], out[#out + 3] = reply[1], reply[2], reply[3]
 end
+-- Each room's stored messages (consecutive seqs) are relayed in one PUBLISH:
+-- `<epoch>:<seq>:<envelope>` for one, `<epoch>:<first seq>+<count>:` and then
+-- `<length>:<envelope>` for each of several. A relay that failed is repaired
+-- by the nodes from the history, like any lost relay.
+local function relay(room, run)
+  local head = epochs[room] .. ':' .. run.first
+  if #run == 1 then
+    return redis.call('PUBLISH', ARGV[5 + room], head .. ':' .. run[1])
+  end
+  local parts = {head, '+', #run, ':'}
+  for _, envelope in ipairs(run) do
+    parts[#parts + 1] = #envelope .. ':'
+    parts[#parts + 1] = envelope
+  end
+  redis.call('PUBLISH', ARGV[5 + room], table.concat(parts))
+end
+for room = 1, rooms do
+  if runs[room] then
+    pcall(relay, room, runs[room])
+  end
+end
+
+-- The expiries are pushed back only when the last push is older than the
+-- margin, and then by the margin more (see `expiry_margin`), so a room's
+-- history always lives at least max age past its last message.
+local margin, now = expiry_margin(max_age, state_ttl), nil
 for room = 1, rooms do
   if stored[room] then
     local base = (room - 1) * 4
-    redis.call('HSET', KEYS[base + 1], 'seq', string.format('%d', seqs[room]))
-    redis.call('PEXPIRE', KEYS[base + 2], max_age)
-    redis.call('PEXPIRE', KEYS[base + 1], state_ttl)
+    local seq = string.format('%d', seqs[room])
+    now = now or redis_millis()
+    if now - refreshed[room] < margin then
+      redis.call('HSET', KEYS[base + 1], 'seq', seq)
+    else
+      redis.call('HSET', KEYS[base + 1], 'seq', seq, 'ttl_at', string.format('%d', now))
+      redis.call('PEXPIRE', KEYS[base + 2], string.format('%d', tonumber(max_age) + margin))
+      redis.call('PEXPIRE', KEYS[base + 1], string.format('%d', tonumber(state_ttl) + margin))
+    end
   end
 end
 return out

@@ -17,6 +17,7 @@ use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 use super::{
     metrics::RedisMetrics,
     probe::{self, tracked_channels},
+    relayed::each_relayed,
     reply::failed,
 };
 use crate::{BackplaneError, ChannelNames, Delivery, Inbound, PubSub};
@@ -191,29 +192,30 @@ fn spawn_reader(
                     else {
                         continue;
                     };
-                    let relayed = match message.value {
-                        Value::Bytes(bytes) => parse_relayed(bytes),
-                        Value::String(text) => parse_relayed(text.into_inner()),
-                        _ => None,
+                    let payload = match message.value {
+                        Value::Bytes(bytes) => bytes,
+                        Value::String(text) => text.into_inner(),
+                        _ => Bytes::new(),
                     };
-                    let Some((epoch, seq, payload)) = relayed else {
+                    let well_formed = each_relayed(payload, |epoch, seq, payload| {
+                        // Epochs are server clocks in µs, never 0: 0:0 marks a signal.
+                        if (epoch, seq) == (0, 0) {
+                            inbound.signal(&room, payload);
+                        } else {
+                            let delivery = Delivery {
+                                epoch,
+                                seq,
+                                payload,
+                            };
+                            inbound.deliver(&room, delivery);
+                        }
+                    });
+                    if !well_formed {
                         tracing::warn!(
                             %room,
                             "ignoring a pub/sub payload without epoch and sequence"
                         );
-                        continue;
-                    };
-                    // Epochs are server clocks in µs, never 0: 0:0 marks a signal.
-                    if (epoch, seq) == (0, 0) {
-                        inbound.signal(&room, payload);
-                        continue;
                     }
-                    let delivery = Delivery {
-                        epoch,
-                        seq,
-                        payload,
-                    };
-                    inbound.deliver(&room, delivery);
                 }
                 Err(RecvError::Lagged(missed)) => {
                     lagged.inc_by(missed);
@@ -280,33 +282,5 @@ async fn wait_connected(clients: [&Client; 2], timeout: Duration, prefix: &str) 
         Err(_) => {
             tracing::warn!("Redis not reachable yet; retrying in the background, node not ready")
         }
-    }
-}
-
-/// Parses a relayed pub/sub payload: `<epoch>:<seq>:<envelope>`.
-fn parse_relayed(payload: Bytes) -> Option<(u64, u64, Bytes)> {
-    let first = payload.iter().position(|b| *b == b':')?;
-    let second = first + 1 + payload[first + 1..].iter().position(|b| *b == b':')?;
-    let epoch = std::str::from_utf8(&payload[..first]).ok()?.parse().ok()?;
-    let seq = std::str::from_utf8(&payload[first + 1..second])
-        .ok()?
-        .parse()
-        .ok()?;
-    Some((epoch, seq, payload.slice(second + 1..)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_relayed_payloads() {
-        let parsed = parse_relayed(Bytes::from_static(b"1700000000000001:42:\x81a:b")).unwrap();
-        assert_eq!(
-            parsed,
-            (1_700_000_000_000_001, 42, Bytes::from_static(b"\x81a:b"))
-        );
-        assert!(parse_relayed(Bytes::from_static(b"garbage")).is_none());
-        assert!(parse_relayed(Bytes::from_static(b"1:x:")).is_none());
     }
 }
