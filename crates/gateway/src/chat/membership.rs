@@ -23,7 +23,7 @@ use crate::{
         frames::encode,
         hub::{ConnId, Member, StaleRead},
         outbox::Outbox,
-        presence, typing,
+        typing,
         typing::Typing,
     },
 };
@@ -124,7 +124,8 @@ impl Memberships {
             chat.subscriptions.release(&room);
             return Err(failed);
         }
-        self.presence_enter(&room, user).await;
+        // Counted here; the presence task adds the entry (a join never waits for it).
+        self.chat.presence.enter(&room, user);
         self.rooms.insert(room, Typing::default());
         Ok(())
     }
@@ -231,20 +232,6 @@ impl Memberships {
 
     /// The user's first local connection in `room` makes them present
     /// (awaited, so the join precedes a later leave).
-    async fn presence_enter(&self, room: &RoomName, user: &Sender) {
-        if !self.chat.presence.enter(room, user) {
-            return;
-        }
-        let node_id = self.chat.config.node_id.as_str();
-        let entry = presence::entry(node_id, room, user);
-        let ttl = self.chat.config.ops.presence_ttl;
-        let store = &self.chat.backplane.presence;
-        if let Err(error) = store.up(room, node_id, vec![entry], ttl).await {
-            // The next refresh tries again.
-            tracing::debug!(%error, %room, "presence not recorded");
-        }
-    }
-
     /// Holds the user's own channel for this connection (once, after
     /// authentication), so notices to the user reach it.
     pub async fn enter_personal(&mut self, user: &str, grants: Arc<Grants>) {

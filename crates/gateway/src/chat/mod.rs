@@ -113,10 +113,10 @@ impl Chat {
             (node_id.clone(), ttl),
             stopped.clone(),
         );
-        presence::tasks::depart(
+        presence::tasks::record(
             local.clone(),
             backplane.presence.clone(),
-            node_id.clone(),
+            (node_id.clone(), ttl),
             stopped.clone(),
         );
         presence::tasks::flush(batches, hub.clone(), stopped.clone());

@@ -4,9 +4,10 @@
 //! A user's first local connection in a room adds the node's entry for them
 //! on the backplane (the backplane relays `join` when it is the user's first
 //! entry anywhere); the last one removes it (`leave` when it was the last
-//! anywhere). Departures are gathered and ended by one task, a call per room
-//! for everyone who left it meanwhile, so a thousand clients leaving at once
-//! do not cost a task each. A task refreshes every local entry every third of
+//! anywhere). Arrivals and departures are gathered and written by one task,
+//! a call per room for everyone who came or left meanwhile, so a join never
+//! waits for it and a thousand clients coming or leaving at once cost a call
+//! per room, not a task or a round trip each. A task refreshes every local entry every third of
 //! `--presence-ttl`; entries of a node that died stop being refreshed and the
 //! next call of any surviving node in the room ends them, relaying their
 //! `leave`. Joins and leaves reach members in batches ([`batch`]).
@@ -30,31 +31,51 @@ pub use batch::{PRESENCE_FLUSH, PresenceBatches};
 /// The local users of one room: user id -> (their connections in it, who they are).
 type LocalUsers = HashMap<Arc<str>, (usize, Sender)>;
 
+/// A room's presence changes waiting for the presence task.
+#[derive(Default)]
+struct Changes {
+    /// Users whose first local connection came: their entry is to be added.
+    arrived: HashSet<Arc<str>>,
+    /// Users whose last local connection went: their entry is to be ended.
+    departed: HashSet<Arc<str>>,
+}
+
 /// Local connections per room and user.
 #[derive(Default)]
 pub struct LocalPresence {
     /// Room -> its local users.
     rooms: Mutex<HashMap<RoomName, LocalUsers>>,
-    /// Room -> users whose last local connection in it ended, waiting for the
-    /// departures task to end their entries (bounded by the entries there were).
-    departed: Mutex<HashMap<RoomName, HashSet<Arc<str>>>>,
-    /// Wakes the departures task.
-    departures: Notify,
+    /// Room -> arrivals and departures waiting for the presence task (bounded
+    /// by the local users there are and were).
+    changes: Mutex<HashMap<RoomName, Changes>>,
+    /// Wakes the presence task.
+    changed: Notify,
+}
+
+/// What the presence task writes in one round.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Per room, the departed users still gone: end their entries.
+    pub departed: Vec<(RoomName, Vec<String>)>,
+    /// Per room, the arrived users still here: add their entries.
+    pub arrived: Vec<(RoomName, Vec<Sender>)>,
 }
 
 impl LocalPresence {
-    /// Counts a connection of `user` into `room`; `true` for the first local one.
-    pub fn enter(&self, room: &RoomName, user: &Sender) -> bool {
+    /// Counts a connection of `user` into `room`; the first local one is an
+    /// arrival, which the presence task writes.
+    pub fn enter(&self, room: &RoomName, user: &Sender) {
         let mut rooms = self.rooms.lock();
         let users = rooms.entry(room.clone()).or_default();
         match users.get_mut(user.id.as_str()) {
-            Some((count, _)) => {
-                *count += 1;
-                false
-            }
+            Some((count, _)) => *count += 1,
             None => {
-                users.insert(Arc::from(user.id.as_str()), (1, user.clone()));
-                true
+                let id: Arc<str> = Arc::from(user.id.as_str());
+                users.insert(id.clone(), (1, user.clone()));
+                // Taken after `rooms`; `take_changes` never holds both.
+                let mut changes = self.changes.lock();
+                changes.entry(room.clone()).or_default().arrived.insert(id);
+                self.changed.notify_one();
             }
         }
     }
@@ -79,37 +100,59 @@ impl LocalPresence {
         if users.is_empty() {
             rooms.remove(room);
         }
-        // Taken after `rooms`; `take_departed` never holds both.
-        self.departed
-            .lock()
-            .entry(room.clone())
-            .or_default()
-            .insert(user);
-        self.departures.notify_one();
+        // Taken after `rooms`; `take_changes` never holds both.
+        let mut changes = self.changes.lock();
+        let room_changes = changes.entry(room.clone()).or_default();
+        // An arrival not written yet was never announced: it just goes.
+        if !room_changes.arrived.remove(&user) {
+            room_changes.departed.insert(user);
+            self.changed.notify_one();
+        }
     }
 
-    /// Resolves when users departed since the last [`Self::take_departed`].
-    pub async fn departed(&self) {
-        self.departures.notified().await;
+    /// Resolves when users arrived or departed since the last
+    /// [`Self::take_changes`].
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
-    /// The departures gathered so far, by room, without the users that came
-    /// back meanwhile (their entry stays).
-    pub fn take_departed(&self) -> Vec<(RoomName, Vec<String>)> {
-        let departed = std::mem::take(&mut *self.departed.lock());
+    /// The arrivals and departures gathered so far, by room: departures
+    /// without the users that came back meanwhile (their entry stays),
+    /// arrivals without those that left again.
+    pub fn take_changes(&self) -> Taken {
+        let changes = std::mem::take(&mut *self.changes.lock());
         let rooms = self.rooms.lock();
-        departed
-            .into_iter()
-            .filter_map(|(room, users)| {
-                let back = rooms.get(&room);
-                let users: Vec<String> = users
-                    .into_iter()
-                    .filter(|user| back.is_none_or(|back| !back.contains_key(user)))
-                    .map(|user| user.to_string())
-                    .collect();
-                (!users.is_empty()).then_some((room, users))
-            })
-            .collect()
+        let mut taken = Taken::default();
+        for (room, changes) in changes {
+            let here = rooms.get(&room);
+            let departed: Vec<String> = changes
+                .departed
+                .into_iter()
+                .filter(|user| here.is_none_or(|here| !here.contains_key(user)))
+                .map(|user| user.to_string())
+                .collect();
+            let arrived: Vec<Sender> = changes
+                .arrived
+                .into_iter()
+                .filter_map(|user| Some(here?.get(&user)?.1.clone()))
+                .collect();
+            if !departed.is_empty() {
+                taken.departed.push((room.clone(), departed));
+            }
+            if !arrived.is_empty() {
+                taken.arrived.push((room, arrived));
+            }
+        }
+        taken
+    }
+
+    /// The local users of `room`.
+    pub fn users_in(&self, room: &RoomName) -> Vec<Sender> {
+        let rooms = self.rooms.lock();
+        rooms
+            .get(room)
+            .map(|users| users.values().map(|(_, user)| user.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Rooms where `user` has a local connection.
@@ -166,8 +209,43 @@ mod tests {
         }
     }
 
+    /// Room names with user ids, sorted.
+    type Named = Vec<(String, Vec<String>)>;
+
+    /// Room names and user ids of what was taken (departed, arrived), sorted.
+    fn names(taken: &Taken) -> (Named, Named) {
+        let sorted = |mut rooms: Named| {
+            rooms.iter_mut().for_each(|(_, users)| users.sort());
+            rooms.sort();
+            rooms
+        };
+        let departed = taken
+            .departed
+            .iter()
+            .map(|(room, users)| (room.to_string(), users.clone()));
+        let arrived = taken.arrived.iter().map(|(room, users)| {
+            (
+                room.to_string(),
+                users.iter().map(|u| u.id.clone()).collect(),
+            )
+        });
+        (sorted(departed.collect()), sorted(arrived.collect()))
+    }
+
+    fn owned(rooms: &[(&str, &[&str])]) -> Named {
+        rooms
+            .iter()
+            .map(|(room, users)| {
+                (
+                    room.to_string(),
+                    users.iter().map(|u| u.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn departures_are_gathered_by_room_without_those_who_came_back() {
+    fn changes_are_gathered_by_room_without_those_who_changed_back() {
         let local = LocalPresence::default();
         let (lobby, games) = (
             RoomName::parse("lobby").unwrap(),
@@ -178,26 +256,28 @@ mod tests {
         }
         local.enter(&games, &user("cy"));
         local.enter(&games, &user("dee"));
+        // Eve comes and goes before the task runs: never announced, never ended.
+        local.enter(&games, &user("eve"));
+        local.exit(&games, "eve");
+        let (departed, arrived) = names(&local.take_changes());
+        assert!(departed.is_empty());
+        assert_eq!(
+            arrived,
+            owned(&[("games", &["cy", "dee"]), ("lobby", &["ann", "bob"])])
+        );
+
         // Ann still has a connection in the lobby: not departed.
         local.exit(&lobby, "ann");
         local.exit(&lobby, "bob");
         local.exit(&games, "cy");
         local.exit(&games, "dee");
-        // Dee comes back before the departures task runs: her entry stays.
+        // Dee comes back before the task runs: her entry stays (and is
+        // written again).
         local.enter(&games, &user("dee"));
-        let mut departed = local.take_departed();
-        departed.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        let names: Vec<(&str, Vec<String>)> = departed
-            .iter()
-            .map(|(room, users)| (room.as_str(), users.clone()))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("games", vec!["cy".to_owned()]),
-                ("lobby", vec!["bob".to_owned()])
-            ]
-        );
-        assert!(local.take_departed().is_empty(), "taken once");
+        let (departed, arrived) = names(&local.take_changes());
+        assert_eq!(departed, owned(&[("games", &["cy"]), ("lobby", &["bob"])]));
+        assert_eq!(arrived, owned(&[("games", &["dee"])]));
+        let (departed, arrived) = names(&local.take_changes());
+        assert!(departed.is_empty() && arrived.is_empty(), "taken once");
     }
 }

@@ -1,6 +1,6 @@
-//! The node's presence tasks: refreshing its entries, flushing the gathered
-//! changes to members, and relaying its users' status changes to their rooms.
-//! Each runs until the node stops.
+//! The node's presence tasks: refreshing its entries, writing arrivals and
+//! departures, flushing the gathered changes to members, and relaying its
+//! users' status changes to their rooms. Each runs until the node stops.
 
 use std::{sync::Arc, time::Duration};
 
@@ -54,24 +54,33 @@ pub fn refresh(
     })
 }
 
-/// Ends the entries of departed users, one call per room for all who left
-/// it since the last round, until `stopped` (then once more).
-pub fn depart(
+/// Writes arrivals and departures: one call per room for all who left it
+/// since the last round (ending their entries), then one per room for all who
+/// came (adding theirs), until `stopped` (then once more).
+pub fn record(
     local: Arc<LocalPresence>,
     store: Arc<dyn PresenceStore>,
-    node_id: String,
+    (node_id, ttl): (String, Duration),
     stopped: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let stop = tokio::select! {
                 () = stopped.cancelled() => true,
-                () = local.departed() => false,
+                () = local.changed() => false,
             };
-            for (room, users) in local.take_departed() {
+            let taken = local.take_changes();
+            for (room, users) in taken.departed {
                 if let Err(error) = store.down(&room, &node_id, users).await {
                     // The entries expire by themselves after the presence TTL.
                     tracing::debug!(%error, %room, "presence not ended");
+                }
+            }
+            for (room, users) in taken.arrived {
+                let entries = users.iter().map(|u| entry(&node_id, &room, u)).collect();
+                if let Err(error) = store.up(&room, &node_id, entries, ttl).await {
+                    // The next refresh tries again.
+                    tracing::debug!(%error, %room, "presence not recorded");
                 }
             }
             if stop {

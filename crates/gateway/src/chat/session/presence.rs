@@ -16,7 +16,7 @@ impl Session {
         let room = presence.room;
         self.in_room(&room, "asking who is in it")?;
         let backplane = self.chat.backplane();
-        let (total, signals) = backplane.presence.list(&room, MEMBERS_MAX).await?;
+        let (mut total, signals) = backplane.presence.list(&room, MEMBERS_MAX).await?;
         let mut members: Vec<Sender> = signals
             .iter()
             .filter_map(|bytes| match Envelope::decode(bytes) {
@@ -29,6 +29,17 @@ impl Session {
             .collect();
         members.sort_by(|a, b| a.id.cmp(&b.id));
         members.dedup_by(|a, b| a.id == b.id);
+        // This node's users are present even before the presence task has
+        // written their entries (a join does not wait for it).
+        if members.len() < MEMBERS_MAX {
+            for user in self.chat.presence.users_in(&room) {
+                if let Err(at) = members.binary_search_by(|m| m.id.cmp(&user.id)) {
+                    members.insert(at, user);
+                    total += 1;
+                }
+            }
+            members.truncate(MEMBERS_MAX);
+        }
         let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
         // A status that cannot be read shows as online: presence is what matters.
         let statuses = match backplane.users.statuses(&ids).await {
