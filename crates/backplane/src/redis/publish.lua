@@ -43,7 +43,8 @@ local function position(room, state)
   refreshed[room] = tonumber(found[3]) or 0
 end
 
--- Stores and relays message `m` (its first argument's index): its reply.
+-- Stores message `m` (its first argument's index) and queues its relay:
+-- its reply.
 local function store(m)
   local room = tonumber(ARGV[m])
   local base = (room - 1) * 4
@@ -98,7 +99,8 @@ end
 local function relay(room, run)
   local head = epochs[room] .. ':' .. run.first
   if #run == 1 then
-    return redis.call('PUBLISH', ARGV[5 + room], head .. ':' .. run[1])
+    redis.call('PUBLISH', ARGV[5 + room], head .. ':' .. run[1])
+    return
   end
   local parts = {head, '+', #run, ':'}
   for _, envelope in ipairs(run) do

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chorus_backplane::{PresenceStore, PubSub};
-use chorus_protocol::{Envelope, StatusSignal};
+use chorus_protocol::{Envelope, RoomName, Sender, StatusSignal};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,20 @@ fn every<F: Future<Output = ()> + Send>(
     })
 }
 
+/// Adds or refreshes the entries of `users` in `room`; a failure is logged
+/// (the next refresh tries again).
+async fn up(
+    store: &dyn PresenceStore,
+    (node_id, ttl): (&str, Duration),
+    room: &RoomName,
+    users: &[Sender],
+) {
+    let entries = users.iter().map(|u| entry(node_id, room, u)).collect();
+    if let Err(error) = store.up(room, node_id, entries, ttl).await {
+        tracing::debug!(%error, %room, "presence not recorded");
+    }
+}
+
 /// Refreshes this node's entries every third of `ttl`.
 pub fn refresh(
     local: Arc<LocalPresence>,
@@ -45,10 +59,7 @@ pub fn refresh(
         let (local, store, node_id) = (local.clone(), store.clone(), node_id.clone());
         async move {
             for (room, users) in local.snapshot() {
-                let entries = users.iter().map(|u| entry(&node_id, &room, u)).collect();
-                if let Err(error) = store.up(&room, &node_id, entries, ttl).await {
-                    tracing::debug!(%error, %room, "presence not refreshed");
-                }
+                up(store.as_ref(), (&node_id, ttl), &room, &users).await;
             }
         }
     })
@@ -77,11 +88,7 @@ pub fn record(
                 }
             }
             for (room, users) in taken.arrived {
-                let entries = users.iter().map(|u| entry(&node_id, &room, u)).collect();
-                if let Err(error) = store.up(&room, &node_id, entries, ttl).await {
-                    // The next refresh tries again.
-                    tracing::debug!(%error, %room, "presence not recorded");
-                }
+                up(store.as_ref(), (&node_id, ttl), &room, &users).await;
             }
             if stop {
                 break;
