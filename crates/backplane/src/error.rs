@@ -2,7 +2,8 @@
 //! an outage (retry later) from a reply this node does not understand (a bug
 //! or a version mismatch, never fixed by retrying).
 
-/// Why a backplane operation failed. Nothing was stored or delivered.
+/// Why a backplane operation failed. Nothing was stored or delivered, except
+/// where an [`Outage`] says it may have been (a timeout, a missing replica).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackplaneError {
     /// The backplane could not be reached, did not answer in time, or refused
@@ -51,6 +52,16 @@ pub enum Outage {
     /// permission...): its own words.
     #[error("refused: {0}")]
     Refused(String),
+    /// Stored on the primary, but fewer replicas than asked
+    /// (`--redis-wait-replicas`) confirmed it in time: not acknowledged.
+    /// A retry with the same `client_msg_id` does not store it twice.
+    #[error("stored but confirmed by {got} of {wanted} replicas")]
+    NotReplicated {
+        /// Replicas asked for.
+        wanted: i64,
+        /// Replicas that confirmed.
+        got: i64,
+    },
 }
 
 impl BackplaneError {

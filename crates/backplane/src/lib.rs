@@ -59,7 +59,7 @@ pub use parts::Backplane;
 pub use position::Position;
 pub use presence::{PresenceEntry, PresenceStore};
 pub use pubsub::{Inbound, PubSub};
-pub use redis::RedisSettings;
+pub use redis::{RedisMode, RedisSettings};
 pub use registry::NodeRegistry;
 pub use room_log::RoomLog;
 pub use users::UserState;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chorus_backplane::{MemoryBus, RedisSettings};
+use chorus_backplane::{MemoryBus, RedisMode, RedisSettings};
 use chorus_gateway::{
     BackplaneConfig, Config,
     auth::RateLimits,
@@ -97,5 +97,7 @@ pub fn redis_settings(url: &str) -> RedisSettings {
         command_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
         probe_interval: Duration::from_millis(250),
+        mode: RedisMode::Standalone,
+        wait_replicas: 0,
     }
 }

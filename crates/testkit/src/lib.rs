@@ -11,6 +11,7 @@ mod proxy;
 mod raw;
 mod redis;
 mod scrape;
+mod sentinel;
 mod tokens;
 
 use std::{future::Future, time::Duration};
@@ -23,6 +24,7 @@ pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::{APP_PASSWORD, APP_USER, RedisServer};
 pub use scrape::Scrape;
+pub use sentinel::{SENTINEL_MASTER, SentinelGroup};
 pub use tokens::{
     TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for, token_with_secret,
 };

@@ -25,7 +25,7 @@ pub const APP_USER: &str = "chorus";
 /// Its password.
 pub const APP_PASSWORD: &str = "app-pw-7f3a9c1e5b";
 /// The `default` (admin) user's password, for the test's inspection client.
-const ADMIN_PASSWORD: &str = "admin-pw-2d8e4b6f0a";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-pw-2d8e4b6f0a";
 
 /// A running `redis-server` owned by one test.
 pub struct RedisServer {
@@ -123,6 +123,35 @@ impl RedisServer {
     /// may do anything (read the configuration, for one).
     pub fn admin_url(&self) -> String {
         format!("redis://:{ADMIN_PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the process (SIGSTOP) without closing its connections, as a
+    /// stalled machine would; [`Self::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running server");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -385,7 +414,7 @@ impl RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -13,11 +13,16 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use chorus_protocol::RoomName;
-use fred::{clients::Client, prelude::Value};
+use fred::{
+    clients::Client,
+    interfaces::ClientLike,
+    prelude::Value,
+    types::{ClusterHash, CustomCommand},
+};
 use prometheus::Histogram;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::reply::{OpScript, Reply, bytes_of, decimal, number, text_of};
+use super::reply::{OpScript, Reply, bytes_of, decimal, failed, number, text_of};
 use crate::{BackplaneError, ChannelNames, Outage, Outgoing, Position, Published};
 
 /// Most messages in one script call: bounds how long one call keeps Redis busy.
@@ -62,6 +67,49 @@ pub(super) struct PublishCall {
     pub(super) bounds: [Value; 4],
     /// Messages per call.
     pub(super) sizes: Histogram,
+    /// Replicas a call's messages must reach before they are acknowledged.
+    pub(super) wait: Option<Replication>,
+}
+
+/// `WAIT` after each call: its messages are acknowledged only once this
+/// many replicas hold them.
+pub(super) struct Replication {
+    /// Replicas that must hold the call's writes.
+    replicas: i64,
+    /// How long Redis waits for them (ms): within the send's own bound, so
+    /// a missing replica fails the send rather than timing it out.
+    timeout_ms: i64,
+}
+
+impl Replication {
+    /// `None` for 0 replicas: acknowledged once the primary stored it.
+    pub(super) fn new(replicas: u32, send_timeout: Duration) -> Option<Self> {
+        (replicas > 0).then(|| Self {
+            replicas: i64::from(replicas),
+            timeout_ms: (send_timeout.as_millis() * 3 / 4).max(1) as i64,
+        })
+    }
+
+    /// Waits until the replicas hold everything `client` wrote so far.
+    async fn wait(&self, client: &Client) -> Result<(), BackplaneError> {
+        let command = CustomCommand::new_static("WAIT", ClusterHash::Random, false);
+        let args = vec![
+            Value::Integer(self.replicas),
+            Value::Integer(self.timeout_ms),
+        ];
+        let got: i64 = client
+            .custom(command, args)
+            .await
+            .map_err(failed("publish"))?;
+        if got < self.replicas {
+            let outage = Outage::NotReplicated {
+                wanted: self.replicas,
+                got,
+            };
+            return Err(BackplaneError::unavailable("publish", outage));
+        }
+        Ok(())
+    }
 }
 
 impl Batcher {
@@ -127,8 +175,13 @@ impl PublishCall {
         let (keys, args, waiting) = self.arguments(batch);
         match self.script.call_reply(&self.client, keys, args).await {
             Ok(mut reply) => {
+                let replicated = match &self.wait {
+                    Some(wait) => wait.wait(&self.client).await,
+                    None => Ok(()),
+                };
                 for done in waiting {
-                    let _ = done.send(outcome(&mut reply));
+                    let outcome = outcome(&mut reply);
+                    let _ = done.send(replicated.clone().and(outcome));
                 }
             }
             Err(error) => {

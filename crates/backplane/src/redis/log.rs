@@ -15,7 +15,7 @@ use fred::{clients::Client, prelude::Value};
 use prometheus::Histogram;
 
 use super::{
-    batch::{Batcher, PublishCall},
+    batch::{Batcher, PublishCall, Replication},
     reply::{OpScript, WhenFull, millis},
 };
 use crate::{
@@ -63,13 +63,15 @@ fn room_keys(names: &ChannelNames, room: &RoomName) -> Vec<String> {
 }
 
 impl RedisLog {
-    /// The log on `client`; `batch_sizes` observes the messages per publish
-    /// call; a publish waits at most `timeout`, queue included.
+    /// The log on `client`, publishing on `writer`; `batch_sizes` observes
+    /// the messages per publish call; a publish waits at most `timeout`,
+    /// queue included, and is acknowledged once `wait_replicas` replicas hold it.
     pub(super) fn new(
-        client: Client,
+        (client, writer): (Client, Client),
         names: ChannelNames,
         settings: HistorySettings,
         (batch_sizes, timeout): (Histogram, std::time::Duration),
+        wait_replicas: u32,
     ) -> Self {
         let bounds = [
             settings.max_len.to_string().into(),
@@ -79,7 +81,8 @@ impl RedisLog {
         ];
         let publish = Batcher::start(
             PublishCall {
-                client: client.clone(),
+                client: writer,
+                wait: Replication::new(wait_replicas, timeout),
                 script: with_prelude("publish", WhenFull::Refuse, include_str!("publish.lua")),
                 names: names.clone(),
                 bounds: bounds.clone(),

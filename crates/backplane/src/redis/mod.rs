@@ -19,6 +19,7 @@
 use std::{sync::Arc, time::Duration};
 
 use fred::{
+    interfaces::ClientLike,
     prelude::{Builder, Config, ReconnectPolicy},
     types::config::{ConnectionConfig, PerformanceConfig},
 };
@@ -40,7 +41,10 @@ mod registry;
 mod relayed;
 mod reply;
 mod subscriber;
+mod topology;
 mod users;
+
+pub use topology::RedisMode;
 
 /// How many messages the subscriber may buffer between fred's socket reader and ours.
 /// fred preallocates this many slots in each of a client's event channels, so only
@@ -65,6 +69,11 @@ pub struct RedisSettings {
     pub connect_timeout: Duration,
     /// How often a probe goes through pub/sub and back to prove the node can deliver.
     pub probe_interval: Duration,
+    /// One server, or the primary a Sentinel group names.
+    pub mode: RedisMode,
+    /// Replicas that must hold a message before its send is acknowledged
+    /// (`WAIT` after the store); 0 acknowledges once the primary stored it.
+    pub wait_replicas: u32,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -73,6 +82,8 @@ impl std::fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("tls", &self.is_tls())
             .field("prefix", &self.prefix)
+            .field("mode", &self.mode)
+            .field("wait_replicas", &self.wait_replicas)
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +98,7 @@ impl RedisSettings {
     pub fn validate(&self) -> Result<(), BackplaneError> {
         if !(self.url.starts_with("redis://") || self.is_tls()) {
             return Err(BackplaneError::Config(
-                "the URL must start with redis:// or rediss:// (cluster and sentinel URLs are not supported yet)".into(),
+                "the URL must start with redis:// or rediss:// (Redis Cluster is not supported yet)".into(),
             ));
         }
         if self.tls_ca.is_some() && !self.is_tls() {
@@ -101,7 +112,7 @@ impl RedisSettings {
     /// The fred configuration: URL, credentials, and TLS trust when asked for.
     fn fred_config(&self) -> Result<Config, BackplaneError> {
         // fred's parse errors do not echo the URL, so they are safe to show.
-        let mut config = Config::from_url(&self.url).map_err(config_error)?;
+        let mut config = topology::fred_config(&self.url, &self.mode)?;
         if let Some(path) = &self.tls_ca {
             config.tls = Some(crate::tls::connector_trusting(path)?.into());
         }
@@ -134,6 +145,16 @@ impl RedisSettings {
                 conn.max_command_attempts = 2;
             });
         let publisher = builder.build().map_err(config_error)?;
+        // `WAIT` holds up the connection it is sent on until the replicas
+        // answer: publishes that wait get a connection of their own.
+        let writer = if self.wait_replicas > 0 {
+            let writer = builder.build().map_err(config_error)?;
+            let connecting = writer.connect();
+            tokio::spawn(async move { drop(connecting.await) });
+            writer
+        } else {
+            publisher.clone()
+        };
         builder.with_performance_config(|perf| perf.broadcast_channel_capacity = SUBSCRIBER_BUFFER);
         let subscriber = builder.build_subscriber_client().map_err(config_error)?;
         let names = ChannelNames::new(&self.prefix);
@@ -156,10 +177,11 @@ impl RedisSettings {
         let state_ttl = history.state_ttl;
         Ok(Backplane {
             log: Arc::new(log::RedisLog::new(
-                publisher.clone(),
+                (publisher.clone(), writer),
                 names.clone(),
                 history,
                 (metrics.publish_batch.clone(), self.command_timeout),
+                self.wait_replicas,
             )),
             markers: Arc::new(markers::RedisMarkers::new(
                 publisher.clone(),

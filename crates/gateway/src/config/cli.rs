@@ -35,6 +35,21 @@ pub struct Cli {
     /// (default: the system's trusted roots).
     #[arg(long, env = "CHORUS_REDIS_TLS_CA")]
     pub redis_tls_ca: Option<PathBuf>,
+    /// How --redis-url is read: `standalone` (one server) or `sentinel` (the URL's
+    /// host part lists the sentinels, host:port,host:port; the node follows the
+    /// primary they name --redis-sentinel-master across failovers).
+    #[arg(long, env = "CHORUS_REDIS_MODE", default_value = "standalone", value_parser = ["standalone", "sentinel"])]
+    pub redis_mode: String,
+    /// The name the sentinels monitor the primary under (sentinel mode).
+    #[arg(long, env = "CHORUS_REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// The sentinels' password, when they ask for one (the URL's credentials are the primary's).
+    #[arg(long, env = "CHORUS_REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub redis_sentinel_password: Option<String>,
+    /// Replicas that must hold a message before its send is acknowledged (`WAIT`
+    /// after the store); 0 acknowledges once the primary stored it.
+    #[arg(long, env = "CHORUS_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
     /// Prefix of every Redis channel and key, so several clusters can share one Redis.
     #[arg(long, env = "CHORUS_REDIS_PREFIX", default_value = "chorus")]
     pub redis_prefix: String,

@@ -1,7 +1,7 @@
 //! Building a [`Config`] from the command line: every flag read once, the
 //! backplane and the token rules assembled, then validated.
 
-use chorus_backplane::{HistorySettings, MemoryBus, RedisSettings};
+use chorus_backplane::{HistorySettings, MemoryBus, RedisMode, RedisSettings};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use super::{
@@ -38,7 +38,13 @@ impl Config {
                     command_timeout: cli.redis_timeout,
                     connect_timeout: cli.redis_timeout,
                     probe_interval: cli.ops.readiness_probe_interval,
+                    mode: redis_mode(cli)?,
+                    wait_replicas: cli.redis_wait_replicas,
                 };
+                check(
+                    settings.wait_replicas <= MAX_WAIT_REPLICAS,
+                    "--redis-wait-replicas must be at most 16",
+                )?;
                 settings
                     .validate()
                     .map_err(|e| ConfigError(format!("--redis-url: {e}")))?;
@@ -82,6 +88,26 @@ impl Config {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// Most replicas a send may wait for.
+const MAX_WAIT_REPLICAS: u32 = 16;
+
+/// The Redis topology from `--redis-mode` and `--redis-sentinel-master`.
+fn redis_mode(cli: &Cli) -> Result<RedisMode, ConfigError> {
+    match (cli.redis_mode.as_str(), &cli.redis_sentinel_master) {
+        ("sentinel", Some(master)) => Ok(RedisMode::Sentinel {
+            master: master.clone(),
+            password: cli.redis_sentinel_password.clone(),
+        }),
+        ("sentinel", None) => Err(ConfigError(
+            "--redis-mode sentinel needs --redis-sentinel-master".into(),
+        )),
+        (_, Some(_)) => Err(ConfigError(
+            "--redis-sentinel-master needs --redis-mode sentinel".into(),
+        )),
+        (_, None) => Ok(RedisMode::Standalone),
     }
 }
 
@@ -202,6 +228,34 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_flags_name_the_sentinels_and_the_primary() {
+        let config = parse(&[
+            "--redis-url",
+            "redis://app:pw@10.0.0.1:26379,10.0.0.2:26379",
+            "--redis-mode",
+            "sentinel",
+            "--redis-sentinel-master",
+            "main",
+            "--redis-wait-replicas",
+            "1",
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef",
+        ])
+        .unwrap();
+        let BackplaneConfig::Redis(settings) = &config.backplane else {
+            panic!("not a Redis backplane");
+        };
+        assert_eq!(
+            settings.mode,
+            RedisMode::Sentinel {
+                master: "main".into(),
+                password: None
+            }
+        );
+        assert_eq!(settings.wait_replicas, 1);
+    }
+
+    #[test]
     fn flag_defaults_match_config_default() {
         let from_flags = parse(&[]).unwrap();
         let default = Config::default();
@@ -249,6 +303,18 @@ mod tests {
                 "--room-name-punctuation",
             ),
             (&["--jwt-algorithm", "none"][..], "--jwt-algorithm"),
+            (
+                &["--redis-url", "redis://h:26379", "--redis-mode", "sentinel"][..],
+                "--redis-sentinel-master",
+            ),
+            (
+                &["--redis-url", "redis://h", "--redis-sentinel-master", "m"][..],
+                "--redis-mode sentinel",
+            ),
+            (
+                &["--redis-url", "redis://h", "--redis-wait-replicas", "17"][..],
+                "--redis-wait-replicas",
+            ),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(flag), "{args:?}: {err}");

@@ -1,0 +1,138 @@
+//! Sentinel mode: a node follows the primary its sentinels name across a
+//! failover, and with `wait_replicas` a send is acknowledged only once a
+//! replica holds it.
+
+use std::time::Duration;
+
+use chorus_backplane::RedisMode;
+use chorus_gateway::BackplaneConfig;
+use chorus_testkit::{
+    Client, InProcessNode, SENTINEL_MASTER, SentinelGroup, WAIT, redis_settings, test_config,
+};
+use serde_json::{Value, json};
+
+/// A node in sentinel mode on `group`, waiting for `wait_replicas` replicas,
+/// each Redis command bounded by `timeout`.
+async fn node_on(group: &SentinelGroup, wait_replicas: u32, timeout: Duration) -> InProcessNode {
+    let mut settings = redis_settings(&group.url());
+    settings.mode = RedisMode::Sentinel {
+        master: SENTINEL_MASTER.into(),
+        password: None,
+    };
+    settings.wait_replicas = wait_replicas;
+    settings.command_timeout = timeout;
+    let mut config = test_config("sentinel-node");
+    config.backplane = BackplaneConfig::Redis(settings);
+    InProcessNode::start(config).await
+}
+
+fn send(body: &str) -> Value {
+    json!({"type": "send", "room": "failover", "body": body, "client_msg_id": body})
+}
+
+/// Sends `body` until it is acknowledged, as a client does through an outage
+/// (same `client_msg_id` every time); returns the `sent`.
+async fn send_until_acknowledged(client: &mut Client, body: &str) -> Value {
+    let acknowledged = tokio::time::timeout(WAIT, async {
+        loop {
+            let reply = client.request_reply(send(body)).await;
+            if reply["type"] == "sent" {
+                return reply;
+            }
+            assert_eq!(reply["code"], "backplane_unavailable", "{reply}");
+            // A client's retry pause, not a wait for the failover.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    acknowledged.unwrap_or_else(|_| panic!("{body} was never acknowledged"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_follows_the_promoted_replica_and_loses_no_acknowledged_send() {
+    let mut group = SentinelGroup::start().await;
+    let node = node_on(&group, 1, Duration::from_secs(2)).await;
+    let mut ann = Client::connect(&node.ws_url()).await;
+    let mut bob = Client::connect(&node.ws_url()).await;
+    ann.join("failover").await;
+    bob.join("failover").await;
+    for i in 0..10 {
+        send_until_acknowledged(&mut ann, &format!("m{i}")).await;
+    }
+
+    group.primary.kill().await;
+    let switched = group.wait_for("+switch-master").await;
+    assert!(
+        group
+            .replicas
+            .iter()
+            .any(|r| switched.ends_with(&format!("127.0.0.1 {}", r.port()))),
+        "a replica is the new primary: {switched}"
+    );
+    for i in 10..20 {
+        send_until_acknowledged(&mut ann, &format!("m{i}")).await;
+    }
+    // Live delivery follows the new primary too, and what the switch lost
+    // on the way is repaired: every message, once, in order.
+    let live: Vec<String> = bob
+        .messages_in("failover", 20)
+        .await
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(live, expected, "delivered live");
+
+    let mut reader = Client::connect(&node.ws_url()).await;
+    let history = reader
+        .request_reply(json!({"type": "history", "room": "failover", "limit": 100}))
+        .await;
+    let messages = history["messages"].as_array().expect("a page of messages");
+    let bodies: Vec<&str> = messages
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, expected, "every acknowledged send, once, in order");
+    let seqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seqs ascend: {seqs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_no_replica_confirmed_is_not_acknowledged_and_its_retry_is_stored_once() {
+    let group = SentinelGroup::start().await;
+    let node = node_on(&group, 1, Duration::from_secs(1)).await;
+    let mut ann = Client::connect(&node.ws_url()).await;
+    ann.join("failover").await;
+    let first = send_until_acknowledged(&mut ann, "before").await;
+    assert_eq!(first["seq"], 1);
+
+    for replica in &group.replicas {
+        replica.pause();
+    }
+    let refused = ann.request_reply(send("held")).await;
+    for replica in &group.replicas {
+        replica.resume();
+    }
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "backplane_unavailable", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 of 1 replicas"),
+        "{refused}"
+    );
+
+    // Stored on the primary meanwhile: the retry gets that message back.
+    let retried = send_until_acknowledged(&mut ann, "held").await;
+    assert_eq!(retried["seq"], 2, "{retried}");
+    assert_eq!(retried["duplicate"], true, "{retried}");
+    let after = send_until_acknowledged(&mut ann, "after").await;
+    assert_eq!(after["seq"], 3, "{after}");
+}
