@@ -2,12 +2,13 @@
 //! failover, and with `wait_replicas` a send is acknowledged only once a
 //! replica holds it.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use chorus_backplane::RedisMode;
 use chorus_gateway::BackplaneConfig;
 use chorus_testkit::{
-    Client, InProcessNode, SENTINEL_MASTER, SentinelGroup, WAIT, redis_settings, test_config,
+    Client, InProcessNode, ProcessNode, SENTINEL_MASTER, SentinelGroup, WAIT, redis_settings,
+    test_config,
 };
 use serde_json::{Value, json};
 
@@ -48,12 +49,34 @@ async fn send_until_acknowledged(client: &mut Client, body: &str) -> Value {
     acknowledged.unwrap_or_else(|_| panic!("{body} was never acknowledged"))
 }
 
+/// A `chorus` process in sentinel mode on `group`, waiting for one replica.
+async fn process_on(group: &SentinelGroup, id: &str) -> ProcessNode {
+    let url = group.url();
+    let args = [
+        "--redis-url",
+        &url,
+        "--redis-mode",
+        "sentinel",
+        "--redis-sentinel-master",
+        SENTINEL_MASTER,
+        "--redis-wait-replicas",
+        "1",
+        "--redis-timeout",
+        "2s",
+        "--position-check-interval",
+        "250ms",
+        "--node-id",
+        id,
+    ];
+    ProcessNode::spawn(Path::new(env!("CARGO_BIN_EXE_chorus")), &args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_follows_the_promoted_replica_and_loses_no_acknowledged_send() {
+async fn nodes_follow_the_promoted_replica_and_lose_no_acknowledged_send() {
     let mut group = SentinelGroup::start().await;
-    let node = node_on(&group, 1, Duration::from_secs(2)).await;
-    let mut ann = Client::connect(&node.ws_url()).await;
-    let mut bob = Client::connect(&node.ws_url()).await;
+    let (a, b) = (process_on(&group, "a").await, process_on(&group, "b").await);
+    let mut ann = Client::connect(&a.ws_url()).await;
+    let mut bob = Client::connect(&b.ws_url()).await;
     ann.join("failover").await;
     bob.join("failover").await;
     for i in 0..10 {
@@ -83,7 +106,7 @@ async fn a_node_follows_the_promoted_replica_and_loses_no_acknowledged_send() {
     let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
     assert_eq!(live, expected, "delivered live");
 
-    let mut reader = Client::connect(&node.ws_url()).await;
+    let mut reader = Client::connect(&a.ws_url()).await;
     let history = reader
         .request_reply(json!({"type": "history", "room": "failover", "limit": 100}))
         .await;
