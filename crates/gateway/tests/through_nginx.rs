@@ -13,7 +13,13 @@ use chorus_testkit::{
 use tokio_util::sync::CancellationToken;
 
 async fn cluster(nodes: usize) -> LocalCluster {
+    cluster_on(nodes, false).await
+}
+
+/// `nodes` nodes on one Redis, or on a Sentinel group.
+async fn cluster_on(nodes: usize, sentinel: bool) -> LocalCluster {
     let mut options = Options::new(Path::new(env!("CARGO_BIN_EXE_chorus")), nodes);
+    options.sentinel = sentinel;
     options.node_env = vec![
         ("CHORUS_JWT_SECRET".into(), TEST_SECRET.into()),
         ("RUST_LOG".into(), "warn".into()),
@@ -26,6 +32,32 @@ async fn cluster(nodes: usize) -> LocalCluster {
     LocalCluster::start(&options)
         .await
         .expect("the local cluster starts (redis-server, chorus, nginx)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_on_a_sentinel_group_chats_through_nginx() {
+    let cluster = cluster_on(2, true).await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut client = Client::connect(&cluster.ws_url()).await;
+        client.join("lobby").await;
+        clients.push(client);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        // Acknowledged only once a replica holds it (`--redis-wait-replicas 1`).
+        client.say_ok("lobby", &format!("from client {i}")).await;
+    }
+    let expected: Vec<String> = (0..4).map(|i| format!("from client {i}")).collect();
+    for client in &mut clients {
+        let mut bodies: Vec<String> = client
+            .messages_in("lobby", 4)
+            .await
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect();
+        bodies.sort();
+        assert_eq!(bodies, expected);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! A native Chorus cluster on loopback, built from the same parts as the
-//! compose and Kubernetes deployments: one `redis-server` (AOF on), N `chorus`
+//! compose and Kubernetes deployments: one `redis-server` (AOF on; or a
+//! Sentinel group, [`Options::sentinel`]), N `chorus`
 //! processes, and nginx running `nginx/nginx.conf` unchanged, with its two
 //! include files (`chorus-upstream.conf`, `chorus-server.conf`) generated.
 //!
@@ -24,6 +25,9 @@ use tokio::{
 };
 
 pub mod reap;
+mod redis;
+
+pub use redis::SENTINEL_MASTER;
 
 use reap::Reaper;
 
@@ -45,6 +49,9 @@ pub struct Options {
     pub node_args: Vec<String>,
     /// Extra environment variables for every node.
     pub node_env: Vec<(String, String)>,
+    /// Redis as a primary, two replicas and a sentinel (the nodes in
+    /// sentinel mode, each send waiting for one replica), not one server.
+    pub sentinel: bool,
 }
 
 impl Options {
@@ -57,6 +64,7 @@ impl Options {
             nginx_conf: default_nginx_conf(),
             node_args: Vec::new(),
             node_env: Vec::new(),
+            sentinel: false,
         }
     }
 }
@@ -89,12 +97,14 @@ impl Node {
 pub struct LocalCluster {
     /// nginx's address: the one entry point.
     pub addr: SocketAddr,
-    /// Redis's address.
+    /// Redis's address (the sentinel's, with [`Options::sentinel`]).
     pub redis: SocketAddr,
     /// The gateways, in start order.
     pub nodes: Vec<Node>,
-    /// redis-server.
-    redis_child: Child,
+    /// The redis-server processes.
+    redis_children: Vec<Child>,
+    /// The nodes' Redis flags.
+    redis_args: Vec<String>,
     /// nginx.
     nginx: Child,
     /// nginx's prefix (configuration copies, pid, temp files) and Redis's files.
@@ -116,11 +126,10 @@ impl LocalCluster {
             .tempdir()
             .context("creating the cluster's directory")?;
         let reaper = Reaper::new();
-        let (redis_child, redis) = start_redis(dir.path(), &reaper).await?;
-        let redis_url = format!("redis://{redis}");
+        let backplane = redis::start(&dir.path().join("redis"), &reaper, options.sentinel).await?;
         let mut nodes = Vec::with_capacity(options.nodes);
         for i in 0..options.nodes {
-            nodes.push(start_node(options, (i, None), &redis_url, &reaper).await?);
+            nodes.push(start_node(options, (i, None), &backplane.node_args, &reaper).await?);
         }
         let port = match options.port {
             0 => free_port()?,
@@ -133,9 +142,10 @@ impl LocalCluster {
         let nginx = start_nginx(&nginx_dir, &reaper)?;
         let cluster = Self {
             addr,
-            redis,
+            redis: backplane.addr,
             nodes,
-            redis_child,
+            redis_children: backplane.children,
+            redis_args: backplane.node_args,
             nginx,
             dir,
             options: options.clone(),
@@ -182,9 +192,8 @@ impl LocalCluster {
                 .await
                 .context("waiting for the node to drain")?;
         }
-        let redis_url = format!("redis://{}", self.redis);
         let at = Some((node.addr, node.admin));
-        *node = start_node(&self.options, (i, at), &redis_url, &self.reaper).await?;
+        *node = start_node(&self.options, (i, at), &self.redis_args, &self.reaper).await?;
         Ok(())
     }
 
@@ -200,7 +209,7 @@ impl LocalCluster {
                 child.wait().await.context("waiting for a node")?;
             }
         }
-        for child in [&mut self.nginx, &mut self.redis_child] {
+        for child in std::iter::once(&mut self.nginx).chain(&mut self.redis_children) {
             if let Some(pid) = child.id() {
                 signal(pid, nix::sys::signal::Signal::SIGTERM);
             }
@@ -215,56 +224,16 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
 }
 
 /// A free port on 127.0.0.1 (closed again at once; taken by the caller right after).
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = StdListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-async fn start_redis(dir: &Path, reaper: &Reaper) -> Result<(Child, SocketAddr)> {
-    let port = free_port()?;
-    let mut child = reaper
-        .mark(&mut Command::new("redis-server"))
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .args(["--logfile", ""])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .context("running redis-server (apt-get install redis-server)")?;
-    reaper.track_group(&child);
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let ready = tokio::time::timeout(READY_WITHIN, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("Ready to accept connections") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    if !matches!(ready, Ok(true)) {
-        bail!("redis-server did not start on port {port}");
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
 /// Starts node `i` on `at` (its main and admin addresses), or on free ports.
 async fn start_node(
     options: &Options,
     (i, at): (usize, Option<(SocketAddr, SocketAddr)>),
-    redis_url: &str,
+    redis_args: &[String],
     reaper: &Reaper,
 ) -> Result<Node> {
     let id = format!("local-{i}");
@@ -275,7 +244,8 @@ async fn start_node(
     let mut child = reaper
         .mark(&mut Command::new(&options.chorus))
         .args(["--listen", &listen, "--admin-listen", &admin])
-        .args(["--node-id", &id, "--redis-url", redis_url])
+        .args(["--node-id", &id])
+        .args(redis_args)
         .args(&options.node_args)
         .envs(options.node_env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())

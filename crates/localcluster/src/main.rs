@@ -30,6 +30,10 @@ struct Cli {
     /// With --restart-every: restart only this node (0-based) instead of each in turn.
     #[arg(long)]
     restart_node: Option<usize>,
+    /// Redis as a primary, two replicas and a sentinel instead of one
+    /// server: the nodes follow failovers, and each send waits for a replica.
+    #[arg(long)]
+    redis_sentinel: bool,
     /// Extra arguments for every node, after `--`.
     #[arg(last = true)]
     node_args: Vec<String>,
@@ -58,6 +62,7 @@ async fn main() -> ExitCode {
         chorus,
         nginx_conf: cli.nginx_conf,
         node_args: cli.node_args,
+        sentinel: cli.redis_sentinel,
         // A laptop cluster stops quickly; flags after `--` (or the environment) win.
         node_env: [("CHORUS_DRAIN_GRACE", "1s"), ("CHORUS_DRAIN_WINDOW", "2s")]
             .into_iter()
@@ -77,7 +82,12 @@ async fn main() -> ExitCode {
         cluster.url(),
         cluster.ws_url()
     );
-    println!("  redis   {}", cluster.redis);
+    let sentinel = if cli.redis_sentinel {
+        " (sentinel)"
+    } else {
+        ""
+    };
+    println!("  redis   {}{sentinel}", cluster.redis);
     for node in &cluster.nodes {
         println!(
             "  {}  http://{}  admin http://{}  pid {}",

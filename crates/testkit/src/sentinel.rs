@@ -44,7 +44,14 @@ impl SentinelGroup {
     /// sentinel (watching all three before this returns). The sentinel declares
     /// the primary down after 500 ms without an answer.
     pub async fn start() -> Self {
-        let primary = RedisServer::start_with(&["--masterauth", ADMIN_PASSWORD]).await;
+        // Replicas sync at once, not after diskless sync's 5 s wait for more.
+        let primary = RedisServer::start_with(&[
+            "--masterauth",
+            ADMIN_PASSWORD,
+            "--repl-diskless-sync-delay",
+            "0",
+        ])
+        .await;
         let port = primary.port().to_string();
         let replica_args = [
             "--replicaof",
