@@ -94,7 +94,8 @@ impl RedisMetrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )
         .map_err(config_error)?;
-        for role in ["publisher", "subscriber"] {
+        // `writer`: the publishes' own connection, with `--redis-wait-replicas`.
+        for role in ["publisher", "subscriber", "writer"] {
             errors.with_label_values(&[role]);
             reconnects.with_label_values(&[role]);
         }

@@ -149,6 +149,7 @@ impl RedisSettings {
         // answer: publishes that wait get a connection of their own.
         let writer = if self.wait_replicas > 0 {
             let writer = builder.build().map_err(config_error)?;
+            drop(metrics.watch(&writer, "writer"));
             let connecting = writer.connect();
             tokio::spawn(async move { drop(connecting.await) });
             writer
