@@ -29,7 +29,15 @@ impl Config {
             position_check: cli.position_check_interval,
         };
         let backplane = match &cli.redis_url {
-            None => BackplaneConfig::InProcess(MemoryBus::with_history(history.bounds)),
+            None => {
+                check(
+                    cli.redis_mode == "standalone"
+                        && cli.redis_sentinel_master.is_none()
+                        && cli.redis_wait_replicas == 0,
+                    "--redis-mode, --redis-sentinel-master and --redis-wait-replicas need --redis-url",
+                )?;
+                BackplaneConfig::InProcess(MemoryBus::with_history(history.bounds))
+            }
             Some(url) => {
                 let settings = RedisSettings {
                     url: url.clone(),
@@ -315,6 +323,7 @@ mod tests {
                 &["--redis-url", "redis://h", "--redis-wait-replicas", "17"][..],
                 "--redis-wait-replicas",
             ),
+            (&["--redis-wait-replicas", "1"][..], "need --redis-url"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(flag), "{args:?}: {err}");
