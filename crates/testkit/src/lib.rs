@@ -10,6 +10,7 @@ mod node;
 mod proxy;
 mod raw;
 mod redis;
+mod redis_cluster;
 mod scrape;
 mod sentinel;
 mod tokens;
@@ -23,6 +24,7 @@ pub use node::{InProcessNode, ProcessNode, http_get, http_get_authorized, http_p
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::{APP_PASSWORD, APP_USER, RedisServer};
+pub use redis_cluster::{RedisCluster, cluster_info, cluster_nodes};
 pub use scrape::Scrape;
 pub use sentinel::{SENTINEL_MASTER, SentinelGroup};
 pub use tokens::{

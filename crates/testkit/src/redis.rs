@@ -420,3 +420,13 @@ pub(crate) fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// `INFO replication` of `server`, as its admin sees it.
+pub(crate) async fn replication_info(server: &RedisServer) -> Option<String> {
+    server
+        .client()
+        .await
+        .info::<String>(Some(fred::types::InfoKind::Replication))
+        .await
+        .ok()
+}

@@ -70,7 +70,7 @@ impl SentinelGroup {
         }
         for replica in &replicas {
             crate::eventually("the replicas to be in sync", || async {
-                let info = replica_info(replica).await?;
+                let info = crate::redis::replication_info(replica).await?;
                 info.contains("master_link_status:up").then_some(())
             })
             .await;
@@ -149,16 +149,6 @@ impl SentinelGroup {
             _ => panic!("the sentinel never logged {needle:?}"),
         }
     }
-}
-
-/// `INFO replication` of `server`, as its admin sees it.
-async fn replica_info(server: &RedisServer) -> Option<String> {
-    use fred::interfaces::ClientLike;
-    let client = server.client().await;
-    client
-        .info::<String>(Some(fred::types::InfoKind::Replication))
-        .await
-        .ok()
 }
 
 /// Lets the nodes' ACL user run `ROLE` (a `@dangerous` command) on `server`.
