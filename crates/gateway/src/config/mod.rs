@@ -30,10 +30,8 @@ impl std::fmt::Debug for BackplaneConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::InProcess(_) => f.write_str("InProcess"),
-            Self::Redis(s) => f
-                .debug_struct("Redis")
-                .field("prefix", &s.prefix)
-                .finish_non_exhaustive(),
+            // The settings' own Debug shows no URL or password.
+            Self::Redis(settings) => f.debug_tuple("Redis").field(settings).finish(),
         }
     }
 }
