@@ -7,10 +7,13 @@ use std::{path::Path, time::Duration};
 use chorus_backplane::RedisMode;
 use chorus_gateway::BackplaneConfig;
 use chorus_testkit::{
-    Client, InProcessNode, ProcessNode, SENTINEL_MASTER, SentinelGroup, WAIT, redis_settings,
+    Client, InProcessNode, ProcessNode, SENTINEL_MASTER, SentinelGroup, failover, redis_settings,
     test_config,
 };
 use serde_json::{Value, json};
+
+/// The room every send goes to.
+const ROOM: &str = "failover";
 
 /// A node in sentinel mode on `group`, waiting for `wait_replicas` replicas,
 /// each Redis command bounded by `timeout`.
@@ -28,25 +31,11 @@ async fn node_on(group: &SentinelGroup, wait_replicas: u32, timeout: Duration) -
 }
 
 fn send(body: &str) -> Value {
-    json!({"type": "send", "room": "failover", "body": body, "client_msg_id": body})
+    failover::send(ROOM, body)
 }
 
-/// Sends `body` until it is acknowledged, as a client does through an outage
-/// (same `client_msg_id` every time); returns the `sent`.
 async fn send_until_acknowledged(client: &mut Client, body: &str) -> Value {
-    let acknowledged = tokio::time::timeout(WAIT, async {
-        loop {
-            let reply = client.request_reply(send(body)).await;
-            if reply["type"] == "sent" {
-                return reply;
-            }
-            assert_eq!(reply["code"], "backplane_unavailable", "{reply}");
-            // A client's retry pause, not a wait for the failover.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    acknowledged.unwrap_or_else(|_| panic!("{body} was never acknowledged"))
+    failover::send_until_acknowledged(client, ROOM, body).await
 }
 
 /// A `chorus` process in sentinel mode on `group`, waiting for one replica.
@@ -77,8 +66,8 @@ async fn nodes_follow_the_promoted_replica_and_lose_no_acknowledged_send() {
     let (a, b) = (process_on(&group, "a").await, process_on(&group, "b").await);
     let mut ann = Client::connect(&a.ws_url()).await;
     let mut bob = Client::connect(&b.ws_url()).await;
-    ann.join("failover").await;
-    bob.join("failover").await;
+    ann.join(ROOM).await;
+    bob.join(ROOM).await;
     for i in 0..10 {
         send_until_acknowledged(&mut ann, &format!("m{i}")).await;
     }
@@ -117,34 +106,14 @@ async fn nodes_follow_the_promoted_replica_and_lose_no_acknowledged_send() {
     // Live delivery follows the new primary too, and what the switch lost
     // on the way is repaired: every message once, in the room's order.
     let live: Vec<String> = bob
-        .messages_in("failover", 20)
+        .messages_in(ROOM, 20)
         .await
         .into_iter()
         .map(|(_, body)| body)
         .collect();
 
     let mut reader = Client::connect(&a.ws_url()).await;
-    let history = reader
-        .request_reply(json!({"type": "history", "room": "failover", "limit": 100}))
-        .await;
-    let messages = history["messages"].as_array().expect("a page of messages");
-    let bodies: Vec<String> = messages
-        .iter()
-        .map(|m| m["body"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(live, bodies, "delivered live in the stored order");
-    let mut once = bodies.clone();
-    once.sort_by_key(|body| body[1..].parse::<u32>().unwrap());
-    let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-    assert_eq!(once, expected, "every acknowledged send, once");
-    let seqs: Vec<u64> = messages
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
-        .collect();
-    assert!(
-        seqs.windows(2).all(|w| w[0] < w[1]),
-        "seqs ascend: {seqs:?}"
-    );
+    failover::assert_each_once_in_order(&mut reader, ROOM, &live, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +121,7 @@ async fn a_send_no_replica_confirmed_is_not_acknowledged_and_its_retry_is_stored
     let group = SentinelGroup::start().await;
     let node = node_on(&group, 1, Duration::from_secs(1)).await;
     let mut ann = Client::connect(&node.ws_url()).await;
-    ann.join("failover").await;
+    ann.join(ROOM).await;
     let first = send_until_acknowledged(&mut ann, "before").await;
     assert_eq!(first["seq"], 1);
 

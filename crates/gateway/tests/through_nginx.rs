@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeSet, path::Path, sync::Arc, time::Duration};
 
-use chorus_localcluster::{LocalCluster, Options};
+use chorus_localcluster::{LocalCluster, Options, Topology};
 use chorus_testkit::{
     Client, TEST_SECRET,
     chaos::{self, Ledger, Member, Publisher, Stops, Urls},
@@ -13,13 +13,13 @@ use chorus_testkit::{
 use tokio_util::sync::CancellationToken;
 
 async fn cluster(nodes: usize) -> LocalCluster {
-    cluster_on(nodes, false).await
+    cluster_on(nodes, Topology::Single).await
 }
 
-/// `nodes` nodes on one Redis, or on a Sentinel group.
-async fn cluster_on(nodes: usize, sentinel: bool) -> LocalCluster {
+/// `nodes` nodes on one Redis, a Sentinel group or a Redis Cluster.
+async fn cluster_on(nodes: usize, redis: Topology) -> LocalCluster {
     let mut options = Options::new(Path::new(env!("CARGO_BIN_EXE_chorus")), nodes);
-    options.sentinel = sentinel;
+    options.redis = redis;
     options.node_env = vec![
         ("CHORUS_JWT_SECRET".into(), TEST_SECRET.into()),
         ("RUST_LOG".into(), "warn".into()),
@@ -36,7 +36,16 @@ async fn cluster_on(nodes: usize, sentinel: bool) -> LocalCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_on_a_sentinel_group_chats_through_nginx() {
-    let cluster = cluster_on(2, true).await;
+    chats_through_nginx(cluster_on(2, Topology::Sentinel).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_on_a_redis_cluster_chats_through_nginx() {
+    chats_through_nginx(cluster_on(2, Topology::Cluster).await).await;
+}
+
+/// Four clients through nginx join one room, each sends, all hear all.
+async fn chats_through_nginx(cluster: LocalCluster) {
     let mut clients = Vec::new();
     for _ in 0..4 {
         let mut client = Client::connect(&cluster.ws_url()).await;

@@ -1,6 +1,6 @@
 //! A native Chorus cluster on loopback, built from the same parts as the
 //! compose and Kubernetes deployments: one `redis-server` (AOF on; or a
-//! Sentinel group, [`Options::sentinel`]), N `chorus`
+//! Sentinel group, or a Redis Cluster: [`Options::redis`]), N `chorus`
 //! processes, and nginx running `nginx/nginx.conf` unchanged, with its two
 //! include files (`chorus-upstream.conf`, `chorus-server.conf`) generated.
 //!
@@ -27,7 +27,7 @@ use tokio::{
 pub mod reap;
 mod redis;
 
-pub use redis::SENTINEL_MASTER;
+pub use redis::{SENTINEL_MASTER, Topology};
 
 use reap::Reaper;
 
@@ -49,9 +49,9 @@ pub struct Options {
     pub node_args: Vec<String>,
     /// Extra environment variables for every node.
     pub node_env: Vec<(String, String)>,
-    /// Redis as a primary, two replicas and a sentinel (the nodes in
-    /// sentinel mode, each send waiting for one replica), not one server.
-    pub sentinel: bool,
+    /// One Redis server; a primary, two replicas and a sentinel; or a Redis
+    /// Cluster (with replicas, each send waits for one).
+    pub redis: Topology,
 }
 
 impl Options {
@@ -64,7 +64,7 @@ impl Options {
             nginx_conf: default_nginx_conf(),
             node_args: Vec::new(),
             node_env: Vec::new(),
-            sentinel: false,
+            redis: Topology::Single,
         }
     }
 }
@@ -97,7 +97,7 @@ impl Node {
 pub struct LocalCluster {
     /// nginx's address: the one entry point.
     pub addr: SocketAddr,
-    /// Redis's address (the sentinel's, with [`Options::sentinel`]).
+    /// Redis's address (the sentinel's, or the Redis Cluster's first node).
     pub redis: SocketAddr,
     /// The gateways, in start order.
     pub nodes: Vec<Node>,
@@ -126,7 +126,7 @@ impl LocalCluster {
             .tempdir()
             .context("creating the cluster's directory")?;
         let reaper = Reaper::new();
-        let backplane = redis::start(&dir.path().join("redis"), &reaper, options.sentinel).await?;
+        let backplane = redis::start(&dir.path().join("redis"), &reaper, options.redis).await?;
         let mut nodes = Vec::with_capacity(options.nodes);
         for i in 0..options.nodes {
             nodes.push(start_node(options, (i, None), &backplane.node_args, &reaper).await?);

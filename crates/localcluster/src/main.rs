@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use chorus_localcluster::{LocalCluster, Options, default_nginx_conf};
+use chorus_localcluster::{LocalCluster, Options, Topology, default_nginx_conf};
 use clap::Parser;
 
 /// Command line of `chorus-cluster`.
@@ -32,8 +32,12 @@ struct Cli {
     restart_node: Option<usize>,
     /// Redis as a primary, two replicas and a sentinel instead of one
     /// server: the nodes follow failovers, and each send waits for a replica.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "redis_cluster")]
     redis_sentinel: bool,
+    /// Redis as a Redis Cluster of three primaries with a replica each: rooms
+    /// spread over the shards, and each send waits for a replica.
+    #[arg(long)]
+    redis_cluster: bool,
     /// Extra arguments for every node, after `--`.
     #[arg(last = true)]
     node_args: Vec<String>,
@@ -62,7 +66,11 @@ async fn main() -> ExitCode {
         chorus,
         nginx_conf: cli.nginx_conf,
         node_args: cli.node_args,
-        sentinel: cli.redis_sentinel,
+        redis: match (cli.redis_sentinel, cli.redis_cluster) {
+            (true, _) => Topology::Sentinel,
+            (_, true) => Topology::Cluster,
+            _ => Topology::Single,
+        },
         // A laptop cluster stops quickly; flags after `--` (or the environment) win.
         node_env: [("CHORUS_DRAIN_GRACE", "1s"), ("CHORUS_DRAIN_WINDOW", "2s")]
             .into_iter()
@@ -82,12 +90,12 @@ async fn main() -> ExitCode {
         cluster.url(),
         cluster.ws_url()
     );
-    let sentinel = if cli.redis_sentinel {
-        " (sentinel)"
-    } else {
-        ""
+    let topology = match options.redis {
+        Topology::Single => "",
+        Topology::Sentinel => " (sentinel)",
+        Topology::Cluster => " (Redis Cluster: 3 primaries, 3 replicas)",
     };
-    println!("  redis   {}{sentinel}", cluster.redis);
+    println!("  redis   {}{topology}", cluster.redis);
     for node in &cluster.nodes {
         println!(
             "  {}  http://{}  admin http://{}  pid {}",

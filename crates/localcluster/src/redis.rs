@@ -1,5 +1,6 @@
-//! The cluster's Redis: one `redis-server` (AOF on), or with `sentinel` a
-//! primary, two replicas and a sentinel that fails the primary over.
+//! The cluster's Redis: one `redis-server` (AOF on); a primary, two replicas
+//! and a sentinel that fails the primary over; or a Redis Cluster of three
+//! primaries with a replica each.
 
 use std::{net::SocketAddr, path::Path, process::Stdio};
 
@@ -14,9 +15,25 @@ use crate::{READY_WITHIN, free_port, reap::Reaper};
 /// The name the sentinel monitors the primary under.
 pub const SENTINEL_MASTER: &str = "chorus";
 
+/// Which Redis the nodes share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Topology {
+    /// One server.
+    #[default]
+    Single,
+    /// A primary, two replicas and a sentinel: the nodes in sentinel mode.
+    Sentinel,
+    /// A Redis Cluster, three primaries with a replica each: the nodes in
+    /// cluster mode.
+    Cluster,
+}
+
+/// Servers of the Redis Cluster: three primaries, then one replica each.
+const CLUSTER_SERVERS: usize = 6;
+
 /// The running Redis processes, and how nodes reach them.
 pub struct Backplane {
-    /// Where nodes connect: the server, or the sentinel.
+    /// Where nodes connect: the server, the sentinel, or the cluster's first node.
     pub addr: SocketAddr,
     /// Every process (the server; or the primary, replicas and sentinel).
     pub children: Vec<Child>,
@@ -24,14 +41,17 @@ pub struct Backplane {
     pub node_args: Vec<String>,
 }
 
-/// Starts one server, or with `sentinel` a primary, two replicas and a
-/// sentinel, all with their files under `dir`; returns once they are ready.
-pub async fn start(dir: &Path, reaper: &Reaper, sentinel: bool) -> Result<Backplane> {
+/// Starts the `topology`, every server with its files under `dir`; returns
+/// once they are ready.
+pub async fn start(dir: &Path, reaper: &Reaper, topology: Topology) -> Result<Backplane> {
+    if topology == Topology::Cluster {
+        return start_cluster(dir, reaper).await;
+    }
     // Replicas sync at once, not after diskless sync's 5 s wait for more.
     let no_delay = ["--repl-diskless-sync-delay", "0"].map(String::from);
     let (primary, port) = start_server(&dir.join("primary"), reaper, &no_delay, &[]).await?;
     let url = |port: u16| format!("redis://127.0.0.1:{port}");
-    if !sentinel {
+    if topology == Topology::Single {
         return Ok(Backplane {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             children: vec![primary],
@@ -74,6 +94,81 @@ pub async fn start(dir: &Path, reaper: &Reaper, sentinel: bool) -> Result<Backpl
     })
 }
 
+/// Six servers in cluster mode joined by `redis-cli --cluster create` (the
+/// first three primaries, one replica each); returns once every server sees
+/// the cluster ok and every replica has synced.
+async fn start_cluster(dir: &Path, reaper: &Reaper) -> Result<Backplane> {
+    let mut servers = Vec::with_capacity(CLUSTER_SERVERS);
+    for i in 0..CLUSTER_SERVERS {
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            // Named: the default bus port (port + 10,000) may be taken.
+            "--cluster-port",
+            &free_port()?.to_string(),
+            "--cluster-node-timeout",
+            "2000",
+            "--repl-diskless-sync-delay",
+            "0",
+        ]
+        .map(String::from);
+        let (child, port, lines) =
+            start_server_logged(&dir.join(format!("node-{i}")), reaper, &args).await?;
+        servers.push((child, port, lines));
+    }
+    let addresses: Vec<String> = servers
+        .iter()
+        .map(|(_, port, _)| format!("127.0.0.1:{port}"))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running redis-cli --cluster create")?;
+    if !created.status.success() {
+        bail!(
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+    }
+    let mut children = Vec::with_capacity(CLUSTER_SERVERS);
+    for (i, (child, port, mut lines)) in servers.into_iter().enumerate() {
+        wait_line(&mut lines, "Cluster state changed: ok")
+            .await
+            .with_context(|| format!("the cluster is not ok on port {port}"))?;
+        if i >= CLUSTER_SERVERS / 2 {
+            wait_line(&mut lines, "MASTER <-> REPLICA sync: Finished with success")
+                .await
+                .with_context(|| format!("the replica on port {port} did not sync"))?;
+        }
+        drain(lines);
+        children.push(child);
+    }
+    Ok(Backplane {
+        addr: SocketAddr::from(([127, 0, 0, 1], servers_port(&addresses[0]))),
+        children,
+        node_args: vec![
+            "--redis-url".into(),
+            format!("redis://{}", addresses.join(",")),
+            "--redis-mode".into(),
+            "cluster".into(),
+            "--redis-wait-replicas".into(),
+            "1".into(),
+        ],
+    })
+}
+
+/// The port of a `127.0.0.1:<port>` address.
+fn servers_port(address: &str) -> u16 {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_default()
+}
+
 /// A `redis-server` with AOF (fsync every second) in `dir`, and its port;
 /// returns once it accepts connections and has logged each line of `ready`.
 async fn start_server(
@@ -82,6 +177,23 @@ async fn start_server(
     extra: &[String],
     ready: &[&str],
 ) -> Result<(Child, u16)> {
+    let (child, port, mut lines) = start_server_logged(dir, reaper, extra).await?;
+    for line in ready {
+        wait_line(&mut lines, line)
+            .await
+            .with_context(|| format!("redis-server on port {port} is not ready"))?;
+    }
+    drain(lines);
+    Ok((child, port))
+}
+
+/// A `redis-server` with AOF in `dir`, once it accepts connections: the
+/// process, its port and the rest of its log (which must be read on).
+async fn start_server_logged(
+    dir: &Path,
+    reaper: &Reaper,
+    extra: &[String],
+) -> Result<(Child, u16, Lines<BufReader<ChildStdout>>)> {
     std::fs::create_dir_all(dir).context("creating Redis's directory")?;
     let port = free_port()?;
     let mut command = Command::new("redis-server");
@@ -104,13 +216,7 @@ async fn start_server(
     wait_line(&mut lines, "Ready to accept connections")
         .await
         .with_context(|| format!("redis-server did not start on port {port}"))?;
-    for line in ready {
-        wait_line(&mut lines, line)
-            .await
-            .with_context(|| format!("redis-server on port {port} is not ready"))?;
-    }
-    drain(lines);
-    Ok((child, port))
+    Ok((child, port, lines))
 }
 
 /// A sentinel watching the primary on `primary` (quorum 1, down after

@@ -6,6 +6,7 @@ mod certs;
 pub mod chaos;
 mod client;
 mod cluster;
+pub mod failover;
 mod node;
 mod proxy;
 mod raw;
@@ -24,7 +25,7 @@ pub use node::{InProcessNode, ProcessNode, http_get, http_get_authorized, http_p
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::{APP_PASSWORD, APP_USER, RedisServer};
-pub use redis_cluster::{RedisCluster, cluster_info, cluster_nodes};
+pub use redis_cluster::{RedisCluster, cluster_info, cluster_nodes, slot_of};
 pub use scrape::Scrape;
 pub use sentinel::{SENTINEL_MASTER, SentinelGroup};
 pub use tokens::{

@@ -154,6 +154,11 @@ impl RedisServer {
         assert!(status.success(), "kill {signal} {pid} failed");
     }
 
+    /// Whether the process runs (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

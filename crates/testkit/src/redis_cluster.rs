@@ -7,7 +7,7 @@ use fred::{
     types::{ClusterHash, CustomCommand},
 };
 
-use crate::redis::{ADMIN_PASSWORD, RedisServer, free_port};
+use crate::redis::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, RedisServer, free_port};
 
 /// Servers in the cluster: three primaries, each with one replica.
 const SERVERS: usize = 6;
@@ -88,28 +88,116 @@ impl RedisCluster {
         let addresses: Vec<String> = self.servers.iter().map(|s| s.addr().to_string()).collect();
         addresses.join(",")
     }
+
+    /// `redis://chorus:<password>@<seeds>`: the nodes' URL (with `--redis-mode cluster`).
+    pub fn url(&self) -> String {
+        format!("redis://{APP_USER}:{APP_PASSWORD}@{}", self.seeds())
+    }
+
+    /// The server that owns `slot` now (as a live server sees it), by index.
+    pub async fn owner_of(&self, slot: u16) -> Option<usize> {
+        let nodes = self.live_view().await?;
+        let line = nodes.lines().find(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            fields.len() > 8
+                && fields[2].contains("master")
+                && !fields[2].contains("fail")
+                && fields[8..].iter().any(|range| owns(range, slot))
+        })?;
+        let address = line.split(' ').nth(1)?.split('@').next()?;
+        self.servers
+            .iter()
+            .position(|s| s.addr().to_string() == address)
+    }
+
+    /// The cluster node id of server `index`.
+    pub async fn node_id(&self, index: usize) -> Option<String> {
+        let id = cluster_command(&self.servers[index], &["MYID"]).await?;
+        id.into_string()
+    }
+
+    /// Moves `count` slots from primary `from` to primary `to` with
+    /// `redis-cli --cluster reshard` (the lowest slots `from` owns first),
+    /// keys and all, and returns once every server agrees on the new owner.
+    pub async fn reshard(&self, from: usize, to: usize, count: u16) {
+        let (source, target) = (
+            self.node_id(from).await.expect("source id"),
+            self.node_id(to).await.expect("target id"),
+        );
+        let moved = tokio::process::Command::new("redis-cli")
+            .args(["-a", ADMIN_PASSWORD, "--no-auth-warning", "--cluster"])
+            .args(["reshard", &self.servers[to].addr().to_string()])
+            .args(["--cluster-from", &source, "--cluster-to", &target])
+            .args(["--cluster-slots", &count.to_string(), "--cluster-yes"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("running redis-cli --cluster reshard");
+        assert!(
+            moved.status.success(),
+            "redis-cli --cluster reshard failed: {}",
+            String::from_utf8_lossy(&moved.stdout)
+        );
+    }
+
+    /// `PUBSUB SHARDNUMSUB` and `PUBSUB NUMSUB` of `channel` on server
+    /// `index`: its shard-channel and ordinary-channel subscribers there.
+    pub async fn subscribers(&self, index: usize, channel: &str) -> (i64, i64) {
+        let client = self.servers[index].client().await;
+        let mut counts = [0; 2];
+        for (count, kind) in counts.iter_mut().zip(["SHARDNUMSUB", "NUMSUB"]) {
+            let command = CustomCommand::new_static("PUBSUB", ClusterHash::Random, false);
+            let answer: Vec<Value> = client
+                .custom(command, vec![kind, channel])
+                .await
+                .expect("PUBSUB");
+            *count = answer.get(1).and_then(Value::as_i64).unwrap_or(-1);
+        }
+        (counts[0], counts[1])
+    }
+
+    /// `CLUSTER NODES` from the first server still running.
+    async fn live_view(&self) -> Option<String> {
+        for server in self.servers.iter().filter(|s| s.is_running()) {
+            if let Some(nodes) = cluster_nodes(server).await {
+                return Some(nodes);
+            }
+        }
+        None
+    }
+}
+
+/// The cluster hash slot of `key` (of its `{tag}` when it has one).
+pub fn slot_of(key: &str) -> u16 {
+    fred::types::cluster::ClusterRouting::hash_key(key.as_bytes())
+}
+
+/// Whether a `CLUSTER NODES` slot field (`n` or `a-b`) holds `slot`.
+fn owns(range: &str, slot: u16) -> bool {
+    let (low, high) = range.split_once('-').unwrap_or((range, range));
+    matches!(
+        (low.parse::<u16>(), high.parse::<u16>()),
+        (Ok(low), Ok(high)) if (low..=high).contains(&slot)
+    )
 }
 
 /// `CLUSTER INFO` of one server, as its admin sees it.
 pub async fn cluster_info(server: &RedisServer) -> Option<String> {
-    let command = CustomCommand::new_static("CLUSTER", ClusterHash::Random, false);
-    let info: Value = server
-        .client()
-        .await
-        .custom(command, vec!["INFO"])
-        .await
-        .ok()?;
-    info.into_string()
+    cluster_command(server, &["INFO"]).await?.into_string()
 }
 
 /// `CLUSTER NODES` of one server: a line per node (id, address, flags, ...).
 pub async fn cluster_nodes(server: &RedisServer) -> Option<String> {
+    cluster_command(server, &["NODES"]).await?.into_string()
+}
+
+/// `CLUSTER <args>` on one server, as its admin.
+async fn cluster_command(server: &RedisServer, args: &[&str]) -> Option<Value> {
     let command = CustomCommand::new_static("CLUSTER", ClusterHash::Random, false);
-    let nodes: Value = server
+    server
         .client()
         .await
-        .custom(command, vec!["NODES"])
+        .custom(command, args.to_vec())
         .await
-        .ok()?;
-    nodes.into_string()
+        .ok()
 }

@@ -22,7 +22,10 @@ use fred::{
 use prometheus::Histogram;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::reply::{OpScript, Reply, bytes_of, decimal, failed, number, text_of};
+use super::{
+    reply::{OpScript, Reply, bytes_of, decimal, failed, number, text_of},
+    sharding::{Sharding, slot_of},
+};
 use crate::{BackplaneError, ChannelNames, Outage, Outgoing, Position, Published};
 
 /// Most messages in one script call: bounds how long one call keeps Redis busy.
@@ -69,6 +72,8 @@ pub(super) struct PublishCall {
     pub(super) sizes: Histogram,
     /// Replicas a call's messages must reach before they are acknowledged.
     pub(super) wait: Option<Replication>,
+    /// One Redis or a cluster: in a cluster a call holds rooms of one slot.
+    pub(super) sharding: Sharding,
 }
 
 /// `WAIT` after each call: its messages are acknowledged only once this
@@ -90,9 +95,10 @@ impl Replication {
         })
     }
 
-    /// Waits until the replicas hold everything `client` wrote so far.
-    async fn wait(&self, client: &Client) -> Result<(), BackplaneError> {
-        let command = CustomCommand::new_static("WAIT", ClusterHash::Random, false);
+    /// Waits until the replicas hold everything `client` wrote so far (in a
+    /// cluster: on the shard of `slot`, where the call ran).
+    async fn wait(&self, client: &Client, slot: u16) -> Result<(), BackplaneError> {
+        let command = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
         let args = vec![
             Value::Integer(self.replicas),
             Value::Integer(self.timeout_ms),
@@ -113,7 +119,6 @@ impl Replication {
 }
 
 impl Batcher {
-    /// Starts the task that gathers sends into calls of `call`.
     /// Starts the task that gathers sends into calls of `call`; each send
     /// waits at most `timeout` in all.
     pub(super) fn start(call: PublishCall, timeout: Duration) -> Self {
@@ -169,14 +174,37 @@ async fn gather(mut queue: mpsc::Receiver<Pending>, call: Arc<PublishCall>) {
 }
 
 impl PublishCall {
-    /// Runs one call for `batch` and hands each send its outcome.
+    /// Runs `batch`: one call, or in a cluster one call per slot (at once:
+    /// they go to different shards, and a room's sends stay in one call).
     async fn run(&self, batch: Vec<Pending>) {
+        if self.sharding == Sharding::Single {
+            return self.run_one(batch).await;
+        }
+        let channels: Vec<String> = batch
+            .iter()
+            .map(|pending| self.names.room_channel(&pending.room))
+            .collect();
+        let groups = self.sharding.groups(&channels, String::as_str, MAX_BATCH);
+        if groups.len() == 1 {
+            return self.run_one(batch).await;
+        }
+        let mut batch: Vec<Option<Pending>> = batch.into_iter().map(Some).collect();
+        let calls = groups.iter().map(|group| {
+            let part = group.iter().filter_map(|&i| batch[i].take()).collect();
+            self.run_one(part)
+        });
+        futures_util::future::join_all(calls).await;
+    }
+
+    /// Runs one call for `batch` and hands each send its outcome.
+    async fn run_one(&self, batch: Vec<Pending>) {
         self.sizes.observe(batch.len() as f64);
+        let slot = slot_of(&self.names.room_channel(&batch[0].room));
         let (keys, args, waiting) = self.arguments(batch);
         match self.script.call_reply(&self.client, keys, args).await {
             Ok(mut reply) => {
                 let replicated = match &self.wait {
-                    Some(wait) => wait.wait(&self.client).await,
+                    Some(wait) => wait.wait(&self.client, slot).await,
                     None => Ok(()),
                 };
                 for done in waiting {

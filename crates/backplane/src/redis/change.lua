@@ -72,5 +72,5 @@ redis.call('PEXPIRE', index, ARGV[6])
 local margin = expiry_margin(ARGV[6], ARGV[7])
 redis.call('PEXPIRE', log, string.format('%d', tonumber(ARGV[6]) + margin))
 redis.call('PEXPIRE', state, string.format('%d', tonumber(ARGV[7]) + margin))
-redis.call('PUBLISH', ARGV[1], epoch .. string.format(':%d:', seq) .. ARGV[2])
+redis.call(PUBLISH, ARGV[1], epoch .. string.format(':%d:', seq) .. ARGV[2])
 return {'new', epoch, seq}

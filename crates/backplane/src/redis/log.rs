@@ -17,6 +17,7 @@ use prometheus::Histogram;
 use super::{
     batch::{Batcher, PublishCall, Replication},
     reply::{OpScript, WhenFull, millis},
+    sharding::Sharding,
 };
 use crate::{
     BackplaneError, Change, Changed, ChannelNames, HistorySettings, Outgoing, Page, Position,
@@ -45,12 +46,19 @@ pub(super) struct RedisLog {
     /// The bounds as script arguments, formatted once: max length, max age,
     /// state TTL and dedup window (ms).
     bounds: [Value; 4],
+    /// One Redis or a cluster: how `positions` splits its rooms.
+    sharding: Sharding,
 }
 
-/// A script with the shared prelude (`room_epoch`, `forget_trimmed`).
-fn with_prelude(op: &'static str, when_full: WhenFull, body: &str) -> OpScript {
+/// A script with the shared prelude (`PUBLISH`, `room_epoch`, `forget_trimmed`).
+fn with_prelude(op: &'static str, when_full: WhenFull, body: &str, sharding: Sharding) -> OpScript {
     let prelude = concat!(include_str!("epoch.lua"), "\n", include_str!("trim.lua"));
-    OpScript::new(op, when_full, &format!("{prelude}\n{body}"))
+    OpScript::publishing(
+        op,
+        when_full,
+        &format!("{prelude}\n{body}"),
+        sharding.script_prelude(),
+    )
 }
 
 /// The keys of a room every history script takes first: state, log,
@@ -71,7 +79,7 @@ impl RedisLog {
         names: ChannelNames,
         settings: HistorySettings,
         (batch_sizes, timeout): (Histogram, std::time::Duration),
-        wait_replicas: u32,
+        (wait_replicas, sharding): (u32, Sharding),
     ) -> Self {
         let bounds = [
             settings.max_len.to_string().into(),
@@ -83,7 +91,13 @@ impl RedisLog {
             PublishCall {
                 client: writer,
                 wait: Replication::new(wait_replicas, timeout),
-                script: with_prelude("publish", WhenFull::Refuse, include_str!("publish.lua")),
+                script: with_prelude(
+                    "publish",
+                    WhenFull::Refuse,
+                    include_str!("publish.lua"),
+                    sharding,
+                ),
+                sharding,
                 names: names.clone(),
                 bounds: bounds.clone(),
                 sizes: batch_sizes,
@@ -93,12 +107,23 @@ impl RedisLog {
         Self {
             client,
             publish,
-            change: with_prelude("change", WhenFull::Refuse, include_str!("change.lua")),
-            read: with_prelude("read", WhenFull::Run, include_str!("read.lua")),
-            positions: with_prelude("positions", WhenFull::Run, include_str!("positions.lua")),
+            change: with_prelude(
+                "change",
+                WhenFull::Refuse,
+                include_str!("change.lua"),
+                sharding,
+            ),
+            read: with_prelude("read", WhenFull::Run, include_str!("read.lua"), sharding),
+            positions: with_prelude(
+                "positions",
+                WhenFull::Run,
+                include_str!("positions.lua"),
+                sharding,
+            ),
             names,
             settings,
             bounds,
+            sharding,
         }
     }
 
@@ -168,19 +193,26 @@ impl RoomLog for RedisLog {
     }
 
     async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError> {
-        let mut positions = Vec::with_capacity(rooms.len());
-        for batch in rooms.chunks(POSITIONS_BATCH) {
-            let keys: Vec<String> = batch
-                .iter()
-                .map(|room| self.names.room_key(room, "state"))
-                .collect();
+        let keys: Vec<String> = rooms
+            .iter()
+            .map(|room| self.names.room_key(room, "state"))
+            .collect();
+        let groups = self.sharding.groups(&keys, String::as_str, POSITIONS_BATCH);
+        let calls = groups.iter().map(|group| {
+            let keys = group.iter().map(|&i| keys[i].clone()).collect();
             let ttl = vec![millis(self.settings.state_ttl).into()];
-            let mut reply = self.positions.call_reply(&self.client, keys, ttl).await?;
-            for _ in batch {
-                positions.push(Position {
+            self.positions.call_reply(&self.client, keys, ttl)
+        });
+        // In a cluster the calls go to several shards: they run at once.
+        let replies = futures_util::future::join_all(calls).await;
+        let mut positions = vec![Position { epoch: 0, seq: 0 }; rooms.len()];
+        for (group, reply) in groups.iter().zip(replies) {
+            let mut reply = reply?;
+            for &i in group {
+                positions[i] = Position {
                     epoch: reply.number("epoch")?,
                     seq: reply.number("seq")?,
-                });
+                };
             }
         }
         Ok(positions)

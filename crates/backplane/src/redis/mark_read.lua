@@ -24,5 +24,5 @@ if seq <= current then
 end
 redis.call('HSET', reads, ARGV[1], epoch .. ':' .. ARGV[3])
 redis.call('PEXPIRE', reads, ARGV[6])
-redis.call('PUBLISH', ARGV[4], '0:0:' .. ARGV[5])
+redis.call(PUBLISH, ARGV[4], '0:0:' .. ARGV[5])
 return {'moved', epoch, seq}

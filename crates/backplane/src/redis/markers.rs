@@ -6,7 +6,10 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{clients::Client, interfaces::HashesInterface, prelude::Value};
 
-use super::reply::{OpScript, WhenFull, failed, millis};
+use super::{
+    reply::{OpScript, WhenFull, failed, millis},
+    sharding::Sharding,
+};
 use crate::{BackplaneError, ChannelNames, MARKERS_MAX, Marked, Position, ReadMarkers};
 
 /// Read markers on Redis.
@@ -22,10 +25,19 @@ pub(super) struct RedisMarkers {
 }
 
 impl RedisMarkers {
-    pub(super) fn new(client: Client, names: ChannelNames, state_ttl: std::time::Duration) -> Self {
+    pub(super) fn new(
+        client: Client,
+        names: ChannelNames,
+        (state_ttl, sharding): (std::time::Duration, Sharding),
+    ) -> Self {
         Self {
             client,
-            mark: OpScript::new("mark_read", WhenFull::Refuse, include_str!("mark_read.lua")),
+            mark: OpScript::publishing(
+                "mark_read",
+                WhenFull::Refuse,
+                include_str!("mark_read.lua"),
+                sharding.script_prelude(),
+            ),
             names,
             state_ttl: millis(state_ttl),
         }

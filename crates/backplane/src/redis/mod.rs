@@ -14,7 +14,7 @@
 //! | [`crate::PubSub`] | `subscriber.rs` (`relayed.rs`, `probe.rs`) | channels `room:{r}`, the probe's |
 //! | [`crate::UserState`] | `users.rs` | `user:{u}:drafts`, `:status` |
 //! | [`crate::PresenceStore`] | `presence.rs` | `room:{r}:presence`, `:online`, `:who` |
-//! | [`crate::NodeRegistry`] | `registry.rs` | `nodes`, `nodes:expiry` |
+//! | [`crate::NodeRegistry`] | `registry.rs` | `{nodes}`, `{nodes}:expiry` |
 
 use std::{sync::Arc, time::Duration};
 
@@ -40,6 +40,7 @@ mod read;
 mod registry;
 mod relayed;
 mod reply;
+mod sharding;
 mod subscriber;
 mod topology;
 mod users;
@@ -98,7 +99,7 @@ impl RedisSettings {
     pub fn validate(&self) -> Result<(), BackplaneError> {
         if !(self.url.starts_with("redis://") || self.is_tls()) {
             return Err(BackplaneError::Config(
-                "the URL must start with redis:// or rediss:// (Redis Cluster is not supported yet)".into(),
+                "the URL must start with redis:// or rediss://".into(),
             ));
         }
         if self.tls_ca.is_some() && !self.is_tls() {
@@ -159,7 +160,9 @@ impl RedisSettings {
         builder.with_performance_config(|perf| perf.broadcast_channel_capacity = SUBSCRIBER_BUFFER);
         let subscriber = builder.build_subscriber_client().map_err(config_error)?;
         let names = ChannelNames::new(&self.prefix);
+        let sharding = sharding::Sharding::of(&self.mode);
         let link = subscriber::Link {
+            sharding,
             prefix: &self.prefix,
             connect_timeout: self.connect_timeout,
             probe_interval: self.probe_interval,
@@ -182,19 +185,23 @@ impl RedisSettings {
                 names.clone(),
                 history,
                 (metrics.publish_batch.clone(), self.command_timeout),
-                self.wait_replicas,
+                (self.wait_replicas, sharding),
             )),
             markers: Arc::new(markers::RedisMarkers::new(
                 publisher.clone(),
                 names.clone(),
-                state_ttl,
+                (state_ttl, sharding),
             )),
             users: Arc::new(users::RedisUsers::new(
                 publisher.clone(),
                 names.clone(),
-                state_ttl,
+                (state_ttl, sharding),
             )),
-            presence: Arc::new(presence::RedisPresence::new(publisher.clone(), names)),
+            presence: Arc::new(presence::RedisPresence::new(
+                publisher.clone(),
+                names,
+                sharding,
+            )),
             registry: Arc::new(registry::RedisRegistry::new(publisher, &self.prefix)),
             pubsub: Arc::new(pubsub),
         })

@@ -18,7 +18,7 @@ local function gone(user)
     local leave = redis.call('HGET', who, user)
     redis.call('HDEL', who, user)
     if leave then
-      redis.call('PUBLISH', channel, '0:0:' .. leave)
+      redis.call(PUBLISH, channel, '0:0:' .. leave)
     end
   end
 end
@@ -36,7 +36,7 @@ if mode == 'up' then
     if redis.call('ZADD', z, now + ttl, ARGV[4] .. '\31' .. user) == 1 then
       redis.call('HSET', who, user, ARGV[i + 2])
       if redis.call('HINCRBY', online, user, 1) == 1 then
-        redis.call('PUBLISH', channel, '0:0:' .. ARGV[i + 1])
+        redis.call(PUBLISH, channel, '0:0:' .. ARGV[i + 1])
       end
     end
   end

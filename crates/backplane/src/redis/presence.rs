@@ -9,7 +9,10 @@ use bytes::Bytes;
 use chorus_protocol::RoomName;
 use fred::{clients::Client, prelude::Value};
 
-use super::reply::{OpScript, Reply, WhenFull, bytes_of, millis};
+use super::{
+    reply::{OpScript, Reply, WhenFull, bytes_of, millis},
+    sharding::Sharding,
+};
 use crate::{BackplaneError, ChannelNames, PresenceEntry, PresenceStore};
 
 /// Presence on Redis.
@@ -23,10 +26,15 @@ pub(super) struct RedisPresence {
 }
 
 impl RedisPresence {
-    pub(super) fn new(client: Client, names: ChannelNames) -> Self {
+    pub(super) fn new(client: Client, names: ChannelNames, sharding: Sharding) -> Self {
         Self {
             client,
-            script: OpScript::new("presence", WhenFull::Refuse, include_str!("presence.lua")),
+            script: OpScript::publishing(
+                "presence",
+                WhenFull::Refuse,
+                include_str!("presence.lua"),
+                sharding.script_prelude(),
+            ),
             names,
         }
     }

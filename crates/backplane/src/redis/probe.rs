@@ -10,25 +10,32 @@
 //! Each probe also stores its number (a key with a short expiry): when Redis
 //! is out of memory it refuses that write, and the node reports it (not
 //! ready, `backplane_out_of_memory`) until a write goes through again.
+//!
+//! In a Redis Cluster the probe goes through every shard: one channel (and
+//! one stored key) in a slot of each primary, chosen again when the primaries
+//! change, and a round succeeds only when every shard echoed it.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use fred::{
     clients::{Client, SubscriberClient},
-    interfaces::{KeysInterface, PubsubInterface},
+    interfaces::{ClusterInterface, KeysInterface},
     prelude::Value,
     types::Expiration,
 };
 
 use tokio::{sync::Notify, task::JoinHandle};
 
-use super::metrics::ProbeMetrics;
+use super::{
+    metrics::ProbeMetrics,
+    sharding::{Sharding, slot_of},
+};
 
 /// Shortest probe timeout, whatever the interval: a Redis link slower than this
 /// cannot carry chat anyway.
@@ -36,10 +43,13 @@ const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the prober and the subscriber's reader share.
 pub(super) struct Probe {
-    /// This node's probe channel (unique per process and node).
+    /// This node's probe channel (unique per process and node); in a cluster
+    /// the stem of one channel per shard.
     channel: String,
-    /// Highest probe number read back from the subscription.
-    echoed: AtomicU64,
+    /// The probe number of the round under way.
+    round: AtomicU64,
+    /// Echoes of this round read back so far (one per probe channel).
+    echoed: AtomicUsize,
     /// Wakes the prober when a number comes back.
     arrived: Notify,
     /// Whether the last probe came back in time.
@@ -58,22 +68,43 @@ impl Probe {
         let unique = NEXT.fetch_add(1, Ordering::Relaxed);
         Arc::new(Self {
             channel: format!("{prefix}:probe:{}:{nanos}:{unique}", std::process::id()),
-            echoed: AtomicU64::new(0),
+            round: AtomicU64::new(0),
+            echoed: AtomicUsize::new(0),
             arrived: Notify::new(),
             healthy: AtomicBool::new(false),
             full: AtomicBool::new(false),
         })
     }
 
-    /// Whether `channel` is this probe's (the reader hands it here instead of to a room).
+    /// Whether `channel` is one of this probe's (the reader hands it here
+    /// instead of to a room).
     pub(super) fn is_probe(&self, channel: &str) -> bool {
-        channel == self.channel
+        channel
+            .strip_prefix(self.channel.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(":{"))
+    }
+
+    /// The probe channels of a round: this node's one, or in a cluster one
+    /// in a slot of each primary `publisher` knows.
+    fn channels(&self, publisher: &Client, sharding: Sharding) -> Vec<String> {
+        let state = match sharding {
+            Sharding::Single => None,
+            Sharding::Cluster => publisher.cached_cluster_state(),
+        };
+        match state {
+            None => vec![self.channel.clone()],
+            Some(state) => state
+                .unique_hash_slots()
+                .into_iter()
+                .map(|slot| format!("{}:{{{}}}", self.channel, tag_in(slot)))
+                .collect(),
+        }
     }
 
     /// Records a probe number read back from the subscription.
     pub(super) fn echo(&self, value: &Value) {
-        if let Some(n) = value.as_u64() {
-            self.echoed.fetch_max(n, Ordering::AcqRel);
+        if value.as_u64() == Some(self.round.load(Ordering::Acquire)) {
+            self.echoed.fetch_add(1, Ordering::AcqRel);
             self.arrived.notify_waiters();
         }
     }
@@ -88,12 +119,26 @@ impl Probe {
         self.full.load(Ordering::Acquire)
     }
 
-    /// Stores probe number `n` and records whether Redis is out of memory.
-    async fn write(&self, publisher: &Client, n: u64, ttl: Duration, metrics: &ProbeMetrics) {
+    /// Stores probe number `n` (on every shard) and records whether Redis
+    /// (any shard) is out of memory.
+    async fn write(
+        &self,
+        publisher: &Client,
+        (n, channels): (u64, &[String]),
+        ttl: Duration,
+        metrics: &ProbeMetrics,
+    ) {
         let expiry = Expiration::PX(ttl.as_millis().max(1) as i64);
-        let key = format!("{}:w", self.channel);
-        let stored: Result<(), _> = publisher.set(key, n, Some(expiry), None, false).await;
-        let full = stored.is_err_and(|e| e.details().starts_with("OOM "));
+        let writes = channels.iter().map(|channel| {
+            let key = format!("{channel}:w");
+            publisher.set::<(), _, _>(key, n, Some(expiry.clone()), None, false)
+        });
+        let stored = futures_util::future::join_all(writes).await;
+        let full = stored.iter().any(|stored| {
+            stored
+                .as_ref()
+                .is_err_and(|e| e.details().starts_with("OOM "))
+        });
         metrics.out_of_memory.set(i64::from(full));
         if self.full.swap(full, Ordering::AcqRel) != full {
             if full {
@@ -106,12 +151,13 @@ impl Probe {
         }
     }
 
-    async fn echoed(&self, n: u64) {
+    /// Waits until `count` echoes of the round came back.
+    async fn echoed(&self, count: usize) {
         loop {
             let arrived = self.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            if self.echoed.load(Ordering::Acquire) >= n {
+            if self.echoed.load(Ordering::Acquire) >= count {
                 return;
             }
             arrived.await;
@@ -119,49 +165,66 @@ impl Probe {
     }
 }
 
+/// A hash tag whose slot is `slot` (found by trying numbers: about 16,384
+/// CRC16s, done when the primaries change).
+fn tag_in(slot: u16) -> u32 {
+    (0..)
+        .find(|n| slot_of(&format!("{{{n}}}")) == slot)
+        .unwrap_or(0)
+}
+
 /// Probes every `interval` until aborted; re-subscribing is bounded by `command_timeout`.
 pub(super) fn spawn(
     probe: Arc<Probe>,
-    publisher: Client,
-    subscriber: SubscriberClient,
+    (publisher, subscriber): (Client, SubscriberClient),
     (interval, command_timeout): (Duration, Duration),
     metrics: ProbeMetrics,
+    sharding: Sharding,
 ) -> JoinHandle<()> {
     let timeout = interval.max(MIN_TIMEOUT);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut subscribed = false;
+        let mut subscribed: Vec<String> = Vec::new();
         let mut n = 0u64;
         loop {
             ticks.tick().await;
-            if !subscribed {
-                subscribed = resubscribe(&probe, &subscriber, command_timeout).await;
-                if !subscribed {
+            let channels = probe.channels(&publisher, sharding);
+            if subscribed != channels {
+                let link = (&subscriber, sharding);
+                if !resubscribe(&channels, link, command_timeout).await {
+                    subscribed.clear();
                     fail(&probe, &metrics);
                     continue;
                 }
+                subscribed.clone_from(&channels);
             }
             n += 1;
+            probe.round.store(n, Ordering::Release);
+            probe.echoed.store(0, Ordering::Release);
             let started = Instant::now();
             let round_trip = tokio::time::timeout(timeout, async {
-                publisher
-                    .publish::<Value, _, _>(probe.channel.as_str(), n)
-                    .await
-                    .ok()?;
-                probe.echoed(n).await;
+                for channel in &channels {
+                    let payload = n.to_string().into();
+                    sharding
+                        .publish(&publisher, channel.clone(), payload)
+                        .await
+                        .ok()?;
+                }
+                probe.echoed(channels.len()).await;
                 Some(())
             })
             .await;
             if let Ok(Some(())) = round_trip {
                 metrics.round_trip.observe(started.elapsed().as_secs_f64());
-                probe.write(&publisher, n, 2 * timeout, &metrics).await;
+                let round = (n, channels.as_slice());
+                probe.write(&publisher, round, 2 * timeout, &metrics).await;
                 if !probe.healthy.swap(true, Ordering::AcqRel) {
                     tracing::info!("backplane probe went through pub/sub; node ready");
                 }
             } else {
                 fail(&probe, &metrics);
-                subscribed = false;
+                subscribed.clear();
             }
         }
     })
@@ -174,23 +237,22 @@ fn fail(probe: &Probe, metrics: &ProbeMetrics) {
     }
 }
 
-/// Subscribes the probe channel and every channel the subscriber tracks.
-async fn resubscribe(probe: &Probe, subscriber: &SubscriberClient, timeout: Duration) -> bool {
-    let mut channels = tracked_channels(subscriber);
-    if !channels.iter().any(|c| probe.is_probe(c)) {
-        channels.push(probe.channel.clone());
-    }
+/// Subscribes the probe's `channels` and every channel the subscriber tracks.
+async fn resubscribe(
+    channels: &[String],
+    (subscriber, sharding): (&SubscriberClient, Sharding),
+    timeout: Duration,
+) -> bool {
+    let mut all = sharding.tracked(subscriber);
+    all.extend(
+        channels
+            .iter()
+            .filter(|c| !all.contains(c))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     matches!(
-        tokio::time::timeout(timeout, subscriber.subscribe(channels)).await,
+        tokio::time::timeout(timeout, sharding.subscribe(subscriber, all)).await,
         Ok(Ok(()))
     )
-}
-
-/// Every channel the subscriber should hold (fred tracks what was subscribed).
-pub(super) fn tracked_channels(subscriber: &SubscriberClient) -> Vec<String> {
-    subscriber
-        .tracked_channels()
-        .iter()
-        .map(|c| c.to_string())
-        .collect()
 }

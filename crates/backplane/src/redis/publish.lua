@@ -99,7 +99,7 @@ end
 local function relay(room, run)
   local head = epochs[room] .. ':' .. run.first
   if #run == 1 then
-    redis.call('PUBLISH', ARGV[5 + room], head .. ':' .. run[1])
+    redis.call(PUBLISH, ARGV[5 + room], head .. ':' .. run[1])
     return
   end
   local parts = {head, '+', #run, ':'}
@@ -107,7 +107,7 @@ local function relay(room, run)
     parts[#parts + 1] = #envelope .. ':'
     parts[#parts + 1] = envelope
   end
-  redis.call('PUBLISH', ARGV[5 + room], table.concat(parts))
+  redis.call(PUBLISH, ARGV[5 + room], table.concat(parts))
 end
 for room = 1, rooms do
   if runs[room] then

@@ -16,7 +16,8 @@ pub(super) struct RedisRegistry {
     client: Client,
     /// `nodes.lua`.
     script: OpScript,
-    /// `<prefix>:nodes` (hash of statuses) and `<prefix>:nodes:expiry` (sorted set).
+    /// `<prefix>:{nodes}` (hash of statuses) and `<prefix>:{nodes}:expiry`
+    /// (sorted set): one hash tag, so the script's keys share a cluster slot.
     keys: [String; 2],
 }
 
@@ -25,7 +26,10 @@ impl RedisRegistry {
         Self {
             client,
             script: OpScript::new("node_registry", WhenFull::Run, include_str!("nodes.lua")),
-            keys: [format!("{prefix}:nodes"), format!("{prefix}:nodes:expiry")],
+            keys: [
+                format!("{prefix}:{{nodes}}"),
+                format!("{prefix}:{{nodes}}:expiry"),
+            ],
         }
     }
 

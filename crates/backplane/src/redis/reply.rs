@@ -47,6 +47,17 @@ impl OpScript {
         }
     }
 
+    /// Like [`OpScript::new`], for a script that publishes: `publish` (see
+    /// `Sharding::script_prelude`) names the command it calls as `PUBLISH`.
+    pub(super) fn publishing(
+        op: &'static str,
+        when_full: WhenFull,
+        body: &str,
+        publish: &str,
+    ) -> Self {
+        Self::new(op, when_full, &format!("{publish}\n{body}"))
+    }
+
     /// Runs the script and returns its raw answer.
     pub(super) async fn call(
         &self,

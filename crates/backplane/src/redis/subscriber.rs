@@ -8,17 +8,14 @@ use bytes::{Bytes, BytesMut};
 use chorus_protocol::RoomName;
 use fred::{
     clients::{Client, SubscriberClient},
-    interfaces::{ClientLike, EventInterface, PubsubInterface},
+    interfaces::{ClientLike, EventInterface},
     prelude::Value,
 };
 use prometheus::IntCounter;
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use super::{
-    metrics::RedisMetrics,
-    probe::{self, tracked_channels},
-    relayed::each_relayed,
-    reply::failed,
+    metrics::RedisMetrics, probe, relayed::each_relayed, reply::failed, sharding::Sharding,
 };
 use crate::{BackplaneError, ChannelNames, Delivery, Inbound, PubSub};
 
@@ -35,6 +32,8 @@ pub(super) struct Link<'a> {
     pub(super) probe_interval: Duration,
     /// Bound on one command.
     pub(super) command_timeout: Duration,
+    /// Ordinary channels on one Redis, or shard channels in a cluster.
+    pub(super) sharding: Sharding,
 }
 
 /// Pub/sub on Redis.
@@ -47,6 +46,8 @@ pub(super) struct RedisPubSub {
     names: ChannelNames,
     /// The pub/sub round-trip probe behind readiness.
     probe: Arc<probe::Probe>,
+    /// Ordinary channels on one Redis, or shard channels in a cluster.
+    sharding: Sharding,
     /// Reader, resubscriber, watcher and probe tasks, aborted at shutdown.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -71,7 +72,7 @@ impl RedisPubSub {
                 probe.clone(),
                 metrics.lagged.clone(),
             ),
-            spawn_resubscriber(&subscriber),
+            spawn_resubscriber(&subscriber, link.sharding),
             metrics.watch(&publisher, "publisher"),
             metrics.watch(&subscriber.to_client(), "subscriber"),
         ];
@@ -87,66 +88,80 @@ impl RedisPubSub {
             link.prefix,
         )
         .await;
+        if link.sharding == Sharding::Cluster {
+            tasks.push(spawn_slot_follower(&publisher, &subscriber));
+        }
         tasks.push(probe::spawn(
             probe.clone(),
-            publisher.clone(),
-            subscriber.clone(),
+            (publisher.clone(), subscriber.clone()),
             (link.probe_interval, link.command_timeout),
             metrics.probe.clone(),
+            link.sharding,
         ));
         Self {
             publisher,
             subscriber,
             names,
             probe,
+            sharding: link.sharding,
             tasks,
         }
     }
 }
 
 impl RedisPubSub {
-    /// Waits until Redis has processed what the subscriber sent before (`op`).
+    /// Waits until Redis has processed what the subscriber sent before on
+    /// `channel`'s connection (`op`).
     ///
-    /// fred completes SUBSCRIBE and UNSUBSCRIBE once they are written (Redis's
-    /// confirmation arrives out of band and is dropped), so Redis may not have
-    /// processed them yet: a PUBLISH processed first would be lost to (or
-    /// still reach) this node. Redis answers a connection's commands in order:
-    /// the PING's answer proves what came before it was processed.
-    async fn processed(&self, op: &'static str) -> Result<(), BackplaneError> {
-        self.subscriber
-            .ping::<Value>(None)
-            .await
-            .map(|_| ())
-            .map_err(failed(op))
+    /// fred completes SUBSCRIBE and UNSUBSCRIBE (and SUNSUBSCRIBE) once they
+    /// are written (Redis's confirmation arrives out of band and is dropped),
+    /// so Redis may not have processed them yet: a PUBLISH processed first
+    /// would be lost to (or still reach) this node. Redis answers a
+    /// connection's commands in order: the PING's answer proves what came
+    /// before it was processed. (SSUBSCRIBE is confirmed by its answer.)
+    async fn processed(&self, op: &'static str, channel: &str) -> Result<(), BackplaneError> {
+        match self.sharding {
+            Sharding::Single => self.subscriber.ping::<Value>(None).await.map(|_| ()),
+            Sharding::Cluster => self.sharding.processed(&self.subscriber, channel).await,
+        }
+        .map_err(failed(op))
     }
 }
 
 #[async_trait]
 impl PubSub for RedisPubSub {
     async fn subscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
-        self.subscriber
-            .subscribe(self.names.room_channel(room))
+        let channel = self.names.room_channel(room);
+        self.sharding
+            .subscribe(&self.subscriber, vec![channel.clone()])
             .await
             .map_err(failed("subscribe"))?;
-        self.processed("subscribe").await
+        match self.sharding {
+            Sharding::Single => self.processed("subscribe", &channel).await,
+            Sharding::Cluster => Ok(()),
+        }
     }
 
     async fn unsubscribe(&self, room: &RoomName) -> Result<(), BackplaneError> {
-        self.subscriber
-            .unsubscribe(self.names.room_channel(room))
+        let channel = self.names.room_channel(room);
+        self.sharding
+            .unsubscribe(&self.subscriber, channel.clone())
             .await
             .map_err(failed("unsubscribe"))?;
-        self.processed("unsubscribe").await
+        self.processed("unsubscribe", &channel).await
     }
 
     async fn signal(&self, room: &RoomName, payload: Bytes) -> Result<(), BackplaneError> {
         let mut relayed = BytesMut::with_capacity(SIGNAL_PREFIX.len() + payload.len());
         relayed.extend_from_slice(SIGNAL_PREFIX);
         relayed.extend_from_slice(&payload);
-        self.publisher
-            .publish::<Value, _, _>(self.names.room_channel(room), relayed.freeze())
+        self.sharding
+            .publish(
+                &self.publisher,
+                self.names.room_channel(room),
+                relayed.freeze(),
+            )
             .await
-            .map(|_| ())
             .map_err(failed("signal"))
     }
 
@@ -235,7 +250,7 @@ fn spawn_reader(
 /// same connection: a join could then be confirmed before Redis held the
 /// subscription, and the first messages after it were lost. This skips the first
 /// connection and sends only the tracked channels.
-fn spawn_resubscriber(subscriber: &SubscriberClient) -> JoinHandle<()> {
+fn spawn_resubscriber(subscriber: &SubscriberClient, sharding: Sharding) -> JoinHandle<()> {
     let mut connections = subscriber.reconnect_rx();
     let subscriber = subscriber.clone();
     tokio::spawn(async move {
@@ -243,26 +258,41 @@ fn spawn_resubscriber(subscriber: &SubscriberClient) -> JoinHandle<()> {
         loop {
             match connections.recv().await {
                 Ok(_) if std::mem::take(&mut first) => {}
-                Ok(_) => {
-                    let channels = tracked_channels(&subscriber);
-                    if channels.is_empty() {
-                        continue;
-                    }
-                    match subscriber.subscribe(channels.clone()).await {
-                        Ok(()) => tracing::info!(
-                            channels = channels.len(),
-                            "re-subscribed after reconnect"
-                        ),
-                        Err(error) => {
-                            tracing::error!(%error, "re-subscribing after reconnect failed")
-                        }
-                    }
-                }
+                Ok(_) => resubscribe(&subscriber, sharding, "reconnect").await,
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             }
         }
     })
+}
+
+/// In a cluster, re-subscribes every tracked shard channel whenever the
+/// publisher learns of a change in the cluster (a slot moved, a replica was
+/// promoted): Redis drops the subscriptions of a slot that moves away from a
+/// shard, telling the client only out of band. Each channel goes to the
+/// shard that owns it now; one still in place is not disturbed. What was
+/// relayed in between is repaired from history by the node's position checks.
+fn spawn_slot_follower(publisher: &Client, subscriber: &SubscriberClient) -> JoinHandle<()> {
+    let mut changes = publisher.cluster_change_rx();
+    let subscriber = subscriber.clone();
+    tokio::spawn(async move {
+        // A lagged receiver missed changes: re-subscribing covers them too.
+        while !matches!(changes.recv().await, Err(RecvError::Closed)) {
+            resubscribe(&subscriber, Sharding::Cluster, "cluster change").await;
+        }
+    })
+}
+
+/// Subscribes every channel the subscriber tracks again, after `why`.
+async fn resubscribe(subscriber: &SubscriberClient, sharding: Sharding, why: &'static str) {
+    let channels = sharding.tracked(subscriber);
+    if channels.is_empty() {
+        return;
+    }
+    match sharding.subscribe(subscriber, channels.clone()).await {
+        Ok(()) => tracing::info!(channels = channels.len(), why, "re-subscribed"),
+        Err(error) => tracing::error!(%error, why, "re-subscribing failed"),
+    }
 }
 
 /// Waits (bounded) for both clients' first connection, logging the outcome.

@@ -1,6 +1,7 @@
-//! Which Redis a node talks to: one server named by the URL, or the primary
-//! of a Sentinel group (the URL lists the sentinels), followed across
-//! failovers.
+//! Which Redis a node talks to: one server named by the URL, the primary of a
+//! Sentinel group (the URL lists the sentinels), followed across failovers,
+//! or a Redis Cluster (the URL lists seed nodes), followed across failovers
+//! and resharding.
 
 use fred::{prelude::Config, types::config::ServerConfig};
 
@@ -9,6 +10,8 @@ use crate::BackplaneError;
 
 /// The port a sentinel address without one is taken to use.
 const SENTINEL_PORT: u16 = 26379;
+/// The port a cluster seed address without one is taken to use.
+const REDIS_PORT: u16 = 6379;
 
 /// How the Redis URL is read.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -26,6 +29,18 @@ pub enum RedisMode {
         /// The sentinels' own password (`default` user), when they ask for one.
         password: Option<String>,
     },
+    /// A Redis Cluster: the URL's host part lists seed nodes
+    /// (`host:port,host:port`), from which the node learns the others. Room
+    /// channels are sharded (`SSUBSCRIBE`/`SPUBLISH`), so a message crosses
+    /// only the shard that owns its room.
+    Cluster,
+}
+
+impl RedisMode {
+    /// Whether rooms are spread over the shards of a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster)
+    }
 }
 
 impl std::fmt::Debug for RedisMode {
@@ -33,6 +48,7 @@ impl std::fmt::Debug for RedisMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Standalone => f.write_str("Standalone"),
+            Self::Cluster => f.write_str("Cluster"),
             Self::Sentinel { master, password } => f
                 .debug_struct("Sentinel")
                 .field("master", master)
@@ -58,6 +74,17 @@ pub(super) fn fred_config(url: &str, mode: &RedisMode) -> Result<Config, Backpla
             }
             Ok(config)
         }
+        RedisMode::Cluster => {
+            let (mut config, seeds) = listed_hosts(url, REDIS_PORT, "cluster seed")?;
+            if config.database.is_some_and(|db| db != 0) {
+                return Err(BackplaneError::Config(
+                    "a Redis Cluster has only database 0: leave the database out of the URL".into(),
+                ));
+            }
+            config.database = None;
+            config.server = ServerConfig::new_clustered(seeds);
+            Ok(config)
+        }
     }
 }
 
@@ -67,6 +94,19 @@ fn sentinel_config(url: &str, master: &str) -> Result<Config, BackplaneError> {
             "sentinel mode needs the primary's name".into(),
         ));
     }
+    let (mut config, sentinels) = listed_hosts(url, SENTINEL_PORT, "sentinel")?;
+    config.server = ServerConfig::new_sentinel(sentinels, master);
+    Ok(config)
+}
+
+/// Reads a URL whose host part lists several `host[:port]` (`default_port`
+/// when left out): the configuration of its credentials, database and TLS,
+/// and the hosts. `what` names one host in errors.
+fn listed_hosts(
+    url: &str,
+    default_port: u16,
+    what: &str,
+) -> Result<(Config, Vec<(String, u16)>), BackplaneError> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| BackplaneError::Config("the URL has no scheme".into()))?;
@@ -75,25 +115,29 @@ fn sentinel_config(url: &str, master: &str) -> Result<Config, BackplaneError> {
         Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
         None => (String::new(), authority),
     };
-    let sentinels = hosts
+    let listed = hosts
         .split(',')
-        .map(sentinel_address)
+        .map(|address| host_address(address, default_port, what))
         .collect::<Result<Vec<_>, _>>()?;
     // The first address stands in for the host so that fred reads the
-    // credentials, database and TLS the usual way; then the sentinels replace it.
-    let (host, port) = &sentinels[0];
-    let mut config = Config::from_url(&format!("{scheme}://{credentials}{host}:{port}{tail}"))
+    // credentials, database and TLS the usual way; the caller then puts the
+    // listed hosts in its place.
+    let (host, port) = &listed[0];
+    let config = Config::from_url(&format!("{scheme}://{credentials}{host}:{port}{tail}"))
         .map_err(config_error)?;
-    config.server = ServerConfig::new_sentinel(sentinels, master);
-    Ok(config)
+    Ok((config, listed))
 }
 
-/// `host:port` or `host` (port 26379) of one sentinel.
-fn sentinel_address(address: &str) -> Result<(String, u16), BackplaneError> {
-    let bad = || BackplaneError::Config("each sentinel must be host or host:port".into());
+/// `host:port` or `host` (`default_port`) of one listed host.
+fn host_address(
+    address: &str,
+    default_port: u16,
+    what: &str,
+) -> Result<(String, u16), BackplaneError> {
+    let bad = || BackplaneError::Config(format!("each {what} must be host or host:port"));
     let (host, port) = match address.rsplit_once(':') {
         Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
-        None => (address, SENTINEL_PORT),
+        None => (address, default_port),
     };
     if host.is_empty() || port == 0 {
         return Err(bad());
@@ -134,6 +178,27 @@ mod tests {
         assert_eq!(config.username.as_deref(), Some("app"));
         assert_eq!(config.password.as_deref(), Some("pw"));
         assert_eq!(config.database, Some(2));
+    }
+
+    #[test]
+    fn cluster_urls_list_seed_nodes_and_refuse_other_databases() {
+        let config =
+            fred_config("rediss://app:pw@r1:7000,r2,r3:7002", &RedisMode::Cluster).unwrap();
+        let ServerConfig::Clustered { hosts, .. } = &config.server else {
+            panic!("not a cluster configuration: {:?}", config.server);
+        };
+        let hosts: Vec<_> = hosts.iter().map(|s| (&*s.host, s.port)).collect();
+        assert_eq!(hosts, [("r1", 7000), ("r2", 6379), ("r3", 7002)]);
+        assert_eq!(config.password.as_deref(), Some("pw"));
+        assert!(config.tls.is_some());
+        assert!(fred_config("redis://r1:7000/0", &RedisMode::Cluster).is_ok());
+        let error = fred_config("redis://app:secret@r1:7000/3", &RedisMode::Cluster)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("database 0") && !error.contains("secret"),
+            "{error}"
+        );
     }
 
     #[test]

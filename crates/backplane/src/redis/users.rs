@@ -12,7 +12,10 @@ use fred::{
     types::Expiration,
 };
 
-use super::reply::{OpScript, WhenFull, failed, millis, number};
+use super::{
+    reply::{OpScript, WhenFull, failed, millis, number},
+    sharding::Sharding,
+};
 use crate::{BackplaneError, ChannelNames, UserState};
 
 /// Most statuses read in one round trip.
@@ -28,10 +31,16 @@ pub(super) struct RedisUsers {
     names: ChannelNames,
     /// Drafts and statuses nobody sets again for this long are forgotten.
     ttl: std::time::Duration,
+    /// One Redis or a cluster: how reading many statuses is split.
+    sharding: Sharding,
 }
 
 impl RedisUsers {
-    pub(super) fn new(client: Client, names: ChannelNames, ttl: std::time::Duration) -> Self {
+    pub(super) fn new(
+        client: Client,
+        names: ChannelNames,
+        (ttl, sharding): (std::time::Duration, Sharding),
+    ) -> Self {
         Self {
             client,
             save_draft: OpScript::new(
@@ -41,6 +50,7 @@ impl RedisUsers {
             ),
             names,
             ttl,
+            sharding,
         }
     }
 }
@@ -91,15 +101,23 @@ impl UserState for RedisUsers {
     }
 
     async fn statuses(&self, users: &[String]) -> Result<Vec<Option<String>>, BackplaneError> {
-        let mut statuses = Vec::with_capacity(users.len());
-        for batch in users.chunks(STATUS_BATCH) {
-            let keys: Vec<String> = batch
-                .iter()
-                .map(|user| self.names.user_key(user, "status"))
-                .collect();
-            let answers: Vec<Option<String>> =
-                self.client.mget(keys).await.map_err(failed("statuses"))?;
-            statuses.extend(answers);
+        let keys: Vec<String> = users
+            .iter()
+            .map(|user| self.names.user_key(user, "status"))
+            .collect();
+        // Users are spread over a cluster's slots: one MGET per slot, at once.
+        let groups = self.sharding.groups(&keys, String::as_str, STATUS_BATCH);
+        let reads = groups.iter().map(|group| {
+            let keys: Vec<&str> = group.iter().map(|&i| keys[i].as_str()).collect();
+            self.client.mget::<Vec<Option<String>>, _>(keys)
+        });
+        let answers = futures_util::future::join_all(reads).await;
+        let mut statuses = vec![None; users.len()];
+        for (group, answer) in groups.iter().zip(answers) {
+            let answer = answer.map_err(failed("statuses"))?;
+            for (&i, status) in group.iter().zip(answer) {
+                statuses[i] = status;
+            }
         }
         Ok(statuses)
     }

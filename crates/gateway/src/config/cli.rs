@@ -35,10 +35,12 @@ pub struct Cli {
     /// (default: the system's trusted roots).
     #[arg(long, env = "CHORUS_REDIS_TLS_CA")]
     pub redis_tls_ca: Option<PathBuf>,
-    /// How --redis-url is read: `standalone` (one server) or `sentinel` (the URL's
+    /// How --redis-url is read: `standalone` (one server), `sentinel` (the URL's
     /// host part lists the sentinels, host:port,host:port; the node follows the
-    /// primary they name --redis-sentinel-master across failovers).
-    #[arg(long, env = "CHORUS_REDIS_MODE", default_value = "standalone", value_parser = ["standalone", "sentinel"])]
+    /// primary they name --redis-sentinel-master across failovers) or `cluster`
+    /// (the host part lists seed nodes of a Redis Cluster, 7.0 or later; rooms
+    /// use sharded pub/sub).
+    #[arg(long, env = "CHORUS_REDIS_MODE", default_value = "standalone", value_parser = ["standalone", "sentinel", "cluster"])]
     pub redis_mode: String,
     /// The name the sentinels monitor the primary under (sentinel mode).
     #[arg(long, env = "CHORUS_REDIS_SENTINEL_MASTER")]

@@ -115,6 +115,7 @@ fn redis_mode(cli: &Cli) -> Result<RedisMode, ConfigError> {
         (_, Some(_)) => Err(ConfigError(
             "--redis-sentinel-master needs --redis-mode sentinel".into(),
         )),
+        ("cluster", None) => Ok(RedisMode::Cluster),
         (_, None) => Ok(RedisMode::Standalone),
     }
 }
@@ -264,6 +265,23 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_lists_seed_nodes() {
+        let config = parse(&[
+            "--redis-url",
+            "redis://10.0.0.1:7000,10.0.0.2:7000",
+            "--redis-mode",
+            "cluster",
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef",
+        ])
+        .unwrap();
+        let BackplaneConfig::Redis(settings) = &config.backplane else {
+            panic!("not a Redis backplane");
+        };
+        assert_eq!(settings.mode, RedisMode::Cluster);
+    }
+
+    #[test]
     fn flag_defaults_match_config_default() {
         let from_flags = parse(&[]).unwrap();
         let default = Config::default();
@@ -324,6 +342,11 @@ mod tests {
                 "--redis-wait-replicas",
             ),
             (&["--redis-wait-replicas", "1"][..], "need --redis-url"),
+            (&["--redis-mode", "cluster"][..], "need --redis-url"),
+            (
+                &["--redis-url", "redis://h:7000/2", "--redis-mode", "cluster"][..],
+                "--redis-url",
+            ),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(flag), "{args:?}: {err}");

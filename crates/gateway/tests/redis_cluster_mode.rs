@@ -1,0 +1,224 @@
+//! Cluster mode: rooms spread over the shards of a Redis Cluster, each
+//! relayed through sharded pub/sub on its own shard only; nodes follow a
+//! primary's failover and slots moving between primaries while clients
+//! send, and lose no acknowledged message.
+
+use std::path::Path;
+
+use chorus_testkit::{
+    Client, ProcessNode, RedisCluster, WAIT, eventually, failover, http_get, slot_of,
+};
+use serde_json::json;
+
+/// A `chorus` process in cluster mode on `cluster`, waiting for `wait` replicas.
+async fn node_on(cluster: &RedisCluster, id: &str, wait: &str) -> ProcessNode {
+    let url = cluster.url();
+    let args = [
+        "--redis-url",
+        &url,
+        "--redis-mode",
+        "cluster",
+        "--redis-wait-replicas",
+        wait,
+        "--redis-timeout",
+        "2s",
+        "--position-check-interval",
+        "250ms",
+        "--node-id",
+        id,
+    ];
+    ProcessNode::spawn(Path::new(env!("CARGO_BIN_EXE_chorus")), &args).await
+}
+
+/// The pub/sub channel of `room` (default prefix).
+fn channel(room: &str) -> String {
+    format!("chorus:room:{{{room}}}")
+}
+
+/// A room named `<stem>-<n>` whose slot satisfies `wanted` on `cluster`.
+async fn room_where(
+    cluster: &RedisCluster,
+    stem: &str,
+    wanted: impl Fn(u16, Option<usize>) -> bool,
+) -> String {
+    for n in 0..10_000 {
+        let room = format!("{stem}-{n}");
+        let slot = slot_of(&room);
+        if wanted(slot, cluster.owner_of(slot).await) {
+            return room;
+        }
+    }
+    panic!("no room name for {stem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_on_every_shard_are_relayed_on_their_own_shard_only() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = (
+        node_on(&cluster, "a", "0").await,
+        node_on(&cluster, "b", "0").await,
+    );
+    let primaries = [0, 1, 2];
+    let mut rooms = Vec::new();
+    for primary in primaries {
+        let room = room_where(&cluster, "shard", |slot, owner| {
+            owner == Some(primary)
+                && !rooms
+                    .iter()
+                    .any(|(_, r): &(usize, String)| slot_of(r) == slot)
+        })
+        .await;
+        rooms.push((primary, room));
+    }
+    let mut ann = Client::connect(&a.ws_url()).await;
+    let mut bob = Client::connect(&b.ws_url()).await;
+    for (_, room) in &rooms {
+        ann.join(room).await;
+        bob.join(room).await;
+    }
+    for (_, room) in &rooms {
+        bob.say_ok(room, &format!("hello {room}")).await;
+        let message = ann.message_in(room).await;
+        assert_eq!(message["body"], format!("hello {room}"), "{message}");
+    }
+    // Each room's channel is a shard channel on its own primary (both
+    // nodes subscribed), and nowhere else.
+    for (owner, room) in &rooms {
+        for primary in primaries {
+            let expected = if primary == *owner { (2, 0) } else { (0, 0) };
+            let counts = cluster.subscribers(primary, &channel(room)).await;
+            assert_eq!(counts, expected, "{room} on primary {primary}");
+        }
+    }
+    // Presence and history work on every shard.
+    for (_, room) in &rooms {
+        let members = ann
+            .request_reply(json!({"type": "presence", "room": room}))
+            .await;
+        assert_eq!(members["total"], 2, "{members}");
+        let history = ann
+            .request_reply(json!({"type": "history", "room": room, "limit": 10}))
+            .await;
+        assert_eq!(history["messages"][0]["body"], format!("hello {room}"));
+    }
+    for node in [&a, &b] {
+        let (status, body) = http_get(node.addr, "/readyz").await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_under_traffic_loses_no_acknowledged_send() {
+    let mut cluster = RedisCluster::start().await;
+    let room = room_where(&cluster, "failover", |_, owner| owner == Some(0)).await;
+    let (a, b) = (
+        node_on(&cluster, "a", "1").await,
+        node_on(&cluster, "b", "1").await,
+    );
+    let mut ann = Client::connect(&a.ws_url()).await;
+    let mut bob = Client::connect(&b.ws_url()).await;
+    ann.join(&room).await;
+    bob.join(&room).await;
+    for i in 0..10 {
+        failover::send_until_acknowledged(&mut ann, &room, &format!("m{i}")).await;
+    }
+    // Four sends issued as the room's primary is killed; each one that
+    // fails is sent again (and acknowledged once a replica holds it).
+    for i in 10..14 {
+        let mut command = failover::send(&room, &format!("m{i}"));
+        command["ref"] = json!(format!("in-flight-{i}"));
+        ann.send(command).await;
+    }
+    cluster.servers[0].kill().await;
+    let sends = async {
+        for i in 10..14 {
+            let reference = format!("in-flight-{i}");
+            let reply = ann
+                .wait_for("an in-flight reply", |v| {
+                    v["ref"] == reference.as_str() && v["type"] != "message"
+                })
+                .await;
+            if reply["type"] != "sent" {
+                failover::send_until_acknowledged(&mut ann, &room, &format!("m{i}")).await;
+            }
+        }
+        for i in 14..20 {
+            failover::send_until_acknowledged(&mut ann, &room, &format!("m{i}")).await;
+        }
+    };
+    // The promoted replica has no replica of its own, so no send to its
+    // shard is acknowledged until the old primary is back, as its replica.
+    let slot = slot_of(&room);
+    let comeback = async {
+        let owner = eventually("a replica to take the room's slot over", || async {
+            cluster.owner_of(slot).await.filter(|owner| *owner >= 3)
+        })
+        .await;
+        cluster.servers[0].restart().await;
+        owner
+    };
+    let ((), promoted) = tokio::join!(sends, comeback);
+    assert_eq!(cluster.owner_of(slot).await, Some(promoted));
+    let live: Vec<String> = bob
+        .messages_in(&room, 20)
+        .await
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    let mut reader = Client::connect(&a.ws_url()).await;
+    failover::assert_each_once_in_order(&mut reader, &room, &live, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_moved_to_another_primary_under_traffic_lose_nothing() {
+    let cluster = RedisCluster::start().await;
+    // A room in the 200 lowest slots of the first primary: the slots moved.
+    let room = room_where(&cluster, "moving", |slot, owner| {
+        slot < 200 && owner == Some(0)
+    })
+    .await;
+    let (a, b) = (
+        node_on(&cluster, "a", "0").await,
+        node_on(&cluster, "b", "0").await,
+    );
+    let mut ann = Client::connect(&a.ws_url()).await;
+    let mut bob = Client::connect(&b.ws_url()).await;
+    ann.join(&room).await;
+    bob.join(&room).await;
+
+    let sends = async {
+        let mut sent = 0;
+        let mut resharded = false;
+        // Sends go on while the slots move, and 10 more after.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while sent < 10 || !resharded {
+            resharded = cluster.owner_of(slot_of(&room)).await == Some(1);
+            failover::send_until_acknowledged(&mut ann, &room, &format!("m{sent}")).await;
+            sent += 1;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the slots never moved"
+            );
+            if resharded {
+                break;
+            }
+        }
+        for _ in 0..10 {
+            failover::send_until_acknowledged(&mut ann, &room, &format!("m{sent}")).await;
+            sent += 1;
+        }
+        sent
+    };
+    let ((), sent) = tokio::join!(cluster.reshard(0, 1, 200), sends);
+    assert_eq!(cluster.owner_of(slot_of(&room)).await, Some(1));
+    let live: Vec<String> = bob
+        .messages_in(&room, sent)
+        .await
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    let mut reader = Client::connect(&b.ws_url()).await;
+    failover::assert_each_once_in_order(&mut reader, &room, &live, sent).await;
+    // Both nodes hold the room's channel on its new primary.
+    assert_eq!(cluster.subscribers(1, &channel(&room)).await, (2, 0));
+}
