@@ -169,56 +169,71 @@ async fn a_primary_killed_under_traffic_loses_no_acknowledged_send() {
     failover::assert_each_once_in_order(&mut reader, &room, &live, 20).await;
 }
 
+/// Sends `m0`, `m1`, ... to `room` until `slot` has moved to the second
+/// primary of `cluster`, then 10 more; returns how many it sent.
+async fn send_until_moved(
+    client: &mut Client,
+    room: &str,
+    (cluster, slot): (&RedisCluster, u16),
+) -> usize {
+    let mut sent = 0;
+    while cluster.owner_of(slot).await != Some(1) {
+        failover::send_until_acknowledged(client, room, &format!("m{sent}")).await;
+        sent += 1;
+    }
+    for _ in 0..10 {
+        failover::send_until_acknowledged(client, room, &format!("m{sent}")).await;
+        sent += 1;
+    }
+    sent
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_moved_to_another_primary_under_traffic_lose_nothing() {
     let cluster = RedisCluster::start().await;
-    // A room in the 200 lowest slots of the first primary: the slots moved.
-    let room = room_where(&cluster, "moving", |slot, owner| {
+    // Two rooms of the first primary: one in its 200 lowest slots, which
+    // move to the second primary, and one that stays. Their sends, from one
+    // node, share script calls while both rooms are on one shard.
+    let moving = room_where(&cluster, "moving", |slot, owner| {
         slot < 200 && owner == Some(0)
+    })
+    .await;
+    let staying = room_where(&cluster, "staying", |slot, owner| {
+        slot >= 1000 && owner == Some(0)
     })
     .await;
     let (a, b) = (
         node_on(&cluster, "a", "0").await,
         node_on(&cluster, "b", "0").await,
     );
-    let mut ann = Client::connect(&a.ws_url()).await;
     let mut bob = Client::connect(&b.ws_url()).await;
-    ann.join(&room).await;
-    bob.join(&room).await;
+    let mut senders = Vec::new();
+    for room in [&moving, &staying] {
+        let mut sender = Client::connect(&a.ws_url()).await;
+        sender.join(room).await;
+        bob.join(room).await;
+        senders.push((sender, room.as_str()));
+    }
+    let [(mut ann, _), (mut cy, _)] = <[_; 2]>::try_from(senders).ok().unwrap();
 
-    let sends = async {
-        let mut sent = 0;
-        let mut resharded = false;
-        // Sends go on while the slots move, and 10 more after.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while sent < 10 || !resharded {
-            resharded = cluster.owner_of(slot_of(&room)).await == Some(1);
-            failover::send_until_acknowledged(&mut ann, &room, &format!("m{sent}")).await;
-            sent += 1;
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the slots never moved"
-            );
-            if resharded {
-                break;
-            }
-        }
-        for _ in 0..10 {
-            failover::send_until_acknowledged(&mut ann, &room, &format!("m{sent}")).await;
-            sent += 1;
-        }
-        sent
-    };
-    let ((), sent) = tokio::join!(cluster.reshard(0, 1, 200), sends);
-    assert_eq!(cluster.owner_of(slot_of(&room)).await, Some(1));
-    let live: Vec<String> = bob
-        .messages_in(&room, sent)
-        .await
-        .into_iter()
-        .map(|(_, body)| body)
-        .collect();
+    let slot = slot_of(&moving);
+    let ((), moved, stayed) = tokio::join!(
+        cluster.reshard(0, 1, 200),
+        send_until_moved(&mut ann, &moving, (&cluster, slot)),
+        send_until_moved(&mut cy, &staying, (&cluster, slot)),
+    );
+    assert_eq!(cluster.owner_of(slot).await, Some(1));
+    assert_eq!(cluster.owner_of(slot_of(&staying)).await, Some(0));
     let mut reader = Client::connect(&b.ws_url()).await;
-    failover::assert_each_once_in_order(&mut reader, &room, &live, sent).await;
-    // Both nodes hold the room's channel on its new primary.
-    assert_eq!(cluster.subscribers(1, &channel(&room)).await, (2, 0));
+    for (room, sent) in [(&moving, moved), (&staying, stayed)] {
+        let live: Vec<String> = bob
+            .messages_in(room, sent)
+            .await
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect();
+        failover::assert_each_once_in_order(&mut reader, room, &live, sent).await;
+    }
+    // Both nodes hold the moved room's channel on its new primary.
+    assert_eq!(cluster.subscribers(1, &channel(&moving)).await, (2, 0));
 }

@@ -72,7 +72,8 @@ pub(super) struct PublishCall {
     pub(super) sizes: Histogram,
     /// Replicas a call's messages must reach before they are acknowledged.
     pub(super) wait: Option<Replication>,
-    /// One Redis or a cluster: in a cluster a call holds rooms of one slot.
+    /// One Redis or a cluster: in a cluster a call holds rooms of one shard
+    /// (the script may touch several slots of a shard).
     pub(super) sharding: Sharding,
 }
 
@@ -174,8 +175,8 @@ async fn gather(mut queue: mpsc::Receiver<Pending>, call: Arc<PublishCall>) {
 }
 
 impl PublishCall {
-    /// Runs `batch`: one call, or in a cluster one call per slot (at once:
-    /// they go to different shards, and a room's sends stay in one call).
+    /// Runs `batch`: one call, or in a cluster one call per shard (at once;
+    /// a room's sends stay in one call, in order).
     async fn run(&self, batch: Vec<Pending>) {
         if self.sharding == Sharding::Single {
             return self.run_one(batch).await;
@@ -184,7 +185,9 @@ impl PublishCall {
             .iter()
             .map(|pending| self.names.room_channel(&pending.room))
             .collect();
-        let groups = self.sharding.groups(&channels, String::as_str, MAX_BATCH);
+        let groups = self
+            .sharding
+            .shard_groups(&self.client, &channels, String::as_str, MAX_BATCH);
         if groups.len() == 1 {
             return self.run_one(batch).await;
         }
@@ -201,6 +204,7 @@ impl PublishCall {
         self.sizes.observe(batch.len() as f64);
         let slot = slot_of(&self.names.room_channel(&batch[0].room));
         let (keys, args, waiting) = self.arguments(batch);
+        let (keys, args) = self.sharding.shard_wide_call(keys, args);
         match self.script.call_reply(&self.client, keys, args).await {
             Ok(mut reply) => {
                 let replicated = match &self.wait {

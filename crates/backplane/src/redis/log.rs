@@ -61,6 +61,15 @@ fn with_prelude(op: &'static str, when_full: WhenFull, body: &str, sharding: Sha
     )
 }
 
+/// Like [`with_prelude`], for a script that takes many rooms: in a cluster
+/// it may take the rooms of every slot of one shard (`allow-cross-slot-keys`).
+fn shard_wide(op: &'static str, when_full: WhenFull, body: &str, sharding: Sharding) -> OpScript {
+    let prelude = concat!(include_str!("epoch.lua"), "\n", include_str!("trim.lua"));
+    let (publish, keys) = (sharding.script_prelude(), sharding.shard_wide_prelude());
+    let body = format!("{publish}\n{keys}\n{prelude}\n{body}");
+    OpScript::with_flags(op, when_full, sharding.shard_wide_flags(), &body)
+}
+
 /// The keys of a room every history script takes first: state, log,
 /// overlays and change index.
 fn room_keys(names: &ChannelNames, room: &RoomName) -> Vec<String> {
@@ -91,7 +100,7 @@ impl RedisLog {
             PublishCall {
                 client: writer,
                 wait: Replication::new(wait_replicas, timeout),
-                script: with_prelude(
+                script: shard_wide(
                     "publish",
                     WhenFull::Refuse,
                     include_str!("publish.lua"),
@@ -114,7 +123,7 @@ impl RedisLog {
                 sharding,
             ),
             read: with_prelude("read", WhenFull::Run, include_str!("read.lua"), sharding),
-            positions: with_prelude(
+            positions: shard_wide(
                 "positions",
                 WhenFull::Run,
                 include_str!("positions.lua"),
@@ -197,13 +206,17 @@ impl RoomLog for RedisLog {
             .iter()
             .map(|room| self.names.room_key(room, "state"))
             .collect();
-        let groups = self.sharding.groups(&keys, String::as_str, POSITIONS_BATCH);
+        let groups =
+            self.sharding
+                .shard_groups(&self.client, &keys, String::as_str, POSITIONS_BATCH);
         let calls = groups.iter().map(|group| {
             let keys = group.iter().map(|&i| keys[i].clone()).collect();
             let ttl = vec![millis(self.settings.state_ttl).into()];
-            self.positions.call_reply(&self.client, keys, ttl)
+            let (keys, args) = self.sharding.shard_wide_call(keys, ttl);
+            self.positions.call_reply(&self.client, keys, args)
         });
-        // In a cluster the calls go to several shards: they run at once.
+        // In a cluster the calls go to several shards: they run at once. A
+        // call whose rooms moved meanwhile fails, and the next check retries.
         let replies = futures_util::future::join_all(calls).await;
         let mut positions = vec![Position { epoch: 0, seq: 0 }; rooms.len()];
         for (group, reply) in groups.iter().zip(replies) {

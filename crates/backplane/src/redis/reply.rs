@@ -37,9 +37,24 @@ impl OpScript {
     /// The script `body` for operation `op`, declared (with a shebang) to be
     /// refused or run when Redis is out of memory.
     pub(super) fn new(op: &'static str, when_full: WhenFull, body: &str) -> Self {
-        let shebang = match when_full {
-            WhenFull::Refuse => "#!lua",
-            WhenFull::Run => "#!lua flags=allow-oom",
+        Self::with_flags(op, when_full, &[], body)
+    }
+
+    /// Like [`OpScript::new`], with more script `flags` in the shebang.
+    pub(super) fn with_flags(
+        op: &'static str,
+        when_full: WhenFull,
+        flags: &[&str],
+        body: &str,
+    ) -> Self {
+        let mut all: Vec<&str> = match when_full {
+            WhenFull::Refuse => vec![],
+            WhenFull::Run => vec!["allow-oom"],
+        };
+        all.extend(flags);
+        let shebang = match all.is_empty() {
+            true => "#!lua".to_owned(),
+            false => format!("#!lua flags={}", all.join(",")),
         };
         Self {
             script: Script::from_lua(format!("{shebang}\n{body}")),
@@ -55,7 +70,7 @@ impl OpScript {
         body: &str,
         publish: &str,
     ) -> Self {
-        Self::new(op, when_full, &format!("{publish}\n{body}"))
+        Self::with_flags(op, when_full, &[], &format!("{publish}\n{body}"))
     }
 
     /// Runs the script and returns its raw answer.

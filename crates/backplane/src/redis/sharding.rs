@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use fred::{
     clients::{Client, SubscriberClient},
-    interfaces::{ClientLike, PubsubInterface},
+    interfaces::{ClientLike, ClusterInterface, PubsubInterface},
     prelude::Value,
     types::{ClusterHash, CustomCommand, cluster::ClusterRouting},
 };
@@ -130,19 +130,98 @@ impl Sharding {
         key: impl Fn(&T) -> &str,
         most: usize,
     ) -> Vec<Vec<usize>> {
-        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let slot = match self {
-                Self::Single => 0,
-                Self::Cluster => slot_of(key(item)),
-            };
-            match groups.iter_mut().rev().find(|(s, _)| *s == slot) {
-                Some((_, group)) if group.len() < most => group.push(i),
-                _ => groups.push((slot, vec![i])),
+        match self {
+            Self::Single => group_by(items, |_| (), most),
+            Self::Cluster => group_by(items, |item| slot_of(key(item)), most),
+        }
+    }
+
+    /// Splits `items` into calls of at most `most` that each go to one shard
+    /// (the primary `client` holds responsible for their slots): for scripts
+    /// that may touch keys of several slots of one shard
+    /// (`allow-cross-slot-keys`). Where `client` knows no slot map yet, by slot.
+    pub(super) fn shard_groups<T>(
+        self,
+        client: &Client,
+        items: &[T],
+        key: impl Fn(&T) -> &str,
+        most: usize,
+    ) -> Vec<Vec<usize>> {
+        let state = match self {
+            Self::Single => return group_by(items, |_| (), most),
+            Self::Cluster => client.cached_cluster_state(),
+        };
+        match state {
+            Some(state) => group_by(
+                items,
+                |item| state.get_server(slot_of(key(item))).cloned(),
+                most,
+            ),
+            None => self.groups(items, key, most),
+        }
+    }
+
+    /// The script flags of a call that may touch several slots of a shard.
+    pub(super) fn shard_wide_flags(self) -> &'static [&'static str] {
+        match self {
+            Self::Single => &[],
+            Self::Cluster => &["allow-cross-slot-keys"],
+        }
+    }
+
+    /// The first lines of a script that may touch several slots of a shard.
+    /// Redis Cluster refuses a call whose declared keys span slots
+    /// (`CROSSSLOT`) even when the script may touch them, so such a call
+    /// declares its first key only (which routes it) and passes them all at
+    /// the head of its arguments (see [`Sharding::shard_wide_call`]); these
+    /// lines give the script its `KEYS` and `ARGV` back.
+    pub(super) fn shard_wide_prelude(self) -> &'static str {
+        match self {
+            Self::Single => "",
+            Self::Cluster => {
+                "local KEYS, ARGV = (function(argv)\n\
+                   local n, keys, args = tonumber(argv[1]), {}, {}\n\
+                   for i = 1, n do keys[i] = argv[1 + i] end\n\
+                   for i = n + 2, #argv do args[#args + 1] = argv[i] end\n\
+                   return keys, args\n\
+                 end)(ARGV)"
             }
         }
-        groups.into_iter().map(|(_, group)| group).collect()
     }
+
+    /// The keys and arguments a call of a shard-wide script sends for
+    /// `keys` and `args` (see [`Sharding::shard_wide_prelude`]).
+    pub(super) fn shard_wide_call(
+        self,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> (Vec<String>, Vec<Value>) {
+        match self {
+            Self::Single => (keys, args),
+            Self::Cluster => {
+                let mut packed = Vec::with_capacity(1 + keys.len() + args.len());
+                packed.push(Value::Integer(keys.len() as i64));
+                let first = keys.first().cloned().into_iter().collect();
+                packed.extend(keys.into_iter().map(Value::from));
+                packed.extend(args);
+                (first, packed)
+            }
+        }
+    }
+}
+
+/// The indices of `items` in groups of equal `group` (at most `most` each),
+/// each group in order, groups in the order of their first item.
+fn group_by<T, G: PartialEq>(items: &[T], group: impl Fn(&T) -> G, most: usize) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(G, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = group(item);
+        match groups.iter_mut().rev().find(|(k, _)| *k == key) {
+            Some((_, members)) if members.len() < most => members.push(i),
+            _ => groups.push((key, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
 }
 
 /// The cluster hash slot of `key` (its `{tag}` when it has one).
