@@ -28,6 +28,14 @@ published; the containers talk on the project's own network):
   7. `down` leaves no container, pod, network or volume of the project.
 Exit status 0 when all pass; on a failure it prints what failed and the logs
 of the service concerned, and still runs `down`.
+
+    python3 deploy/compose_check.py --redis-cluster
+
+runs the profile redis-cluster instead (deploy/redis-cluster/compose.env):
+the gateways on a Redis Cluster of three primaries with a replica each. It
+checks 1 and 2, that a room's channel is a shard channel held by both
+gateways of its members on the shard that owns it (and no ordinary channel
+anywhere), and 7.
 """
 
 import argparse
@@ -76,7 +84,7 @@ def wait_for(what, predicate, timeout, every=0.5):
 class Engine:
     """The container engine and its compose front end, for one project."""
 
-    def __init__(self, kind, project, env):
+    def __init__(self, kind, project, env, profiles=()):
         self.kind = kind  # "docker" or "podman"
         self.project = project
         self.env = env
@@ -86,6 +94,8 @@ class Engine:
             self.compose_cmd = ["docker", "compose", "-p", project]
         else:
             self.compose_cmd = ["docker-compose", "-p", project]
+        for profile in profiles:
+            self.compose_cmd += ["--profile", profile]
 
     def run(self, *args, check=True, quiet=False):
         result = subprocess.run(list(args), cwd=ROOT, env=self.env, capture_output=True, text=True)
@@ -399,6 +409,36 @@ class Check:
         ada.close()
         bob.close()
 
+    def sharded(self):
+        """Two members on two gateways: their room's channel is a shard channel
+        of the Redis Cluster, held by both gateways on one shard, and no
+        ordinary channel carries it."""
+        ada = Client(self.ws_url, self.token("Ada"))
+        bob_token = self.token("Bob")
+        bob = wait_for("Bob on a gateway other than Ada's", lambda: self.other_than(ada.node, bob_token), 30)
+        room = f"sharded-{uuid.uuid4().hex[:8]}"
+        for client in (ada, bob):
+            client.send(type="join", room=room, history=0, ref="j")
+            client.next("joined", ref="j")
+        ada.send(type="send", room=room, body="across the shards", client_msg_id="c-1", ref="s")
+        ada.next("sent", ref="s")
+        bob.next("message", body="across the shards")
+        cluster = self.engine.containers("redis-cluster")[0]
+        channel = f"chorus:room:{{{room}}}"
+        counts = {}
+        for port in range(7000, 7006):
+            for kind in ("SHARDNUMSUB", "NUMSUB"):
+                reply = self.engine.exec(cluster, "redis-cli", "-p", str(port), "PUBSUB", kind, channel).stdout.split()
+                counts[(port, kind)] = int(reply[1]) if len(reply) == 2 else None
+        shard = [port for port in range(7000, 7006) if counts[(port, "SHARDNUMSUB")]]
+        ordinary = [port for port in range(7000, 7006) if counts[(port, "NUMSUB")]]
+        if len(shard) != 1 or counts[(shard[0], "SHARDNUMSUB")] != 2 or ordinary:
+            raise Failed(f"{channel}: expected one shard holding it for 2 gateways, got {counts}")
+        log(f"Ada ({ada.node}) and Bob ({bob.node}) chat through the Redis Cluster: "
+            f"{channel} is a shard channel on port {shard[0]} only")
+        ada.close()
+        bob.close()
+
     def other_than(self, node, token):
         client = Client(self.ws_url, token)
         if client.node != node:
@@ -528,6 +568,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["auto", "docker", "podman"], default=os.environ.get("CHORUS_ENGINE", "auto"))
     parser.add_argument("--keep", action="store_true", help="leave the project running (no down)")
+    parser.add_argument("--redis-cluster", action="store_true",
+                        help="the profile redis-cluster: gateways on a Redis Cluster")
     args = parser.parse_args()
 
     kind = choose_engine(args.engine)
@@ -542,7 +584,11 @@ def main():
     # records after `down`, and a later project of the same name (the same
     # pid after a reboot) then resolves names to containers that are gone.
     project = f"chorus-check-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    engine = Engine(kind, project, env)
+    profiles = ()
+    if args.redis_cluster:
+        env.update(read_env_file(ROOT / "deploy" / "redis-cluster" / "compose.env"))
+        profiles = ("redis-cluster",)
+    engine = Engine(kind, project, env, profiles)
     check = Check(engine, port)
     pump = HealthPump(engine) if kind == "podman" else None
     begun = time.monotonic()
@@ -562,17 +608,20 @@ def main():
         check.wait_healthy(3)
         log(f"up and healthy in {time.monotonic() - step:.0f} s; nginx on 127.0.0.1:{port}")
         check.chat()
-        check.pages()
-        nodes = check.replicas_ready(3)
-        check.scraped(3)
-        engine.compose("up", "-d", "--scale", "gateway=5")
-        check.wait_healthy(5)
-        nodes = check.replicas_ready(5)
-        check.scraped(5)
-        for client in check.on_distinct_nodes(5, "Scaled"):
-            client.close()
-        log("after --scale gateway=5, connections through nginx reach all 5")
-        check.drain(nodes)
+        if args.redis_cluster:
+            check.sharded()
+        else:
+            check.pages()
+            nodes = check.replicas_ready(3)
+            check.scraped(3)
+            engine.compose("up", "-d", "--scale", "gateway=5")
+            check.wait_healthy(5)
+            nodes = check.replicas_ready(5)
+            check.scraped(5)
+            for client in check.on_distinct_nodes(5, "Scaled"):
+                client.close()
+            log("after --scale gateway=5, connections through nginx reach all 5")
+            check.drain(nodes)
     except Exception as error:  # a failed check, or a client or engine error on the way
         failed = error
     finally:
@@ -597,6 +646,17 @@ def main():
     if failed:
         sys.exit(1)
     log(f"all checks passed in {time.monotonic() - begun:.0f} s")
+
+
+def read_env_file(path):
+    """KEY=VALUE lines of a compose env file (comments and blank lines skipped)."""
+    pairs = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def hard_nofile():

@@ -5,8 +5,11 @@
 
 use std::path::Path;
 
+use chorus_backplane::RedisMode;
+use chorus_gateway::BackplaneConfig;
 use chorus_testkit::{
-    Client, ProcessNode, RedisCluster, WAIT, eventually, failover, http_get, slot_of,
+    Client, InProcessNode, ProcessNode, RedisCluster, eventually, failover, http_get,
+    redis_settings, slot_of, test_config,
 };
 use serde_json::json;
 
@@ -249,4 +252,24 @@ async fn slots_moved_to_another_primary_under_traffic_lose_nothing() {
     }
     // Both nodes hold the moved room's channel on its new primary.
     assert_eq!(cluster.subscribers(1, &channel(&moving)).await, (2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_its_cluster_formed_is_ready_once_it_has() {
+    let cluster = RedisCluster::start_unjoined().await;
+    let mut settings = redis_settings(&cluster.url());
+    settings.mode = RedisMode::Cluster;
+    let mut config = test_config("early");
+    config.backplane = BackplaneConfig::Redis(settings);
+    let node = InProcessNode::start_unready(config).await;
+    let (status, _) = http_get(node.addr, "/readyz").await.unwrap();
+    assert_eq!(status, 503, "no slot is served yet");
+    // fred gives a first connection up when no slot is assigned; the node
+    // connects again, and is ready once the cluster is.
+    cluster.join().await;
+    node.wait_ready().await;
+    let mut ann = Client::connect(&node.ws_url()).await;
+    ann.join("early").await;
+    ann.say_ok("early", "first").await;
+    assert_eq!(ann.message_in("early").await["body"], "first");
 }

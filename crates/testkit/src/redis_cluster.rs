@@ -24,6 +24,14 @@ impl RedisCluster {
     /// first three, one replica each) and returns once every server reports
     /// `cluster_state:ok` and every replica is in sync.
     pub async fn start() -> Self {
+        let cluster = Self::start_unjoined().await;
+        cluster.join().await;
+        cluster
+    }
+
+    /// Starts six servers in cluster mode, not joined yet: no slot is
+    /// assigned until [`Self::join`].
+    pub async fn start_unjoined() -> Self {
         let mut servers = Vec::with_capacity(SERVERS);
         for _ in 0..SERVERS {
             // The bus port is named: the default (port + 10,000) may be taken.
@@ -46,7 +54,14 @@ impl RedisCluster {
                 .await,
             );
         }
-        let addresses: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
+        Self { servers }
+    }
+
+    /// Joins the servers (`redis-cli --cluster create`: slots spread over
+    /// the first three, one replica each) and returns once every server
+    /// reports `cluster_state:ok` and every replica is in sync.
+    pub async fn join(&self) {
+        let addresses: Vec<String> = self.servers.iter().map(|s| s.addr().to_string()).collect();
         let created = tokio::process::Command::new("redis-cli")
             .args([
                 "-a",
@@ -66,8 +81,7 @@ impl RedisCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&created.stdout)
         );
-        let cluster = Self { servers };
-        for server in &cluster.servers {
+        for server in &self.servers {
             crate::eventually(
                 "every server to see the cluster ok, every replica in sync",
                 || async {
@@ -80,7 +94,6 @@ impl RedisCluster {
             )
             .await;
         }
-        cluster
     }
 
     /// The servers' addresses, `host:port,host:port,...`: the seeds a node is given.

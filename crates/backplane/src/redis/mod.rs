@@ -19,7 +19,6 @@
 use std::{sync::Arc, time::Duration};
 
 use fred::{
-    interfaces::ClientLike,
     prelude::{Builder, Config, ReconnectPolicy},
     types::config::{ConnectionConfig, PerformanceConfig},
 };
@@ -151,8 +150,7 @@ impl RedisSettings {
         let writer = if self.wait_replicas > 0 {
             let writer = builder.build().map_err(config_error)?;
             drop(metrics.watch(&writer, "writer"));
-            let connecting = writer.connect();
-            tokio::spawn(async move { drop(connecting.await) });
+            drop(subscriber::keep_connected(writer.clone()));
             writer
         } else {
             publisher.clone()

@@ -77,10 +77,7 @@ impl RedisPubSub {
             metrics.watch(&subscriber.to_client(), "subscriber"),
         ];
         for client in [&publisher, &subscriber.to_client()] {
-            let handle = client.connect();
-            tasks.push(tokio::spawn(async move {
-                let _ = handle.await;
-            }));
+            tasks.push(keep_connected(client.clone()));
         }
         wait_connected(
             [&publisher, &subscriber.to_client()],
@@ -293,6 +290,27 @@ async fn resubscribe(subscriber: &SubscriberClient, sharding: Sharding, why: &'s
         Ok(()) => tracing::info!(channels = channels.len(), why, "re-subscribed"),
         Err(error) => tracing::error!(%error, why, "re-subscribing failed"),
     }
+}
+
+/// Connects `client` and connects it again whenever fred gives up: fred
+/// retries a lost connection itself, but not a first one that failed
+/// outright, such as a Redis Cluster whose slots are not assigned yet (a
+/// node started with its cluster). Ends when the client quits.
+pub(super) fn keep_connected(client: Client) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match client.connect().await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "Redis connection given up; connecting again")
+                }
+                Err(error) => tracing::warn!(%error, "Redis connection task failed"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    })
 }
 
 /// Waits (bounded) for both clients' first connection, logging the outcome.
