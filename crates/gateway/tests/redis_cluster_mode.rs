@@ -16,20 +16,9 @@ use serde_json::json;
 /// A `chorus` process in cluster mode on `cluster`, waiting for `wait` replicas.
 async fn node_on(cluster: &RedisCluster, id: &str, wait: &str) -> ProcessNode {
     let url = cluster.url();
-    let args = [
-        "--redis-url",
-        &url,
-        "--redis-mode",
-        "cluster",
-        "--redis-wait-replicas",
-        wait,
-        "--redis-timeout",
-        "2s",
-        "--position-check-interval",
-        "250ms",
-        "--node-id",
-        id,
-    ];
+    let mut args = vec!["--redis-url", &url, "--redis-mode", "cluster"];
+    args.extend(["--redis-wait-replicas", wait, "--node-id", id]);
+    args.extend(failover::NODE_ARGS);
     ProcessNode::spawn(Path::new(env!("CARGO_BIN_EXE_chorus")), &args).await
 }
 

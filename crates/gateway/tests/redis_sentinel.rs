@@ -41,22 +41,10 @@ async fn send_until_acknowledged(client: &mut Client, body: &str) -> Value {
 /// A `chorus` process in sentinel mode on `group`, waiting for one replica.
 async fn process_on(group: &SentinelGroup, id: &str) -> ProcessNode {
     let url = group.url();
-    let args = [
-        "--redis-url",
-        &url,
-        "--redis-mode",
-        "sentinel",
-        "--redis-sentinel-master",
-        SENTINEL_MASTER,
-        "--redis-wait-replicas",
-        "1",
-        "--redis-timeout",
-        "2s",
-        "--position-check-interval",
-        "250ms",
-        "--node-id",
-        id,
-    ];
+    let mut args = vec!["--redis-url", &url, "--redis-mode", "sentinel"];
+    args.extend(["--redis-sentinel-master", SENTINEL_MASTER]);
+    args.extend(["--redis-wait-replicas", "1", "--node-id", id]);
+    args.extend(failover::NODE_ARGS);
     ProcessNode::spawn(Path::new(env!("CARGO_BIN_EXE_chorus")), &args).await
 }
 

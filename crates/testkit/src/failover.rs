@@ -7,6 +7,15 @@ use serde_json::{Value, json};
 
 use crate::{Client, WAIT};
 
+/// Flags of a node in a failover test: Redis commands bounded at 2 s, and
+/// positions checked every 250 ms, so relays lost in a switch are repaired soon.
+pub const NODE_ARGS: [&str; 4] = [
+    "--redis-timeout",
+    "2s",
+    "--position-check-interval",
+    "250ms",
+];
+
 /// Sends `body` to `room` until it is acknowledged, as a client does through
 /// an outage (the body is the `client_msg_id`, the same every time); returns
 /// the `sent`. Every refusal must be `backplane_unavailable` (retried after
