@@ -262,3 +262,26 @@ async fn a_node_started_before_its_cluster_formed_is_ready_once_it_has() {
     ann.say_ok("early", "first").await;
     assert_eq!(ann.message_in("early").await["body"], "first");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_covers_every_shard() {
+    // The other shards go on serving while one is down (by default a
+    // cluster with a slot uncovered refuses everything).
+    let cluster = RedisCluster::start_with(&["--cluster-require-full-coverage", "no"]).await;
+    let mut settings = redis_settings(&cluster.url());
+    settings.mode = RedisMode::Cluster;
+    let mut config = test_config("every-shard");
+    config.backplane = BackplaneConfig::Redis(settings);
+    let node = InProcessNode::start(config).await;
+    // One primary of three stalls: the node cannot deliver that shard's
+    // rooms, and says so (its probe has a channel on every primary; fred's
+    // connection to the stalled one times out too).
+    cluster.servers[2].pause();
+    eventually("not ready while a shard is stalled", || async {
+        let (status, _) = http_get(node.addr, "/readyz").await.ok()?;
+        (status == 503).then_some(())
+    })
+    .await;
+    cluster.servers[2].resume();
+    node.wait_ready().await;
+}

@@ -29,28 +29,45 @@ impl RedisCluster {
         cluster
     }
 
+    /// Like [`Self::start`], every server with `extra` arguments too.
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let cluster = Self::unjoined(extra).await;
+        cluster.join().await;
+        cluster
+    }
+
     /// Starts six servers in cluster mode, not joined yet: no slot is
     /// assigned until [`Self::join`].
     pub async fn start_unjoined() -> Self {
+        Self::unjoined(&[]).await
+    }
+
+    async fn unjoined(extra: &[&str]) -> Self {
         let mut servers = Vec::with_capacity(SERVERS);
         for _ in 0..SERVERS {
             // The bus port is named: the default (port + 10,000) may be taken.
             let bus = free_port().to_string();
             servers.push(
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus,
-                    "--cluster-node-timeout",
-                    "1000",
-                    "--masterauth",
-                    ADMIN_PASSWORD,
-                    // Replicas sync at once (not after diskless sync's 5 s
-                    // wait): a replica that never synced never fails over.
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
+                RedisServer::start_with(
+                    &[
+                        &[
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-port",
+                            &bus,
+                            "--cluster-node-timeout",
+                            "1000",
+                            "--masterauth",
+                            ADMIN_PASSWORD,
+                            // Replicas sync at once (not after diskless sync's 5 s
+                            // wait): a replica that never synced never fails over.
+                            "--repl-diskless-sync-delay",
+                            "0",
+                        ][..],
+                        extra,
+                    ]
+                    .concat(),
+                )
                 .await,
             );
         }
