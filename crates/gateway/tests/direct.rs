@@ -5,6 +5,11 @@
 use chorus_testkit::{BackplaneKind, Client, Cluster, fresh_user, token};
 use serde_json::{Value, json};
 
+chorus_testkit::on_redis_and_redis_cluster!(
+    a_dm_reaches_every_connection_of_both_users_on_any_node,
+    a_mention_reaches_the_users_connections_outside_the_room_that_may_read_it,
+);
+
 fn notifications_of(client: &Client, body: &str) -> usize {
     client
         .pending()
@@ -21,9 +26,8 @@ async fn notification(client: &mut Client, body: &str) -> Value {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dm_reaches_every_connection_of_both_users_on_any_node() {
-    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+async fn a_dm_reaches_every_connection_of_both_users_on_any_node(kind: BackplaneKind) {
+    let cluster = Cluster::start(kind, 3).await;
     let (alice_id, bob_id) = (fresh_user(), fresh_user());
     let (alice_token, bob_token) = (token(&alice_id), token(&bob_id));
     let mut alice = Client::connect_as(&cluster.url(0), &alice_token).await;
@@ -123,10 +127,11 @@ async fn bad_dm_commands_get_clear_errors() {
     assert_eq!(reply["code"], "already_joined", "{reply}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mention_reaches_the_users_connections_outside_the_room_that_may_read_it() {
+async fn a_mention_reaches_the_users_connections_outside_the_room_that_may_read_it(
+    kind: BackplaneKind,
+) {
     use chorus_gateway::auth::{RoomClaims, TokenRequest};
-    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+    let cluster = Cluster::start(kind, 3).await;
     let (bob_id, eve_id) = (fresh_user(), fresh_user());
     let bob_token = token(&bob_id);
     // Eve's token does not let her read the room she is mentioned in.

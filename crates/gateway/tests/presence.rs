@@ -8,6 +8,11 @@ use chorus_testkit::{BackplaneKind, Client, Cluster, ProcessNode, RedisServer, f
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+chorus_testkit::on_redis_and_redis_cluster!(
+    two_tabs_are_one_member_and_the_last_one_leaving_is_a_leave,
+    a_status_reaches_the_rooms_the_user_shares_and_the_members_list,
+);
+
 /// Whether `event` is a presence event listing `user` among its `joins` or `leaves`.
 fn lists(event: &Value, user: &str, state: &str) -> bool {
     let list = if state == "join" { "joins" } else { "leaves" };
@@ -38,9 +43,8 @@ async fn presence_barrier(client: &mut Client, node: &str, room: &str) -> Client
     newcomer
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_tabs_are_one_member_and_the_last_one_leaving_is_a_leave() {
-    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+async fn two_tabs_are_one_member_and_the_last_one_leaving_is_a_leave(kind: BackplaneKind) {
+    let cluster = Cluster::start(kind, 3).await;
     let bob_id = fresh_user();
     let bob_token = token(&bob_id);
     let mut alice = Client::connect(&cluster.url(0)).await;
@@ -134,9 +138,8 @@ async fn a_sigkilled_node_leaves_no_ghosts() {
     assert_eq!(members["members"].as_array().unwrap().len(), 1, "{members}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_status_reaches_the_rooms_the_user_shares_and_the_members_list() {
-    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+async fn a_status_reaches_the_rooms_the_user_shares_and_the_members_list(kind: BackplaneKind) {
+    let cluster = Cluster::start(kind, 3).await;
     let alice_id = fresh_user();
     let alice_token = token(&alice_id);
     // Alice is in "a" on node 0 and in "c" with a second connection on node 1.

@@ -5,6 +5,10 @@
 use chorus_testkit::{BackplaneKind, Client, Cluster, fresh_user, token};
 use serde_json::{Value, json};
 
+chorus_testkit::on_redis_and_redis_cluster!(
+    a_read_marker_is_shown_to_the_room_synced_and_counted_on_join,
+);
+
 async fn mark(client: &mut Client, room: &str, seq: u64) -> Value {
     client
         .request_reply(json!({"type": "read", "room": room, "seq": seq}))
@@ -19,9 +23,8 @@ async fn receipt_of(client: &mut Client, room: &str, user: &str) -> Value {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_marker_is_shown_to_the_room_synced_and_counted_on_join() {
-    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+async fn a_read_marker_is_shown_to_the_room_synced_and_counted_on_join(kind: BackplaneKind) {
+    let cluster = Cluster::start(kind, 3).await;
     let bob_id = fresh_user();
     let bob_token = token(&bob_id);
     let mut alice = Client::connect(&cluster.url(0)).await;

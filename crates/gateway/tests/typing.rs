@@ -4,6 +4,8 @@
 use chorus_testkit::{BackplaneKind, Client, Cluster};
 use serde_json::{Value, json};
 
+chorus_testkit::on_redis_and_redis_cluster!(typing_reaches_the_room_on_every_node_and_no_one_else,);
+
 fn user_id(client: &Client) -> String {
     client.welcome["user"]["id"].as_str().unwrap().to_owned()
 }
@@ -23,9 +25,8 @@ async fn typing_of(client: &mut Client, room: &str, user: &str) -> Value {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typing_reaches_the_room_on_every_node_and_no_one_else() {
-    let cluster = Cluster::start(BackplaneKind::Redis, 3).await;
+async fn typing_reaches_the_room_on_every_node_and_no_one_else(kind: BackplaneKind) {
+    let cluster = Cluster::start(kind, 3).await;
     let mut alice = Client::connect(&cluster.url(0)).await;
     let mut bob = Client::connect(&cluster.url(1)).await;
     let mut carol = Client::connect(&cluster.url(2)).await;

@@ -1,4 +1,5 @@
-//! Several in-process nodes sharing one backplane: a real Redis, or one in-process bus.
+//! Several in-process nodes sharing one backplane: a real Redis, a real Redis
+//! Cluster, or one in-process bus.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use chorus_gateway::{
     config::{HistoryConfig, Operations},
 };
 
-use crate::{InProcessNode, RedisServer};
+use crate::{InProcessNode, RedisCluster, RedisServer};
 
 /// Which backplane a cluster runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,14 +19,19 @@ pub enum BackplaneKind {
     InProcess,
     /// A real `redis-server` started for the test.
     Redis,
+    /// A Redis Cluster (three primaries with a replica each) started for the
+    /// test, the nodes in cluster mode.
+    RedisCluster,
 }
 
 /// Nodes of one test cluster.
 pub struct Cluster {
     /// The nodes, in start order.
     pub nodes: Vec<InProcessNode>,
-    /// The Redis server, for Redis clusters.
+    /// The Redis server, on [`BackplaneKind::Redis`].
     pub redis: Option<RedisServer>,
+    /// The Redis Cluster, on [`BackplaneKind::RedisCluster`].
+    pub redis_cluster: Option<RedisCluster>,
 }
 
 impl Cluster {
@@ -38,7 +44,11 @@ impl Cluster {
     pub async fn start_with(kind: BackplaneKind, n: usize, tweak: impl Fn(&mut Config)) -> Self {
         let redis = match kind {
             BackplaneKind::Redis => Some(RedisServer::start().await),
-            BackplaneKind::InProcess => None,
+            _ => None,
+        };
+        let redis_cluster = match kind {
+            BackplaneKind::RedisCluster => Some(RedisCluster::start().await),
+            _ => None,
         };
         let mut bus: Option<MemoryBus> = None;
         let mut nodes = Vec::with_capacity(n);
@@ -49,13 +59,22 @@ impl Cluster {
             let bus = bus
                 .get_or_insert_with(|| MemoryBus::with_history(config.history.bounds))
                 .clone();
-            config.backplane = match &redis {
-                Some(redis) => BackplaneConfig::Redis(redis_settings(&redis.url())),
-                None => BackplaneConfig::InProcess(bus),
+            config.backplane = match (&redis, &redis_cluster) {
+                (Some(redis), _) => BackplaneConfig::Redis(redis_settings(&redis.url())),
+                (_, Some(cluster)) => {
+                    let mut settings = redis_settings(&cluster.url());
+                    settings.mode = RedisMode::Cluster;
+                    BackplaneConfig::Redis(settings)
+                }
+                (None, None) => BackplaneConfig::InProcess(bus),
             };
             nodes.push(InProcessNode::start(config).await);
         }
-        Self { nodes, redis }
+        Self {
+            nodes,
+            redis,
+            redis_cluster,
+        }
     }
 
     /// WebSocket URL of node `i`.

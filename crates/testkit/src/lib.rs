@@ -32,8 +32,9 @@ pub use tokens::{
     TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for, token_with_secret,
 };
 
-/// Runs each named `async fn(BackplaneKind)` of the test file twice: on the
-/// in-process bus (module `in_process`) and on a real Redis (module `redis`).
+/// Runs each named `async fn(BackplaneKind)` of the test file on every
+/// backplane: the in-process bus (module `in_process`), a real Redis (module
+/// `redis`) and a real Redis Cluster (module `redis_cluster`).
 #[macro_export]
 macro_rules! on_both_backplanes {
     ($($name:ident),* $(,)?) => {
@@ -41,9 +42,22 @@ macro_rules! on_both_backplanes {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name($crate::BackplaneKind::InProcess).await })*
         }
+        $crate::on_redis_and_redis_cluster!($($name),*);
+    };
+}
+
+/// Runs each named `async fn(BackplaneKind)` of the test file on a real
+/// Redis (module `redis`) and on a real Redis Cluster (module `redis_cluster`).
+#[macro_export]
+macro_rules! on_redis_and_redis_cluster {
+    ($($name:ident),* $(,)?) => {
         mod redis {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name($crate::BackplaneKind::Redis).await })*
+        }
+        mod redis_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::BackplaneKind::RedisCluster).await })*
         }
     };
 }
