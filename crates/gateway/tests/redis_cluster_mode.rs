@@ -116,25 +116,11 @@ async fn a_primary_killed_under_traffic_loses_no_acknowledged_send() {
     }
     // Four sends issued as the room's primary is killed; each one that
     // fails is sent again (and acknowledged once a replica holds it).
-    for i in 10..14 {
-        let mut command = failover::send(&room, &format!("m{i}"));
-        command["ref"] = json!(format!("in-flight-{i}"));
-        ann.send(command).await;
-    }
+    failover::send_in_flight(&mut ann, &room, (10, 14)).await;
     cluster.servers[0].kill().await;
     let killed = std::time::Instant::now();
     let sends = async {
-        for i in 10..14 {
-            let reference = format!("in-flight-{i}");
-            let reply = ann
-                .wait_for("an in-flight reply", |v| {
-                    v["ref"] == reference.as_str() && v["type"] != "message"
-                })
-                .await;
-            if reply["type"] != "sent" {
-                failover::send_until_acknowledged(&mut ann, &room, &format!("m{i}")).await;
-            }
-        }
+        failover::settle_in_flight(&mut ann, &room, (10, 14)).await;
         for i in 14..20 {
             failover::send_until_acknowledged(&mut ann, &room, &format!("m{i}")).await;
             if i == 14 {

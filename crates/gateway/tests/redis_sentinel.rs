@@ -10,7 +10,7 @@ use chorus_testkit::{
     Client, InProcessNode, ProcessNode, SENTINEL_MASTER, SentinelGroup, failover, redis_settings,
     test_config,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The room every send goes to.
 const ROOM: &str = "failover";
@@ -63,23 +63,9 @@ async fn nodes_follow_the_promoted_replica_and_lose_no_acknowledged_send() {
     // Four sends issued as the primary is killed (answered before it died,
     // retried by fred after the failover, or failed); each one that fails is
     // sent again (a pipelining client's retries may reorder them).
-    for i in 10..14 {
-        let mut command = send(&format!("m{i}"));
-        command["ref"] = json!(format!("in-flight-{i}"));
-        ann.send(command).await;
-    }
+    failover::send_in_flight(&mut ann, ROOM, (10, 14)).await;
     group.primary.kill().await;
-    for i in 10..14 {
-        let reference = format!("in-flight-{i}");
-        let reply = ann
-            .wait_for("an in-flight reply", |v| {
-                v["ref"] == reference.as_str() && v["type"] != "message"
-            })
-            .await;
-        if reply["type"] != "sent" {
-            send_until_acknowledged(&mut ann, &format!("m{i}")).await;
-        }
-    }
+    failover::settle_in_flight(&mut ann, ROOM, (10, 14)).await;
     for i in 14..20 {
         send_until_acknowledged(&mut ann, &format!("m{i}")).await;
     }

@@ -40,6 +40,33 @@ pub async fn send_until_acknowledged(client: &mut Client, room: &str, body: &str
     acknowledged.unwrap_or_else(|_| panic!("{body} was never acknowledged"))
 }
 
+/// Issues the sends of `m<first>` .. `m<end - 1>` to `room` without waiting
+/// for their replies (each with `ref` `in-flight-<i>`), as a pipelining
+/// client has them out when its Redis fails.
+pub async fn send_in_flight(client: &mut Client, room: &str, (first, end): (usize, usize)) {
+    for i in first..end {
+        let mut command = send(room, &format!("m{i}"));
+        command["ref"] = json!(format!("in-flight-{i}"));
+        client.send(command).await;
+    }
+}
+
+/// Reads the replies of [`send_in_flight`]'s sends, and sends each one that
+/// was not acknowledged again until it is.
+pub async fn settle_in_flight(client: &mut Client, room: &str, (first, end): (usize, usize)) {
+    for i in first..end {
+        let reference = format!("in-flight-{i}");
+        let reply = client
+            .wait_for("an in-flight reply", |v| {
+                v["ref"] == reference.as_str() && v["type"] != "message"
+            })
+            .await;
+        if reply["type"] != "sent" {
+            send_until_acknowledged(client, room, &format!("m{i}")).await;
+        }
+    }
+}
+
 /// The `send` of `body` to `room`, with `body` as its `client_msg_id`.
 pub fn send(room: &str, body: &str) -> Value {
     json!({"type": "send", "room": room, "body": body, "client_msg_id": body})
