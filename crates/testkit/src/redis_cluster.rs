@@ -79,25 +79,10 @@ impl RedisCluster {
     /// reports `cluster_state:ok` and every replica is in sync.
     pub async fn join(&self) {
         let addresses: Vec<String> = self.servers.iter().map(|s| s.addr().to_string()).collect();
-        let created = tokio::process::Command::new("redis-cli")
-            .args([
-                "-a",
-                ADMIN_PASSWORD,
-                "--no-auth-warning",
-                "--cluster",
-                "create",
-            ])
-            .args(&addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("running redis-cli --cluster create");
-        assert!(
-            created.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&created.stdout)
-        );
+        let mut args = vec!["create"];
+        args.extend(addresses.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+        cluster_cli(&args).await;
         for server in &self.servers {
             crate::eventually(
                 "every server to see the cluster ok, every replica in sync",
@@ -148,26 +133,26 @@ impl RedisCluster {
 
     /// Moves `count` slots from primary `from` to primary `to` with
     /// `redis-cli --cluster reshard` (the lowest slots `from` owns first),
-    /// keys and all, and returns once every server agrees on the new owner.
+    /// keys and all; returns when redis-cli has moved them (both primaries
+    /// know the new owner; the others learn it by gossip).
     pub async fn reshard(&self, from: usize, to: usize, count: u16) {
         let (source, target) = (
             self.node_id(from).await.expect("source id"),
             self.node_id(to).await.expect("target id"),
         );
-        let moved = tokio::process::Command::new("redis-cli")
-            .args(["-a", ADMIN_PASSWORD, "--no-auth-warning", "--cluster"])
-            .args(["reshard", &self.servers[to].addr().to_string()])
-            .args(["--cluster-from", &source, "--cluster-to", &target])
-            .args(["--cluster-slots", &count.to_string(), "--cluster-yes"])
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("running redis-cli --cluster reshard");
-        assert!(
-            moved.status.success(),
-            "redis-cli --cluster reshard failed: {}",
-            String::from_utf8_lossy(&moved.stdout)
-        );
+        let (to_address, count) = (self.servers[to].addr().to_string(), count.to_string());
+        cluster_cli(&[
+            "reshard",
+            &to_address,
+            "--cluster-from",
+            &source,
+            "--cluster-to",
+            &target,
+            "--cluster-slots",
+            &count,
+            "--cluster-yes",
+        ])
+        .await;
     }
 
     /// `PUBSUB SHARDNUMSUB` and `PUBSUB NUMSUB` of `channel` on server
@@ -195,6 +180,24 @@ impl RedisCluster {
         }
         None
     }
+}
+
+/// Runs `redis-cli --cluster <args>` as the admin and panics with its output
+/// if it fails.
+async fn cluster_cli(args: &[&str]) {
+    let ran = tokio::process::Command::new("redis-cli")
+        .args(["-a", ADMIN_PASSWORD, "--no-auth-warning", "--cluster"])
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running redis-cli --cluster");
+    assert!(
+        ran.status.success(),
+        "redis-cli --cluster {} failed: {}",
+        args[0],
+        String::from_utf8_lossy(&ran.stdout)
+    );
 }
 
 /// The cluster hash slot of `key` (of its `{tag}` when it has one).
