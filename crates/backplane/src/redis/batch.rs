@@ -202,13 +202,17 @@ impl PublishCall {
     /// Runs one call for `batch` and hands each send its outcome.
     async fn run_one(&self, batch: Vec<Pending>) {
         self.sizes.observe(batch.len() as f64);
-        let slot = slot_of(&self.names.room_channel(&batch[0].room));
+        // Where a `WAIT` goes: the slot of the call's first room.
+        let slot = self
+            .wait
+            .as_ref()
+            .map(|_| slot_of(&self.names.room_channel(&batch[0].room)));
         let (keys, args, waiting) = self.arguments(batch);
         let (keys, args) = self.sharding.shard_wide_call(keys, args);
         match self.script.call_reply(&self.client, keys, args).await {
             Ok(mut reply) => {
                 let replicated = match &self.wait {
-                    Some(wait) => wait.wait(&self.client, slot).await,
+                    Some(wait) => wait.wait(&self.client, slot.unwrap_or_default()).await,
                     None => Ok(()),
                 };
                 for done in waiting {

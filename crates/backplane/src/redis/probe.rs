@@ -30,6 +30,7 @@ use fred::{
     types::Expiration,
 };
 
+use parking_lot::Mutex;
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
@@ -56,6 +57,9 @@ pub(super) struct Probe {
     healthy: AtomicBool,
     /// Whether the last probe's write was refused for lack of memory.
     full: AtomicBool,
+    /// In a cluster: the primaries' first slots the probe channels were
+    /// chosen for, and those channels (chosen again only when they change).
+    shard_channels: Mutex<(Vec<u16>, Vec<String>)>,
 }
 
 impl Probe {
@@ -73,6 +77,7 @@ impl Probe {
             arrived: Notify::new(),
             healthy: AtomicBool::new(false),
             full: AtomicBool::new(false),
+            shard_channels: Mutex::new((Vec::new(), Vec::new())),
         })
     }
 
@@ -91,14 +96,19 @@ impl Probe {
             Sharding::Single => None,
             Sharding::Cluster => publisher.cached_cluster_state(),
         };
-        match state {
-            None => vec![self.channel.clone()],
-            Some(state) => state
-                .unique_hash_slots()
-                .into_iter()
-                .map(|slot| format!("{}:{{{}}}", self.channel, tag_in(slot)))
-                .collect(),
+        let Some(state) = state else {
+            return vec![self.channel.clone()];
+        };
+        let slots = state.unique_hash_slots();
+        let mut cached = self.shard_channels.lock();
+        if cached.0 != slots {
+            let channels = slots
+                .iter()
+                .map(|&slot| format!("{}:{{{}}}", self.channel, tag_in(slot)))
+                .collect();
+            *cached = (slots, channels);
         }
+        cached.1.clone()
     }
 
     /// Records a probe number read back from the subscription.
