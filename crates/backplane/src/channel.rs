@@ -44,6 +44,12 @@ impl ChannelNames {
         format!("{prefix}:user:{{{user}}}:{suffix}")
     }
 
+    /// A cluster-wide key: `<prefix>:{<name>}`, in one slot of its own.
+    pub fn shared_key(&self, name: &str) -> String {
+        let prefix = self.head.strip_suffix(":room:{").unwrap_or(&self.head);
+        format!("{prefix}:{{{name}}}")
+    }
+
     /// The room of a channel name, if it is one of ours.
     pub fn room_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel.strip_prefix(self.head.as_str())?.strip_suffix('}')

@@ -62,4 +62,4 @@ pub use pubsub::{Inbound, PubSub};
 pub use redis::{RedisMode, RedisSettings};
 pub use registry::NodeRegistry;
 pub use room_log::RoomLog;
-pub use users::UserState;
+pub use users::{MAX_REVOCATIONS, Revocation, UserState};

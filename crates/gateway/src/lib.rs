@@ -10,15 +10,18 @@
 //! | `auth/` | tokens, room grants, origins, rate limits, room-name rules | |
 //! | `metrics.rs` | the node's Prometheus metrics | |
 //! | `chat/` | the message path: connection, session, hub, sequencer, outbox, subscriptions, repair, presence, notices | `config`, `auth`, `metrics` |
-//! | `server/` | HTTP and operations: routes, upgrade, login, history endpoint, web pages, drain, cluster view, health check | `chat`, `config`, `auth`, `metrics` |
+//! | `api/` | the server API under `/api/v1/`: API keys' callers, publish, broadcast, changes, rooms, users, the OpenAPI document | `chat`, `auth` |
+//! | `server/` | HTTP and operations: routes, upgrade, login, history endpoint, web pages, drain, cluster view, health check | `api`, `chat`, `config`, `auth`, `metrics` |
 //!
 //! See `docs/architecture.md` for the picture.
 
+mod api;
 pub mod auth;
 mod chat;
 pub mod config;
 pub mod metrics;
 mod server;
 
+pub use api::ApiDoc;
 pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError, token_cmd};
 pub use server::{ServeError, healthcheck, serve, serve_with_admin};

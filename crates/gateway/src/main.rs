@@ -29,6 +29,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(CliCommand::ApiKey(args)) = &cli.command {
+        return match token_cmd::api_key(args) {
+            Ok(entry) => {
+                print!("{entry}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("chorus api-key: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(CliCommand::Healthcheck(args)) = &cli.command {
         let listen = cli.ops.admin_listen.unwrap_or(cli.listen);
         return match healthcheck::probe(args, listen) {

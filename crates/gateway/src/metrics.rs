@@ -36,11 +36,13 @@ pub enum CloseReason {
     TooManyConnections,
     /// Too many refused commands.
     Flooding,
+    /// The server API disconnected the user or revoked their tokens.
+    Disconnected,
 }
 
 impl CloseReason {
     /// Every reason, so each series exists (at 0) from the start.
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::Normal,
         Self::SlowConsumer,
         Self::PingTimeout,
@@ -52,6 +54,7 @@ impl CloseReason {
         Self::Unauthorized,
         Self::TooManyConnections,
         Self::Flooding,
+        Self::Disconnected,
     ];
 
     fn label(self) -> &'static str {
@@ -67,6 +70,7 @@ impl CloseReason {
             Self::Unauthorized => "unauthorized",
             Self::TooManyConnections => "too_many_connections",
             Self::Flooding => "flooding",
+            Self::Disconnected => "disconnected",
         }
     }
 }

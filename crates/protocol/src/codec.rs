@@ -113,6 +113,7 @@ mod tests {
                 id: "u1".into(),
                 name: None,
                 avatar: None,
+                kind: None,
             },
             ts: 42,
             body: "hi".into(),

@@ -41,6 +41,9 @@ pub enum ErrorCode {
     InvalidToken,
     /// The token has expired: get a fresh one and send it with `refresh` (or reconnect with it).
     TokenExpired,
+    /// The application revoked the user's tokens issued before a time (server
+    /// API); get a newly issued token.
+    TokenRevoked,
     /// `auth` on a connection that already has an identity; use `refresh`.
     AlreadyAuthenticated,
     /// The token's claims (or the room rules) do not allow this join or send.
@@ -84,6 +87,7 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidToken => "invalid_token",
             Self::TokenExpired => "token_expired",
+            Self::TokenRevoked => "token_revoked",
             Self::AlreadyAuthenticated => "already_authenticated",
             Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
@@ -123,8 +127,17 @@ pub mod close {
     /// The client kept sending after being told `rate_limited`; reconnect only after a
     /// backoff of several seconds, and honour `retry_after_ms`.
     pub const FLOODING: u16 = 4006;
+    /// The application disconnected the user through the server API;
+    /// reconnect after a jittered delay.
+    pub const DISCONNECTED: u16 = 4007;
     /// The token in `auth` is not acceptable; do not reconnect with the same token.
     pub const UNAUTHORIZED: u16 = 4500;
+    /// The application disconnected the user through the server API and asks
+    /// the client not to reconnect.
+    pub const KICKED: u16 = 4501;
+    /// The application revoked the user's tokens; do not reconnect with the
+    /// same token (a newly issued one is accepted).
+    pub const TOKEN_REVOKED: u16 = 4502;
 
     /// Whether a client should reconnect after receiving `code`.
     pub fn should_reconnect(code: u16) -> bool {
@@ -154,6 +167,7 @@ mod tests {
             ErrorCode::Unauthenticated,
             ErrorCode::InvalidToken,
             ErrorCode::TokenExpired,
+            ErrorCode::TokenRevoked,
             ErrorCode::AlreadyAuthenticated,
             ErrorCode::Forbidden,
             ErrorCode::RateLimited,
@@ -180,5 +194,8 @@ mod tests {
         assert!(close::should_reconnect(close::FLOODING));
         assert!(!close::should_reconnect(close::UNAUTHORIZED));
         assert!(!close::should_reconnect(close::NORMAL));
+        assert!(close::should_reconnect(close::DISCONNECTED));
+        assert!(!close::should_reconnect(close::KICKED));
+        assert!(!close::should_reconnect(close::TOKEN_REVOKED));
     }
 }

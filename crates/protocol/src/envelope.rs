@@ -162,6 +162,9 @@ pub enum NoticeKind {
     Mention(ChatMessage),
     /// The user set their status (`room` is unused).
     Status(String),
+    /// Close every connection of the user with this close code (the server
+    /// API's disconnect and revoke; `room` is unused).
+    Disconnect(u16),
 }
 
 impl NoticeKind {
@@ -311,6 +314,7 @@ mod tests {
                     id: "u1".into(),
                     name: Some("Ann".into()),
                     avatar: None,
+                    kind: None,
                 },
                 ts: 1_700_000_000_000,
                 body: "hello 👋".into(),

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::{ErrorCode, RoomName};
 
 /// Who sent a message, as every recipient sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sender {
     /// Stable user id.
@@ -16,14 +17,31 @@ pub struct Sender {
     /// Avatar URL, when the user has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
+    /// Set when an application sent it through the server API (a bot or the
+    /// system), not a user; absent for users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<SenderKind>,
+}
+
+/// Who, other than a user, sent a message through the server API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderKind {
+    /// A bot: an automated participant with a name of its own.
+    Bot,
+    /// The application itself (an order shipped, a room archived ...).
+    System,
 }
 
 /// A chat message as stored in an envelope and delivered to clients.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// UUIDv7 assigned by the node that accepted the send (time-ordered, unique).
     pub id: Uuid,
     /// The room it was sent to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub room: RoomName,
     /// Who sent it.
     pub from: Sender,
@@ -50,6 +68,7 @@ pub struct ChatMessage {
 }
 
 /// One emoji's reactions to a message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reaction {
     /// The emoji (or a short code such as `:+1:`).
@@ -61,6 +80,7 @@ pub struct Reaction {
 }
 
 /// One user in a `members` answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Present {
     /// Who.

@@ -22,7 +22,7 @@ pub use envelope::{
     PresenceSignal, ReceiptSignal, StatusSignal, TypingSignal, UserNotice, unix_micros,
 };
 pub use event::{
-    ChatMessage, ErrorReply, Limits, Present, Reaction, ReadMarker, SavedDraft, Sender,
+    ChatMessage, ErrorReply, Limits, Present, Reaction, ReadMarker, SavedDraft, Sender, SenderKind,
     ServerEvent, Welcome,
 };
 pub use room::{DIRECT_PREFIX, MAX_ROOM_NAME_BYTES, RoomName, RoomNameError, USER_SHARDS};

@@ -351,6 +351,7 @@ impl RedisServer {
                 id: "injector".into(),
                 name: None,
                 avatar: None,
+                kind: None,
             },
             ts: 0,
             body: body.into(),

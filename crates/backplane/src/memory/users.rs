@@ -10,7 +10,7 @@ use chorus_protocol::RoomName;
 use parking_lot::Mutex;
 
 use super::relay::NodeLink;
-use crate::{BackplaneError, UserState};
+use crate::{BackplaneError, MAX_REVOCATIONS, Revocation, UserState};
 
 /// Most user statuses the bus keeps.
 const MAX_STATUSES: usize = 100_000;
@@ -22,6 +22,8 @@ pub(super) struct Users {
     drafts: Mutex<HashMap<String, BTreeMap<String, String>>>,
     /// User -> status (at most [`MAX_STATUSES`]).
     statuses: Mutex<HashMap<String, String>>,
+    /// Changes with each revocation, and user -> their revocation.
+    revocations: Mutex<(u64, HashMap<String, Revocation>)>,
 }
 
 /// One node's view of [`Users`].
@@ -88,5 +90,32 @@ impl UserState for MemoryUsers {
     async fn statuses(&self, users: &[String]) -> Result<Vec<Option<String>>, BackplaneError> {
         let statuses = self.users()?.statuses.lock();
         Ok(users.iter().map(|u| statuses.get(u).cloned()).collect())
+    }
+
+    async fn revoke(
+        &self,
+        user: &str,
+        revocation: Revocation,
+        now: u64,
+    ) -> Result<bool, BackplaneError> {
+        let mut all = self.users()?.revocations.lock();
+        let (version, revocations) = &mut *all;
+        revocations.retain(|_, r| r.until > now);
+        if revocations.len() >= MAX_REVOCATIONS && !revocations.contains_key(user) {
+            return Ok(false);
+        }
+        revocations.insert(user.to_owned(), revocation);
+        *version += 1;
+        Ok(true)
+    }
+
+    async fn revocations_version(&self) -> Result<u64, BackplaneError> {
+        Ok(self.users()?.revocations.lock().0)
+    }
+
+    async fn revocations(&self) -> Result<(u64, Vec<(String, Revocation)>), BackplaneError> {
+        let all = self.users()?.revocations.lock();
+        let list = all.1.iter().map(|(u, r)| (u.clone(), *r)).collect();
+        Ok((all.0, list))
     }
 }

@@ -1,7 +1,9 @@
 //! Per-user state in Redis, under the user's hash tag:
 //! `<prefix>:user:{<user>}:drafts` (a hash of room to unsent text, bounded
 //! per user) and `...:status` (`online` or `away`), both expiring like a
-//! room's state.
+//! room's state. Token revocations are cluster-wide, in one slot:
+//! `<prefix>:{revocations}` (user -> `<issued_before>:<until>`), `...:ends`
+//! (users by `until`) and `...:version`.
 
 use async_trait::async_trait;
 use chorus_protocol::RoomName;
@@ -16,7 +18,7 @@ use super::{
     reply::{OpScript, WhenFull, failed, millis, number},
     sharding::Sharding,
 };
-use crate::{BackplaneError, ChannelNames, UserState};
+use crate::{BackplaneError, ChannelNames, MAX_REVOCATIONS, Revocation, UserState};
 
 /// Most statuses read in one round trip.
 const STATUS_BATCH: usize = 256;
@@ -27,6 +29,8 @@ pub(super) struct RedisUsers {
     client: Client,
     /// Save or delete one draft, bounded per user.
     save_draft: OpScript,
+    /// Record one user's token revocation, bounded cluster-wide.
+    revoke: OpScript,
     /// Key naming.
     names: ChannelNames,
     /// Drafts and statuses nobody sets again for this long are forgotten.
@@ -48,6 +52,7 @@ impl RedisUsers {
                 WhenFull::Refuse,
                 include_str!("save_draft.lua"),
             ),
+            revoke: OpScript::new("revoke", WhenFull::Run, include_str!("revoke.lua")),
             names,
             ttl,
             sharding,
@@ -120,5 +125,61 @@ impl UserState for RedisUsers {
             }
         }
         Ok(statuses)
+    }
+
+    async fn revoke(
+        &self,
+        user: &str,
+        revocation: Revocation,
+        now: u64,
+    ) -> Result<bool, BackplaneError> {
+        let hash = self.names.shared_key("revocations");
+        let keys = vec![format!("{hash}:ends"), format!("{hash}:version")];
+        let keys = [vec![hash], keys].concat();
+        let args: Vec<Value> = vec![
+            user.into(),
+            revocation.issued_before.to_string().into(),
+            revocation.until.to_string().into(),
+            now.to_string().into(),
+            MAX_REVOCATIONS.to_string().into(),
+        ];
+        let answer = self.revoke.call(&self.client, keys, args).await?;
+        match number(&answer) {
+            Some(recorded) => Ok(recorded == 1),
+            None => Err(BackplaneError::bad_reply("revoke", "not a number")),
+        }
+    }
+
+    async fn revocations_version(&self) -> Result<u64, BackplaneError> {
+        let key = format!("{}:version", self.names.shared_key("revocations"));
+        let version: Option<u64> = self
+            .client
+            .get(key)
+            .await
+            .map_err(failed("revocations_version"))?;
+        Ok(version.unwrap_or(0))
+    }
+
+    async fn revocations(&self) -> Result<(u64, Vec<(String, Revocation)>), BackplaneError> {
+        // The version first: a revocation recorded between the two reads is
+        // read again at the next check.
+        let version = self.revocations_version().await?;
+        let all: std::collections::HashMap<String, String> = self
+            .client
+            .hgetall(self.names.shared_key("revocations"))
+            .await
+            .map_err(failed("revocations"))?;
+        let list = all
+            .into_iter()
+            .filter_map(|(user, value)| {
+                let (issued_before, until) = value.split_once(':')?;
+                let revocation = Revocation {
+                    issued_before: issued_before.parse().ok()?,
+                    until: until.parse().ok()?,
+                };
+                Some((user, revocation))
+            })
+            .collect();
+        Ok((version, list))
     }
 }

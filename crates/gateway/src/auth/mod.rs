@@ -7,11 +7,13 @@
 //! [`Bucket`]s bound how fast a connection and a user may act ([`RateLimits`]),
 //! and [`RoomRules`] which room names the node accepts.
 
+mod api_keys;
 mod grants;
 mod limits;
 mod origin;
 mod token;
 
+pub use api_keys::{ApiKey, ApiKeys, Scope, new_key};
 pub use grants::{Access, Grants, MAX_PATTERNS, Patterns, RoomPolicy};
 pub use limits::{Bucket, ROOM_NAME_PUNCTUATION, Rate, RateLimits, RoomRules};
 pub use origin::Origins;

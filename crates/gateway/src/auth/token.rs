@@ -94,11 +94,14 @@ pub enum AuthError {
     /// A claim breaks Chorus's limits (id length, name length, pattern count).
     #[error("token claim is not acceptable: {0}")]
     BadClaim(&'static str),
+    /// The application revoked the user's tokens issued before a time.
+    #[error("token was revoked; get a new one")]
+    Revoked,
 }
 
 impl AuthError {
     /// Every value of [`label`](Self::label).
-    pub const LABELS: [&'static str; 9] = [
+    pub const LABELS: [&'static str; 10] = [
         "missing",
         "malformed",
         "bad_signature",
@@ -108,6 +111,7 @@ impl AuthError {
         "wrong_issuer",
         "wrong_audience",
         "bad_claim",
+        "revoked",
     ];
 
     /// The `reason` label of the auth-failure metric (a fixed set).
@@ -122,6 +126,7 @@ impl AuthError {
             Self::WrongIssuer => "wrong_issuer",
             Self::WrongAudience => "wrong_audience",
             Self::BadClaim(_) => "bad_claim",
+            Self::Revoked => "revoked",
         }
     }
 
@@ -155,6 +160,8 @@ pub struct Identity {
     pub grants: std::sync::Arc<Grants>,
     /// Expiry, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// `iat`, seconds since the Unix epoch, for revocations (0: the token has none).
+    pub issued_at: u64,
 }
 
 /// Checks tokens against the configured key, algorithm, issuer and audience.
@@ -242,9 +249,11 @@ fn identity(claims: Claims) -> Result<Identity, AuthError> {
             id: claims.sub,
             name,
             avatar,
+            kind: None,
         },
         grants: std::sync::Arc::new(grants),
         expires_at: claims.exp,
+        issued_at: claims.iat.unwrap_or(0),
     })
 }
 

@@ -32,7 +32,7 @@ use crate::{
     chat::{
         Chat,
         hub::ConnId,
-        outbox::{Direct, Outbox, Queued},
+        outbox::{Direct, Outbox, Overflowed, Queued},
         session::{Closing, Flow, Session},
         socket::{ReadError, Socket},
         users::UserLease,
@@ -79,7 +79,7 @@ pub struct Turn {
 /// Not an `async fn`: everything the connection keeps lives once, in the
 /// returned future's [`Connection`], rather than once as arguments and again
 /// as locals (every idle connection pays for the size of this future).
-#[expect(
+#[allow(
     clippy::boxed_local,
     reason = "the caller's task keeps a box's room until the upgrade, not a handshake's"
 )]
@@ -281,15 +281,9 @@ impl Connection {
         // The queue's buffer, given back to the outbox at the next take: an
         // idle connection keeps none.
         let mut batch = VecDeque::new();
-        let Ok(head_written) = self.outbox.take(&mut batch) else {
-            send_close(
-                &mut self.socket,
-                &self.outbox,
-                close::SLOW_CONSUMER,
-                "too slow to keep up; reconnect",
-            )
-            .await;
-            return Some(CloseReason::SlowConsumer);
+        let head_written = match self.outbox.take(&mut batch) {
+            Ok(head_written) => head_written,
+            Err(Overflowed(code)) => return Some(self.close_overflowed(code).await),
         };
         // A client that stops reading fills the outbox while the write
         // waits for it: close as soon as it overflows, not at the timeout.
@@ -297,8 +291,8 @@ impl Connection {
         let written = tokio::select! {
             written = timeout(config.write_timeout, writer.write(&mut self.socket, &mut batch, head_written)) => written,
             () = self.outbox.overflowed() => {
-                send_close(&mut self.socket, &self.outbox, close::SLOW_CONSUMER, "too slow to keep up; reconnect").await;
-                return Some(CloseReason::SlowConsumer);
+                let code = self.outbox.close_code();
+                return Some(self.close_overflowed(code).await);
             }
         };
         match written {
@@ -310,6 +304,30 @@ impl Connection {
             Ok(Err(_)) => Some(CloseReason::Error),
             Err(_) => Some(CloseReason::SlowConsumer),
         }
+    }
+
+    /// Closes a connection whose outbox overflowed (`None`) or was closed
+    /// by the server API with `code`.
+    async fn close_overflowed(&mut self, code: Option<u16>) -> CloseReason {
+        let (code, reason, why) = match code {
+            None => (
+                close::SLOW_CONSUMER,
+                "too slow to keep up; reconnect",
+                CloseReason::SlowConsumer,
+            ),
+            Some(close::TOKEN_REVOKED) => (
+                close::TOKEN_REVOKED,
+                "your tokens were revoked",
+                CloseReason::Disconnected,
+            ),
+            Some(code) => (
+                code,
+                "disconnected by the application",
+                CloseReason::Disconnected,
+            ),
+        };
+        send_close(&mut self.socket, &self.outbox, code, reason).await;
+        why
     }
 
     /// Handles the client's decoded messages; `Some` when the connection must end.

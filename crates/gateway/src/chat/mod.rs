@@ -19,18 +19,24 @@ use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod change;
 pub mod connection;
+pub use change::Edit;
+pub use publish::{Accepted, Post, unix_millis};
 mod flusher;
 mod frames;
 mod history;
 mod hub;
 mod inbox;
+mod members;
 mod membership;
+mod moderation;
 mod notices;
 mod outbox;
 mod presence;
 mod publish;
 mod repair;
+pub mod revocations;
 mod sequencer;
 mod session;
 pub mod socket;
@@ -63,6 +69,8 @@ pub struct Chat {
     notices: Arc<notices::Notices>,
     /// Authenticated users here: per-user connection counts and rate buckets.
     users: Arc<users::Users>,
+    /// Token revocations, refused by [`Self::verify`].
+    revocations: Arc<revocations::Revocations>,
     /// Write the live frames the fan-out queues: one task per core, each
     /// with its share of the connections.
     flushers: Box<[Arc<flusher::Flusher>]>,
@@ -126,6 +134,12 @@ impl Chat {
             node_id,
             (status_changes, stopped.clone()),
         );
+        let revocations = Arc::new(revocations::Revocations::default());
+        revocations::follow(
+            revocations.clone(),
+            backplane.users.clone(),
+            stopped.clone(),
+        );
         let users = users::Users::new(config.max_connections_per_user, config.rate_limits);
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
         let flushers = (0..cores)
@@ -143,6 +157,7 @@ impl Chat {
             presence: local,
             notices,
             users,
+            revocations,
             flushers,
         }))
     }
@@ -178,6 +193,13 @@ impl Chat {
             .auth
             .verifier
             .verify(token)
+            .and_then(|identity| {
+                let now = publish::unix_millis();
+                match self.revocations.refuses(&identity, now) {
+                    true => Err(AuthError::Revoked),
+                    false => Ok(identity),
+                }
+            })
             .inspect_err(|error| {
                 self.metrics.auth_failed(error.label());
                 tracing::debug!(%error, "token refused");

@@ -128,6 +128,12 @@ impl Notices {
                 .map(|c| (c.conn, c.outbox.clone(), c.encoding))
                 .collect()
         };
+        if let NoticeKind::Disconnect(code) = notice.kind {
+            for (_, outbox, _) in recipients {
+                outbox.close_with(code);
+            }
+            return;
+        }
         if let NoticeKind::Status(status) = &notice.kind {
             let change = StatusChange {
                 user: notice.by.clone(),
@@ -155,6 +161,7 @@ impl Notices {
                 user: &notice.by,
                 status,
             },
+            NoticeKind::Disconnect(_) => return,
         };
         let skips_members = notice.kind.skips_members();
         let mut frames = Frames::new(&event);

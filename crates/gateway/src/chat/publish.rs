@@ -40,7 +40,7 @@ pub struct Accepted {
 impl Chat {
     /// Stores and relays `post` (once per `client_msg_id` within the dedup
     /// window), then notices it to the users it concerns.
-    pub(super) async fn publish(&self, post: Post) -> Result<Accepted, BackplaneError> {
+    pub async fn publish(&self, post: Post) -> Result<Accepted, BackplaneError> {
         let (id, ts) = (Uuid::now_v7(), unix_millis());
         // A retry with the same client id gets this acceptance back: "<id>:<ts>".
         let from = &post.from.id;

@@ -118,6 +118,13 @@ pub struct Cli {
     /// Admin port, draining, heartbeats, readiness probe.
     #[command(flatten)]
     pub ops: OpsArgs,
+    /// The server API's keys (TOML: name, sha256, scopes per key; see
+    /// `chorus api-key`). Without it the server API refuses every request.
+    #[arg(long, env = "CHORUS_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Server API requests per key, as RATE[:BURST].
+    #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
+    pub api_key_rate: Rate,
 
     /// Token secret, algorithm, issuer and audience (shared with `chorus token`).
     /// Without a secret or --jwt-public-key, a single node makes up a random secret
@@ -196,6 +203,8 @@ pub struct JwtArgs {
 pub enum CliCommand {
     /// Mint a token for scripts and load tests, and print it.
     Token(Box<TokenArgs>),
+    /// Make a new server API key: prints the key (once) and its entry for --api-keys-file.
+    ApiKey(ApiKeyArgs),
     /// Probe a running node's /readyz (for container health checks without curl);
     /// exits 0 when ready, 1 otherwise.
     Healthcheck(HealthcheckArgs),
@@ -243,6 +252,17 @@ pub struct TokenArgs {
     /// PEM private key for RS256 or ES256 (RS256 unless --jwt-algorithm ES256).
     #[arg(long, env = "CHORUS_JWT_PRIVATE_KEY", conflicts_with = "jwt_secret")]
     pub jwt_private_key: Option<PathBuf>,
+}
+
+/// Flags of `chorus api-key`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiKeyArgs {
+    /// The key's name (in logs and metrics; letters, digits, - _ .).
+    #[arg(long)]
+    pub name: String,
+    /// What it may do: publish, moderate, presence, history, users (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub scopes: Vec<String>,
 }
 
 /// Flags of `chorus healthcheck`.

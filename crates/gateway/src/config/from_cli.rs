@@ -9,7 +9,7 @@ use super::{
     valid_id,
 };
 use crate::auth::{
-    AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
+    ApiKeys, AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
 };
 
 impl Config {
@@ -87,6 +87,11 @@ impl Config {
             },
             history,
             ops: Operations::from_args(&cli.ops),
+            api_keys: match &cli.api_keys_file {
+                None => ApiKeys::default(),
+                Some(path) => ApiKeys::load(path, cli.api_key_rate)
+                    .map_err(|e| ConfigError(format!("--api-keys-file: {e}")))?,
+            },
         };
         if let BackplaneConfig::Redis(settings) = &config.backplane {
             check(

@@ -12,10 +12,10 @@ mod from_cli;
 mod ops;
 pub mod token_cmd;
 
-pub use cli::{Cli, CliCommand, HealthcheckArgs, JwtArgs, TokenArgs};
+pub use cli::{ApiKeyArgs, Cli, CliCommand, HealthcheckArgs, JwtArgs, TokenArgs};
 pub use ops::{Operations, OpsArgs};
 
-use crate::auth::{AuthConfig, ROOM_NAME_PUNCTUATION, RateLimits, RoomRules};
+use crate::auth::{ApiKeys, AuthConfig, ROOM_NAME_PUNCTUATION, RateLimits, RoomRules};
 
 /// Where the node's backplane lives.
 #[derive(Clone)]
@@ -75,6 +75,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Draining and cluster heartbeats.
     pub ops: Operations,
+    /// The server API's keys (empty: the API refuses every request).
+    pub api_keys: ApiKeys,
 }
 
 /// How much history rooms keep and clients get.
@@ -131,6 +133,7 @@ impl Default for Config {
             room_rules: RoomRules::default(),
             history: HistoryConfig::default(),
             ops: Operations::default(),
+            api_keys: ApiKeys::default(),
         }
     }
 }

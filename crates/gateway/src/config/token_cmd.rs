@@ -46,3 +46,25 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
         .map(|(token, _)| token)
         .map_err(|e| format!("cannot sign: {e}"))
 }
+
+/// `chorus api-key`: a new server API key and its entry for `--api-keys-file`.
+pub fn api_key(args: &super::ApiKeyArgs) -> Result<String, String> {
+    let (key, sha256) = crate::auth::new_key();
+    let mut scopes = Vec::new();
+    for name in &args.scopes {
+        let scope = crate::auth::Scope::parse(name.trim()).ok_or_else(|| {
+            format!("unknown scope {name:?} (publish, moderate, presence, history, users)")
+        })?;
+        scopes.push(format!("{:?}", scope.name()));
+    }
+    let entry = format!(
+        "[[keys]]\nname = {:?}\nsha256 = \"{sha256}\"\nscopes = [{}]\n",
+        args.name,
+        scopes.join(", ")
+    );
+    // The entry must load as the server would read it.
+    crate::auth::ApiKeys::parse(&entry, crate::auth::Rate::new(1.0, 1))?;
+    Ok(format!(
+        "# The key (give it to the application; it is not stored anywhere):\n# {key}\n\n# Add this entry to --api-keys-file:\n{entry}"
+    ))
+}

@@ -94,7 +94,9 @@ pub async fn serve_with_admin(
         );
     }
     let admin = admin.map(|admin| {
-        let app = admin_routes(Router::new()).with_state(node.clone());
+        let app = admin_routes(Router::new())
+            .nest("/api/v1", crate::api::routes(node.chat().clone()))
+            .with_state(node.clone());
         let stopped = drain.stopped();
         tokio::spawn(async move {
             axum::serve(admin, app)
@@ -139,6 +141,7 @@ fn router(node: Arc<Node>) -> Router {
             post(login::login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
         )
         .route("/api/rooms/{room}/messages", get(messages::messages))
+        .nest("/api/v1", crate::api::routes(node.chat().clone()))
         .with_state(node)
 }
 

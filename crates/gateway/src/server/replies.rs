@@ -41,6 +41,7 @@ pub fn unauthorized(metrics: &Metrics, error: &AuthError) -> Response {
     metrics.refused("unauthorized");
     let code = match error {
         AuthError::Expired => "token_expired",
+        AuthError::Revoked => "token_revoked",
         _ => "invalid_token",
     };
     (

@@ -58,9 +58,10 @@ pub struct Queued {
     pub published_us: u64,
 }
 
-/// The outbox was overflowed: the client must be disconnected.
+/// The outbox was overflowed, or closed from outside: the client must be
+/// disconnected, with this close code (`None`: as a slow consumer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflowed;
+pub struct Overflowed(pub Option<u16>);
 
 /// The client's stream, for the flusher's writes.
 pub struct Direct {
@@ -102,6 +103,10 @@ struct State {
     head_written: usize,
     /// Marked in the flusher, not flushed yet.
     marked: bool,
+    /// Set with `overflowed` when the connection is closed from outside (the
+    /// server API's disconnect): the close code to send instead of a slow
+    /// consumer's.
+    close_code: Option<u16>,
 }
 
 impl Outbox {
@@ -219,6 +224,22 @@ impl Outbox {
         self.notify();
     }
 
+    /// Ends the connection with close `code` (the server API's disconnect):
+    /// queued frames are dropped, and the task closes at its next wake-up.
+    pub fn close_with(&self, code: u16) {
+        let mut state = self.state.lock();
+        if !state.overflowed {
+            state.close_code = Some(code);
+        }
+        drop(state);
+        self.overflow();
+    }
+
+    /// The close code [`Self::close_with`] set, if it was called.
+    pub fn close_code(&self) -> Option<u16> {
+        self.state.lock().close_code
+    }
+
     /// Resolves once the outbox has overflowed (at once if it has). For the
     /// connection's task, the only one that waits on the outbox. Cancel-safe.
     pub fn overflowed(&self) -> impl Future<Output = ()> + '_ {
@@ -260,7 +281,7 @@ impl Outbox {
         let mut state = self.state.lock();
         state.writing = true;
         if state.overflowed {
-            return Err(Overflowed);
+            return Err(Overflowed(state.close_code));
         }
         std::mem::swap(&mut state.frames, batch);
         state.bytes = 0;

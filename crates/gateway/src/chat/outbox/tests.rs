@@ -10,7 +10,7 @@ fn queues_until_the_bound_then_overflows_for_good() {
     assert_eq!(outbox.push(text(500)), Pushed::Queued);
     assert_eq!(outbox.push(text(500)), Pushed::Dropped);
     assert_eq!(outbox.push(text(1)), Pushed::Dropped);
-    assert_eq!(outbox.take(&mut VecDeque::new()), Err(Overflowed));
+    assert_eq!(outbox.take(&mut VecDeque::new()), Err(Overflowed(None)));
 }
 
 #[test]

@@ -206,6 +206,7 @@ mod tests {
             id: id.into(),
             name: None,
             avatar: None,
+            kind: None,
         }
     }
 

@@ -27,6 +27,14 @@ impl Session {
                         ..REFUSED_TOKEN
                     },
                 ),
+                AuthError::Revoked => (
+                    ErrorCode::TokenRevoked,
+                    Closing {
+                        code: close::TOKEN_REVOKED,
+                        reason: "token revoked",
+                        ..REFUSED_TOKEN
+                    },
+                ),
                 _ => (ErrorCode::InvalidToken, REFUSED_TOKEN),
             };
             Refusal::new(code, error.to_string()).then_close(closing)
@@ -73,6 +81,7 @@ impl Session {
         let identity = self.chat.verify(&refresh.token).map_err(|error| {
             let code = match error {
                 AuthError::Expired => ErrorCode::TokenExpired,
+                AuthError::Revoked => ErrorCode::TokenRevoked,
                 _ => ErrorCode::InvalidToken,
             };
             Refusal::new(code, error.to_string())

@@ -3,16 +3,11 @@
 //! is not deleted, and is the user's own unless they moderate the room), which
 //! stores the change in the room's order and relays it like a message.
 
-use chorus_backplane::{
-    Change, ChangeOp, ChangeRefusal, Changed, MAX_EMOJI_PER_MESSAGE, MAX_USERS_PER_EMOJI,
-};
-use chorus_protocol::{
-    ChangeKind, Envelope, ErrorCode, MessageChange, RoomName, ServerEvent, Target, commands,
-};
-use uuid::Uuid;
+use chorus_backplane::{ChangeRefusal, Changed, MAX_EMOJI_PER_MESSAGE, MAX_USERS_PER_EMOJI};
+use chorus_protocol::{ChangeKind, ErrorCode, RoomName, ServerEvent, Target, commands};
 
 use super::{Handled, Limited, Refusal, Session};
-use crate::chat::publish::unix_millis;
+use crate::chat::change::Edit;
 
 impl Session {
     pub(super) async fn edit(&mut self, edit: commands::Edit, reference: Option<&str>) -> Handled {
@@ -63,36 +58,15 @@ impl Session {
         kind: ChangeKind,
         reference: Option<&str>,
     ) -> Handled {
-        let by = self.user().clone();
-        let ts = unix_millis();
-        let op = match &kind {
-            ChangeKind::Edit(text) => ChangeOp::Edit(text.clone()),
-            ChangeKind::Delete => ChangeOp::Delete,
-            ChangeKind::React(emoji) => ChangeOp::React(emoji.clone()),
-            ChangeKind::Unreact(emoji) => ChangeOp::Unreact(emoji.clone()),
-        };
-        let node_id = self.chat.config().node_id.as_str();
-        let change = Change {
-            target: target.seq,
-            target_id: target.id.map(|id| id.to_string()),
-            by: by.id.clone(),
+        let edit = Edit {
+            room: room.clone(),
+            target,
+            kind,
+            by: self.user().clone(),
             moderator: self.may_moderate(&room),
-            op,
-            payload: Envelope::change(
-                node_id,
-                MessageChange {
-                    room: room.clone(),
-                    target: target.seq,
-                    by,
-                    ts,
-                    kind,
-                },
-            )
-            .encode(),
-            id: Uuid::now_v7().to_string(),
-            ts,
         };
-        let seq = match self.chat.backplane().log.change(&room, change).await? {
+        let target = edit.target;
+        let seq = match self.chat.change(edit).await? {
             Changed::Applied(position) => Some(position.seq),
             Changed::Unchanged => None,
             Changed::Refused(why) => return Err(refusal(why)),

@@ -1,11 +1,8 @@
 //! The `presence` query: who is in a joined room now, with their status.
 
-use chorus_protocol::{Envelope, EnvelopeBody, Present, Sender, ServerEvent, commands};
+use chorus_protocol::{ServerEvent, commands};
 
 use super::{Handled, Session};
-
-/// Most users one `members` answer lists (`total` says how many are present).
-pub const MEMBERS_MAX: usize = 1000;
 
 impl Session {
     pub(super) async fn list_presence(
@@ -15,48 +12,7 @@ impl Session {
     ) -> Handled {
         let room = presence.room;
         self.in_room(&room, "asking who is in it")?;
-        let backplane = self.chat.backplane();
-        let (mut total, signals) = backplane.presence.list(&room, MEMBERS_MAX).await?;
-        let mut members: Vec<Sender> = signals
-            .iter()
-            .filter_map(|bytes| match Envelope::decode(bytes) {
-                Ok(Envelope {
-                    body: EnvelopeBody::Presence(signal),
-                    ..
-                }) => Some(signal.user),
-                _ => None,
-            })
-            .collect();
-        members.sort_by(|a, b| a.id.cmp(&b.id));
-        members.dedup_by(|a, b| a.id == b.id);
-        // This node's users are present even before the presence task has
-        // written their entries (a join does not wait for it).
-        if members.len() < MEMBERS_MAX {
-            for user in self.chat.presence.users_in(&room) {
-                if let Err(at) = members.binary_search_by(|m| m.id.cmp(&user.id)) {
-                    members.insert(at, user);
-                    total += 1;
-                }
-            }
-            members.truncate(MEMBERS_MAX);
-        }
-        let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-        // A status that cannot be read shows as online: presence is what matters.
-        let statuses = match backplane.users.statuses(&ids).await {
-            Ok(statuses) => statuses,
-            Err(error) => {
-                tracing::debug!(%error, %room, "statuses not read");
-                vec![None; ids.len()]
-            }
-        };
-        let members: Vec<Present> = members
-            .into_iter()
-            .zip(statuses)
-            .map(|(user, status)| Present {
-                user,
-                status: status.unwrap_or_else(|| "online".into()),
-            })
-            .collect();
+        let (total, members) = self.chat.members(&room).await?;
         self.reply(&ServerEvent::Members {
             room: &room,
             members: &members,

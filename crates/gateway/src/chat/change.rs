@@ -1,0 +1,58 @@
+//! Edits, deletes and reactions as the backplane stores them: a change in
+//! the room's order, checked against the message itself (it exists, is not
+//! deleted, and is the author's own unless a moderator changes it), relayed
+//! like a message. Used by a client's commands and by the server API.
+
+use chorus_backplane::{BackplaneError, Change, ChangeOp, Changed};
+use chorus_protocol::{ChangeKind, Envelope, MessageChange, RoomName, Sender, Target};
+use uuid::Uuid;
+
+use super::{Chat, publish::unix_millis};
+
+/// One change to one message.
+pub struct Edit {
+    /// The room of the message.
+    pub room: RoomName,
+    /// The message (by `seq`, and its id when the client gave it).
+    pub target: Target,
+    /// What changes.
+    pub kind: ChangeKind,
+    /// Who changes it.
+    pub by: Sender,
+    /// Whether `by` may change other users' messages.
+    pub moderator: bool,
+}
+
+impl Chat {
+    /// Stores and relays `edit` in the room's order.
+    pub async fn change(&self, edit: Edit) -> Result<Changed, BackplaneError> {
+        let ts = unix_millis();
+        let op = match &edit.kind {
+            ChangeKind::Edit(text) => ChangeOp::Edit(text.clone()),
+            ChangeKind::Delete => ChangeOp::Delete,
+            ChangeKind::React(emoji) => ChangeOp::React(emoji.clone()),
+            ChangeKind::Unreact(emoji) => ChangeOp::Unreact(emoji.clone()),
+        };
+        let change = Change {
+            target: edit.target.seq,
+            target_id: edit.target.id.map(|id| id.to_string()),
+            by: edit.by.id.clone(),
+            moderator: edit.moderator,
+            op,
+            payload: Envelope::change(
+                self.config.node_id.as_str(),
+                MessageChange {
+                    room: edit.room.clone(),
+                    target: edit.target.seq,
+                    by: edit.by,
+                    ts,
+                    kind: edit.kind,
+                },
+            )
+            .encode(),
+            id: Uuid::now_v7().to_string(),
+            ts,
+        };
+        self.backplane.log.change(&edit.room, change).await
+    }
+}
