@@ -1,6 +1,7 @@
 //! Real components for tests: `redis-server`, Chorus nodes and WebSocket clients,
 //! all on loopback. Every wait has a deadline ([`WAIT`]) and fails loudly.
 
+mod api;
 mod browser;
 mod certs;
 pub mod chaos;
@@ -18,6 +19,7 @@ mod tokens;
 
 use std::{future::Future, time::Duration};
 
+pub use api::{ApiKeyring, api};
 pub use browser::Browser;
 pub use client::{Client, Event};
 pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};

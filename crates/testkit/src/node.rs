@@ -238,7 +238,7 @@ pub async fn http_post_json(
 
 /// Bounded by [`WAIT`]: a server that accepts and never answers is an error,
 /// not a test that hangs until the harness kills it.
-async fn http_request(
+pub(crate) async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,

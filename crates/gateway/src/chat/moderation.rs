@@ -10,9 +10,12 @@ impl Chat {
     /// Closes every connection of `user`, on every node, with close `code`.
     pub async fn disconnect(&self, user: &str, code: u16) -> Result<(), BackplaneError> {
         let shard = RoomName::user_shard(user);
+        // A notice names a room; a disconnect is about none (and a user
+        // shard's internal name does not decode as a room).
+        let room = RoomName::parse("disconnect").expect("a valid room name");
         let notice = UserNotice {
             to: user.to_owned(),
-            room: shard.clone(),
+            room,
             by: Sender {
                 id: "server-api".into(),
                 name: None,
