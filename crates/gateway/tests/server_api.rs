@@ -284,6 +284,16 @@ fn signed(user: &str, iat: u64) -> String {
     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
 }
 
+/// A call and the refusal it must get: method, path, key, body, status, code.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<Value>,
+    u16,
+    &'a str,
+);
+
 /// One node on the in-process backplane: every refusal has its status and code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keys_scopes_and_input_get_their_status_and_code() {
@@ -301,7 +311,7 @@ async fn bad_keys_scopes_and_input_get_their_status_and_code() {
     );
     let post = bot_post("hello", "c1");
     let messages = "/api/v1/rooms/lobby/messages";
-    let cases: Vec<(&str, &str, Option<&str>, Option<Value>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             messages,
