@@ -33,7 +33,7 @@ redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
   >"$dir/redis.log" 2>&1 &
 pids+=($!)
-"$chorus" api-key --name fuzz --scopes publish,moderate,presence,history,users >"$dir/key.txt"
+"$chorus" api-key --name fuzz --scopes publish,moderate,presence,history,users,webhooks >"$dir/key.txt"
 key=$(sed -n 2p "$dir/key.txt" | cut -c3-)
 grep -v '^#' "$dir/key.txt" >"$dir/keys.toml"
 

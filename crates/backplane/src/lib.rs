@@ -44,6 +44,7 @@ mod registry;
 mod room_log;
 mod tls;
 mod users;
+mod webhooks;
 
 pub use changes::{
     Change, ChangeOp, ChangeRefusal, Changed, MAX_EMOJI_PER_MESSAGE, MAX_USERS_PER_EMOJI, Overlay,
@@ -63,3 +64,7 @@ pub use redis::{RedisMode, RedisSettings};
 pub use registry::NodeRegistry;
 pub use room_log::RoomLog;
 pub use users::{MAX_REVOCATIONS, Revocation, UserState};
+pub use webhooks::{
+    DEAD_LETTERS_MAX, QueuedEvent, WEBHOOK_PARTITIONS, WEBHOOK_QUEUE_MAX, WebhookQueue,
+    webhook_partition,
+};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{NodeRegistry, PresenceStore, PubSub, ReadMarkers, RoomLog, UserState};
+use crate::{NodeRegistry, PresenceStore, PubSub, ReadMarkers, RoomLog, UserState, WebhookQueue};
 
 /// One node's view of the backplane: every part, as the implementation that
 /// owns it. Cloning shares the parts.
@@ -20,6 +20,8 @@ pub struct Backplane {
     pub presence: Arc<dyn PresenceStore>,
     /// The cluster's live nodes.
     pub registry: Arc<dyn NodeRegistry>,
+    /// The queue webhooks are delivered from.
+    pub webhooks: Arc<dyn WebhookQueue>,
 }
 
 impl std::fmt::Debug for Backplane {

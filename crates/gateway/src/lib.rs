@@ -11,7 +11,8 @@
 //! | `metrics.rs` | the node's Prometheus metrics | |
 //! | `chat/` | the message path: connection, session, hub, sequencer, outbox, subscriptions, repair, presence, notices | `config`, `auth`, `metrics` |
 //! | `api/` | the server API under `/api/v1/`: API keys' callers, publish, broadcast, changes, rooms, users, the OpenAPI document | `chat`, `auth` |
-//! | `server/` | HTTP and operations: routes, upgrade, login, history endpoint, web pages, drain, cluster view, health check | `api`, `chat`, `config`, `auth`, `metrics` |
+//! | `webhooks/` | delivery of the queued events to the configured endpoints: leases per partition, signing, retries, dead letters | `chat`, `config` |
+//! | `server/` | HTTP and operations: routes, upgrade, login, history endpoint, web pages, drain, cluster view, health check | `api`, `webhooks`, `chat`, `config`, `auth`, `metrics` |
 //!
 //! See `docs/architecture.md` for the picture.
 
@@ -21,6 +22,7 @@ mod chat;
 pub mod config;
 pub mod metrics;
 mod server;
+mod webhooks;
 
 pub use api::ApiDoc;
 pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError, token_cmd};

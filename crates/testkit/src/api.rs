@@ -22,7 +22,7 @@ impl ApiKeyring {
         let (publish_only, publish_hash) = new_key();
         let file = format!(
             "[[keys]]\nname = \"all\"\nsha256 = \"{all_hash}\"\n\
-             scopes = [\"publish\", \"moderate\", \"presence\", \"history\", \"users\"]\n\
+             scopes = [\"publish\", \"moderate\", \"presence\", \"history\", \"users\", \"webhooks\"]\n\
              [[keys]]\nname = \"publisher\"\nsha256 = \"{publish_hash}\"\nscopes = [\"publish\"]\n"
         );
         Self {

@@ -16,6 +16,7 @@ mod redis_cluster;
 mod scrape;
 mod sentinel;
 mod tokens;
+mod webhooks;
 
 use std::{future::Future, time::Duration};
 
@@ -33,6 +34,7 @@ pub use sentinel::{SENTINEL_MASTER, SentinelGroup};
 pub use tokens::{
     TEST_SECRET, everywhere, fresh_user, test_auth, token, token_for, token_with_secret,
 };
+pub use webhooks::{Received, WEBHOOK_SECRET, WebhookReceiver, webhooks_file};
 
 /// Runs each named `async fn(BackplaneKind)` of the test file on every
 /// backplane: the in-process bus (module `in_process`), a real Redis (module

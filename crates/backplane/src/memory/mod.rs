@@ -18,6 +18,7 @@
 //! | [`crate::UserState`] | `users.rs` |
 //! | [`crate::PresenceStore`] | `presence.rs` |
 //! | [`crate::NodeRegistry`] | `registry.rs` |
+//! | [`crate::WebhookQueue`] | `webhooks.rs` |
 
 use std::sync::{
     Arc,
@@ -31,6 +32,7 @@ mod registry;
 mod relay;
 mod rooms;
 mod users;
+mod webhooks;
 
 use crate::{Backplane, HistorySettings, Inbound};
 
@@ -47,6 +49,8 @@ pub struct MemoryBus {
     present: Arc<presence::Present>,
     /// Drafts and statuses.
     users: Arc<users::Users>,
+    /// The webhook queue.
+    hooks: Arc<webhooks::Hooks>,
 }
 
 impl MemoryBus {
@@ -74,6 +78,7 @@ impl MemoryBus {
             markers: rooms.clone(),
             pubsub: rooms,
             users: Arc::new(users::MemoryUsers::new(link.clone(), self.users.clone())),
+            webhooks: Arc::new(webhooks::MemoryHooks::new(link.clone(), self.hooks.clone())),
             presence: Arc::new(presence::MemoryPresence::new(
                 link.clone(),
                 self.present.clone(),

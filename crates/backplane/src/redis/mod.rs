@@ -43,6 +43,7 @@ mod sharding;
 mod subscriber;
 mod topology;
 mod users;
+mod webhooks;
 
 pub use topology::RedisMode;
 
@@ -200,6 +201,7 @@ impl RedisSettings {
                 names,
                 sharding,
             )),
+            webhooks: Arc::new(webhooks::RedisHooks::new(publisher.clone(), &self.prefix)),
             registry: Arc::new(registry::RedisRegistry::new(publisher, &self.prefix)),
             pubsub: Arc::new(pubsub),
         })

@@ -1,7 +1,8 @@
 //! The server API: HTTP and JSON under `/api/v1/`, for application backends
 //! holding an API key (see [`crate::auth::ApiKeys`]): post as a bot or the
 //! system ([`messages`]), change any message ([`changes`]), read rooms
-//! ([`rooms`]), disconnect users and revoke their tokens ([`users`]). Every
+//! ([`rooms`]), disconnect users and revoke their tokens ([`users`]), list
+//! and replay webhook dead letters ([`webhooks`]). Every
 //! route checks its key and scope ([`Caller`]) and answers bad input with a
 //! status and a code ([`reply`]). The OpenAPI 3.1 document is generated
 //! from these handlers and served at `/api/v1/openapi.json`; docs/api.md
@@ -26,6 +27,7 @@ mod messages;
 mod reply;
 mod rooms;
 mod users;
+mod webhooks;
 
 pub use caller::Caller;
 
@@ -55,6 +57,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
         .route("/rooms/{room}/presence", get(rooms::presence))
         .route("/users/{user}/disconnect", post(users::disconnect))
         .route("/users/{user}/revoke", post(users::revoke))
+        .route(
+            "/webhooks/{endpoint}/dead-letters",
+            get(webhooks::dead_letters),
+        )
+        .route(
+            "/webhooks/{endpoint}/dead-letters/replay",
+            post(webhooks::replay),
+        )
         .fallback(|| async {
             reply::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -84,12 +94,15 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
         rooms::presence,
         users::disconnect,
         users::revoke,
+        webhooks::dead_letters,
+        webhooks::replay,
     ),
     modifiers(&BearerKey),
     tags(
         (name = "messages", description = "Post, read and change messages"),
         (name = "rooms", description = "Where a room stands and who is in it"),
         (name = "users", description = "Disconnect users, revoke their tokens"),
+        (name = "webhooks", description = "Webhook dead letters"),
     )
 )]
 pub struct ApiDoc;

@@ -35,16 +35,19 @@ pub enum Scope {
     History,
     /// Disconnect users and revoke their tokens.
     Users,
+    /// List and replay webhook dead letters.
+    Webhooks,
 }
 
 impl Scope {
     /// Every scope, as written in the keys file.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Publish,
         Self::Moderate,
         Self::Presence,
         Self::History,
         Self::Users,
+        Self::Webhooks,
     ];
 
     /// The scope's name.
@@ -55,6 +58,7 @@ impl Scope {
             Self::Presence => "presence",
             Self::History => "history",
             Self::Users => "users",
+            Self::Webhooks => "webhooks",
         }
     }
 
@@ -138,7 +142,7 @@ impl ApiKeys {
             for name in &entry.scopes {
                 let scope = Scope::parse(name).ok_or_else(|| {
                     format!(
-                        "key {:?}: unknown scope {name:?} (publish, moderate, presence, history, users)",
+                        "key {:?}: unknown scope {name:?} (publish, moderate, presence, history, users, webhooks)",
                         entry.name
                     )
                 })?;

@@ -27,6 +27,16 @@ impl Chat {
     /// Stores and relays `edit` in the room's order.
     pub async fn change(&self, edit: Edit) -> Result<Changed, BackplaneError> {
         let ts = unix_millis();
+        let id = Uuid::now_v7().to_string();
+        // For the webhook event, when one is wanted.
+        let queued = self.config.webhooks.is_some().then(|| {
+            (
+                edit.room.clone(),
+                edit.target.seq,
+                edit.kind.clone(),
+                edit.by.clone(),
+            )
+        });
         let op = match &edit.kind {
             ChangeKind::Edit(text) => ChangeOp::Edit(text.clone()),
             ChangeKind::Delete => ChangeOp::Delete,
@@ -50,9 +60,14 @@ impl Chat {
                 },
             )
             .encode(),
-            id: Uuid::now_v7().to_string(),
+            id: id.clone(),
             ts,
         };
-        self.backplane.log.change(&edit.room, change).await
+        let changed = self.backplane.log.change(&edit.room, change).await?;
+        if let (Changed::Applied(position), Some((room, target, kind, by))) = (&changed, queued) {
+            let at = (&room, target, position.seq);
+            self.change_event(at, (&kind, &by), (&id, ts)).await?;
+        }
+        Ok(changed)
     }
 }

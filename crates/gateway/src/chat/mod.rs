@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 mod change;
 pub mod connection;
+mod events;
 pub use change::Edit;
 pub use publish::{Accepted, Post, unix_millis};
 mod flusher;

@@ -77,8 +77,9 @@ impl Chat {
         match published? {
             Published::New(position) => {
                 self.metrics.messages_published.inc();
+                message.seq = position.seq;
+                self.message_event(&message).await?;
                 if noticed {
-                    message.seq = position.seq;
                     self.notice_message(&message).await;
                 }
                 Ok(Accepted {
@@ -91,6 +92,10 @@ impl Chat {
             Published::Duplicate { seq, reply, .. } => {
                 self.metrics.duplicate_sends.inc();
                 let (id, ts) = original_acceptance(&reply).unwrap_or((id, ts));
+                // The first try may have stored it and failed to queue its
+                // event: queue it again, under the same id.
+                (message.id, message.ts, message.seq) = (id, ts, seq);
+                self.message_event(&message).await?;
                 Ok(Accepted {
                     id,
                     ts,

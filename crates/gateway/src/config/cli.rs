@@ -122,6 +122,17 @@ pub struct Cli {
     /// `chorus api-key`). Without it the server API refuses every request.
     #[arg(long, env = "CHORUS_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
+    /// Webhook endpoints (TOML: name, url, secret, events, rooms per endpoint;
+    /// docs/api.md). Without it no events are queued.
+    #[arg(long, env = "CHORUS_WEBHOOKS_FILE")]
+    pub webhooks_file: Option<PathBuf>,
+    /// How long a webhook is retried (exponential backoff with jitter) before
+    /// it becomes a dead letter.
+    #[arg(long, env = "CHORUS_WEBHOOK_GIVE_UP_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_give_up_after: Duration,
+    /// Bound on one webhook delivery (connect, send, answer).
+    #[arg(long, env = "CHORUS_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,
@@ -260,7 +271,7 @@ pub struct ApiKeyArgs {
     /// The key's name (in logs and metrics; letters, digits, - _ .).
     #[arg(long)]
     pub name: String,
-    /// What it may do: publish, moderate, presence, history, users (comma-separated).
+    /// What it may do: publish, moderate, presence, history, users, webhooks (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
     pub scopes: Vec<String>,
 }

@@ -5,8 +5,8 @@ use chorus_backplane::{HistorySettings, MemoryBus, RedisMode, RedisSettings};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use super::{
-    BackplaneConfig, Cli, Config, ConfigError, HistoryConfig, Operations, check, random_node_id,
-    valid_id,
+    BackplaneConfig, Cli, Config, ConfigError, HistoryConfig, Operations, WebhooksConfig, check,
+    random_node_id, valid_id,
 };
 use crate::auth::{
     ApiKeys, AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
@@ -91,6 +91,13 @@ impl Config {
                 None => ApiKeys::default(),
                 Some(path) => ApiKeys::load(path, cli.api_key_rate)
                     .map_err(|e| ConfigError(format!("--api-keys-file: {e}")))?,
+            },
+            webhooks: match &cli.webhooks_file {
+                None => None,
+                Some(path) => Some(
+                    WebhooksConfig::load(path, cli.webhook_give_up_after, cli.webhook_timeout)
+                        .map_err(|e| ConfigError(format!("--webhooks-file: {e}")))?,
+                ),
             },
         };
         if let BackplaneConfig::Redis(settings) = &config.backplane {

@@ -11,9 +11,11 @@ mod cli;
 mod from_cli;
 mod ops;
 pub mod token_cmd;
+mod webhooks;
 
 pub use cli::{ApiKeyArgs, Cli, CliCommand, HealthcheckArgs, JwtArgs, TokenArgs};
 pub use ops::{Operations, OpsArgs};
+pub use webhooks::{EVENT_TYPES, Endpoint, MAX_ENDPOINTS, WebhooksConfig};
 
 use crate::auth::{ApiKeys, AuthConfig, ROOM_NAME_PUNCTUATION, RateLimits, RoomRules};
 
@@ -77,6 +79,8 @@ pub struct Config {
     pub ops: Operations,
     /// The server API's keys (empty: the API refuses every request).
     pub api_keys: ApiKeys,
+    /// Webhook endpoints (`None`: no events are queued).
+    pub webhooks: Option<WebhooksConfig>,
 }
 
 /// How much history rooms keep and clients get.
@@ -134,6 +138,7 @@ impl Default for Config {
             history: HistoryConfig::default(),
             ops: Operations::default(),
             api_keys: ApiKeys::default(),
+            webhooks: None,
         }
     }
 }

@@ -53,7 +53,9 @@ pub fn api_key(args: &super::ApiKeyArgs) -> Result<String, String> {
     let mut scopes = Vec::new();
     for name in &args.scopes {
         let scope = crate::auth::Scope::parse(name.trim()).ok_or_else(|| {
-            format!("unknown scope {name:?} (publish, moderate, presence, history, users)")
+            format!(
+                "unknown scope {name:?} (publish, moderate, presence, history, users, webhooks)"
+            )
         })?;
         scopes.push(format!("{:?}", scope.name()));
     }

@@ -79,6 +79,7 @@ pub async fn serve_with_admin(
     let node = Arc::new(Node::new(chat, drain.clone()));
     tokio::spawn(drain.clone().follow(shutdown, ops));
     let heartbeats = cluster::start(node.clone());
+    crate::webhooks::start(node.chat().clone(), drain.stopped());
     let config = node.config();
     tracing::info!(
         node = %config.node_id,
