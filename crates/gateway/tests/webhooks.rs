@@ -330,3 +330,50 @@ async fn events_given_up_are_dead_letters_the_api_lists_and_replays() {
     let (_, dead) = api(a, "GET", "/api/v1/webhooks/app/dead-letters", key, None).await;
     assert_eq!(dead["events"], json!([]));
 }
+
+/// The example bot (docs/examples/bot.py, run as documented) hears `!roll`
+/// through its webhook and answers in the room through the server API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_bot_answers_in_the_room() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let file = webhooks_file(&[(
+        "dice",
+        &format!("http://{port}/"),
+        &["message.created"],
+        &[],
+    )]);
+    let keyring = ApiKeyring::unlimited();
+    let keys = keyring.keys.clone();
+    let cluster = Cluster::start_with(BackplaneKind::InProcess, 1, move |c| {
+        c.webhooks = Some(config(&file, Duration::from_secs(3600)));
+        c.api_keys = keys.clone();
+    })
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/bot.py");
+    let _bot = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("CHORUS_URL", format!("http://{}", cluster.nodes[0].addr))
+        .env("CHORUS_API_KEY", &keyring.publish_only)
+        .env("WEBHOOK_SECRET", chorus_testkit::WEBHOOK_SECRET)
+        .env("BOT_LISTEN", port.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("running python3 docs/examples/bot.py");
+    let mut alice = Client::connect_as(&cluster.url(0), &token(&fresh_user())).await;
+    alice.join("games").await;
+    // The bot may still be starting: its webhook is retried until it listens.
+    alice.say_ok("games", "!roll").await;
+    let answer = alice
+        .wait_for("the bot's answer", |v| {
+            v["type"] == "message" && v["from"]["id"] == "bot:dice"
+        })
+        .await;
+    assert_eq!(answer["from"]["kind"], "bot");
+    assert!(
+        answer["body"].as_str().unwrap().contains("rolled"),
+        "{answer}"
+    );
+}

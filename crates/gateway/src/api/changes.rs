@@ -12,13 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    Caller,
+    caller::Caller,
     input::{self, ApiSender},
     reply::{ApiError, ApiPath, ApiQuery, Body, BodyRefusals, ErrorBody, Refusals},
 };
 use crate::{
     auth::Scope,
-    chat::{Chat, Edit},
+    chat::{Chat, change::Edit},
 };
 
 /// A new text for a message.

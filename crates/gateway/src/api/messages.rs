@@ -12,13 +12,16 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    Caller,
+    caller::Caller,
     input::{self, ApiSender},
     reply::{ApiError, ApiPath, ApiQuery, Body, BodyRefusals, ErrorBody, Refusals},
 };
 use crate::{
     auth::Scope,
-    chat::{Accepted, Chat, Post},
+    chat::{
+        Chat,
+        publish::{Accepted, Post},
+    },
 };
 
 /// Most rooms one broadcast reaches.

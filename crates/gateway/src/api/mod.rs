@@ -3,7 +3,7 @@
 //! system ([`messages`]), change any message ([`changes`]), read rooms
 //! ([`rooms`]), disconnect users and revoke their tokens ([`users`]), list
 //! and replay webhook dead letters ([`webhooks`]). Every
-//! route checks its key and scope ([`Caller`]) and answers bad input with a
+//! route checks its key and scope ([`caller::Caller`]) and answers bad input with a
 //! status and a code ([`reply`]). The OpenAPI 3.1 document is generated
 //! from these handlers and served at `/api/v1/openapi.json`; docs/api.md
 //! explains it with examples.
@@ -29,12 +29,7 @@ mod rooms;
 mod users;
 mod webhooks;
 
-pub use caller::Caller;
-
 use crate::chat::Chat;
-
-/// Largest request body the server API reads.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// The server API's routes, to nest under `/api/v1`.
 pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
@@ -72,7 +67,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
                 "no such server API route; see /api/v1/openapi.json",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(DefaultBodyLimit::max(reply::MAX_REQUEST_BYTES))
         .with_state(chat)
 }
 

@@ -17,6 +17,9 @@ use chorus_backplane::BackplaneError;
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
+/// Largest request body the server API reads.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
 /// A refusal or failure, as every server API route answers it.
 #[derive(Debug)]
 pub struct ApiError {
@@ -133,7 +136,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",
-                format!("the body is larger than {} bytes", super::MAX_REQUEST_BYTES),
+                format!("the body is larger than {} bytes", MAX_REQUEST_BYTES),
             )),
             Err(other) => Err(ApiError::bad("invalid_request", other.body_text())),
         }

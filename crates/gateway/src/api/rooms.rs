@@ -9,7 +9,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    Caller, input,
+    caller::Caller,
+    input,
     reply::{ApiError, ApiPath, Refusals},
 };
 use crate::{auth::Scope, chat::Chat};

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    Caller,
+    caller::Caller,
     reply::{ApiError, ApiPath, Body, BodyRefusals, ErrorBody, Refusals},
 };
 use crate::{
     auth::Scope,
-    chat::{Chat, unix_millis},
+    chat::{Chat, publish::unix_millis},
 };
 
 /// Longest revocation: a year.

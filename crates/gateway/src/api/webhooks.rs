@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    Caller,
+    caller::Caller,
     reply::{ApiError, ApiPath, ApiQuery, Body, BodyRefusals, ErrorBody, Refusals},
 };
 use crate::{auth::Scope, chat::Chat};

@@ -19,11 +19,9 @@ use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-mod change;
+pub mod change;
 pub mod connection;
 mod events;
-pub use change::Edit;
-pub use publish::{Accepted, Post, unix_millis};
 mod flusher;
 mod frames;
 mod history;
@@ -35,7 +33,7 @@ mod moderation;
 mod notices;
 mod outbox;
 mod presence;
-mod publish;
+pub mod publish;
 mod repair;
 pub mod revocations;
 mod sequencer;
@@ -195,7 +193,7 @@ impl Chat {
             .verifier
             .verify(token)
             .and_then(|identity| {
-                let now = publish::unix_millis();
+                let now = chorus_protocol::unix_micros() / 1000;
                 match self.revocations.refuses(&identity, now) {
                     true => Err(AuthError::Revoked),
                     false => Ok(identity),
