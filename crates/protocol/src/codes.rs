@@ -58,6 +58,11 @@ pub enum ErrorCode {
     BeyondHead,
     /// `draft` for a new room when the user already keeps as many drafts as allowed.
     TooManyDrafts,
+    /// The application's publish hook refused the message (the message says why).
+    Rejected,
+    /// The application's publish hook did not answer, and the node is set to
+    /// refuse messages then; retry later.
+    HookUnavailable,
     /// `edit` or `delete` of someone else's message without a moderator grant.
     NotYourMessage,
     /// `edit`, `delete` or `react` on a message that was deleted.
@@ -95,6 +100,8 @@ impl ErrorCode {
             Self::UnknownMessage => "unknown_message",
             Self::BeyondHead => "beyond_head",
             Self::TooManyDrafts => "too_many_drafts",
+            Self::Rejected => "rejected",
+            Self::HookUnavailable => "hook_unavailable",
             Self::NotYourMessage => "not_your_message",
             Self::MessageDeleted => "message_deleted",
             Self::TooManyReactions => "too_many_reactions",
@@ -175,6 +182,8 @@ mod tests {
             ErrorCode::UnknownMessage,
             ErrorCode::BeyondHead,
             ErrorCode::TooManyDrafts,
+            ErrorCode::Rejected,
+            ErrorCode::HookUnavailable,
             ErrorCode::NotYourMessage,
             ErrorCode::MessageDeleted,
             ErrorCode::TooManyReactions,

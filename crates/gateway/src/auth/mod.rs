@@ -11,12 +11,14 @@ mod api_keys;
 mod grants;
 mod limits;
 mod origin;
+mod signature;
 mod token;
 
 pub use api_keys::{ApiKey, ApiKeys, Scope, new_key};
 pub use grants::{Access, Grants, MAX_PATTERNS, Patterns, RoomPolicy};
 pub use limits::{Bucket, ROOM_NAME_PUNCTUATION, Rate, RateLimits, RoomRules};
 pub use origin::Origins;
+pub use signature::{secret_key, signature};
 pub use token::{
     AuthError, Claims, Identity, Minter, RoomClaims, TokenRequest, Verifier, parse_algorithm,
 };

@@ -34,6 +34,7 @@ mod notices;
 mod outbox;
 mod presence;
 pub mod publish;
+mod publish_hook;
 mod repair;
 pub mod revocations;
 mod sequencer;
@@ -68,6 +69,8 @@ pub struct Chat {
     notices: Arc<notices::Notices>,
     /// Authenticated users here: per-user connection counts and rate buckets.
     users: Arc<users::Users>,
+    /// Asked before a user's message is stored, when configured.
+    publish_hook: Option<publish_hook::PublishHook>,
     /// Token revocations, refused by [`Self::verify`].
     revocations: Arc<revocations::Revocations>,
     /// Write the live frames the fan-out queues: one task per core, each
@@ -133,6 +136,10 @@ impl Chat {
             node_id,
             (status_changes, stopped.clone()),
         );
+        let publish_hook = config
+            .publish_hook
+            .clone()
+            .map(|hook| publish_hook::PublishHook::new(hook, &metrics.registry));
         let revocations = Arc::new(revocations::Revocations::default());
         revocations::follow(
             revocations.clone(),
@@ -156,6 +163,7 @@ impl Chat {
             presence: local,
             notices,
             users,
+            publish_hook,
             revocations,
             flushers,
         }))

@@ -133,6 +133,20 @@ pub struct Cli {
     /// Bound on one webhook delivery (connect, send, answer).
     #[arg(long, env = "CHORUS_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub webhook_timeout: Duration,
+    /// Asked before each user's message is stored: allow, reject with a
+    /// reason, or replace the text (docs/api.md, "Publish hook").
+    #[arg(long, env = "CHORUS_PUBLISH_HOOK_URL")]
+    pub publish_hook_url: Option<String>,
+    /// Bound on the publish hook's answer.
+    #[arg(long, env = "CHORUS_PUBLISH_HOOK_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub publish_hook_timeout: Duration,
+    /// When the publish hook does not answer in time or sensibly: `open`
+    /// stores the message, `closed` refuses it with `hook_unavailable`.
+    #[arg(long, env = "CHORUS_PUBLISH_HOOK_FAILURE", default_value = "closed", value_parser = ["open", "closed"])]
+    pub publish_hook_failure: String,
+    /// Signs the publish hook's requests like webhooks (whsec_...).
+    #[arg(long, env = "CHORUS_PUBLISH_HOOK_SECRET", hide_env_values = true)]
+    pub publish_hook_secret: Option<String>,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,

@@ -5,8 +5,8 @@ use chorus_backplane::{HistorySettings, MemoryBus, RedisMode, RedisSettings};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use super::{
-    BackplaneConfig, Cli, Config, ConfigError, HistoryConfig, Operations, WebhooksConfig, check,
-    random_node_id, valid_id,
+    BackplaneConfig, Cli, Config, ConfigError, HistoryConfig, Operations, PublishHookConfig,
+    WebhooksConfig, check, random_node_id, valid_id,
 };
 use crate::auth::{
     ApiKeys, AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
@@ -97,6 +97,18 @@ impl Config {
                 Some(path) => Some(
                     WebhooksConfig::load(path, cli.webhook_give_up_after, cli.webhook_timeout)
                         .map_err(|e| ConfigError(format!("--webhooks-file: {e}")))?,
+                ),
+            },
+            publish_hook: match &cli.publish_hook_url {
+                None => None,
+                Some(url) => Some(
+                    PublishHookConfig::new(
+                        url,
+                        cli.publish_hook_timeout,
+                        &cli.publish_hook_failure,
+                        cli.publish_hook_secret.as_deref(),
+                    )
+                    .map_err(ConfigError)?,
                 ),
             },
         };

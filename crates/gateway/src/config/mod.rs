@@ -15,7 +15,7 @@ mod webhooks;
 
 pub use cli::{ApiKeyArgs, Cli, CliCommand, HealthcheckArgs, JwtArgs, TokenArgs};
 pub use ops::{Operations, OpsArgs};
-pub use webhooks::{EVENT_TYPES, Endpoint, MAX_ENDPOINTS, WebhooksConfig};
+pub use webhooks::{EVENT_TYPES, Endpoint, MAX_ENDPOINTS, PublishHookConfig, WebhooksConfig};
 
 use crate::auth::{ApiKeys, AuthConfig, ROOM_NAME_PUNCTUATION, RateLimits, RoomRules};
 
@@ -81,6 +81,8 @@ pub struct Config {
     pub api_keys: ApiKeys,
     /// Webhook endpoints (`None`: no events are queued).
     pub webhooks: Option<WebhooksConfig>,
+    /// Asked before a user's message is stored (`None`: nobody is asked).
+    pub publish_hook: Option<PublishHookConfig>,
 }
 
 /// How much history rooms keep and clients get.
@@ -139,6 +141,7 @@ impl Default for Config {
             ops: Operations::default(),
             api_keys: ApiKeys::default(),
             webhooks: None,
+            publish_hook: None,
         }
     }
 }

@@ -11,7 +11,6 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use base64::Engine;
 use serde::Deserialize;
 use wildmatch::WildMatch;
 
@@ -123,14 +122,9 @@ impl WebhooksConfig {
             {
                 return Err(format!("endpoint {name:?}: url must be an http(s) URL"));
             }
-            let secret = entry
-                .secret
-                .strip_prefix("whsec_")
-                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-                .filter(|key| (24..=64).contains(&key.len()))
-                .ok_or_else(|| {
-                    format!("endpoint {name:?}: secret must be whsec_ and 24-64 bytes in base64")
-                })?;
+            let secret = crate::auth::secret_key(&entry.secret).ok_or_else(|| {
+                format!("endpoint {name:?}: secret must be whsec_ and 24-64 bytes in base64")
+            })?;
             if let Some(unknown) = entry
                 .events
                 .iter()
@@ -161,5 +155,57 @@ impl WebhooksConfig {
         self.endpoints
             .iter()
             .any(|e| e.events.is_empty() || e.events.iter().any(|k| k == kind))
+    }
+}
+
+/// The publish hook: asked before a user's message is stored.
+#[derive(Clone)]
+pub struct PublishHookConfig {
+    /// Where the question is POSTed.
+    pub url: String,
+    /// Bound on the answer.
+    pub timeout: Duration,
+    /// When the hook does not answer (in time, or sensibly): store the
+    /// message anyway (`true`) or refuse it with `hook_unavailable`.
+    pub fail_open: bool,
+    /// Signs the questions like webhooks, when set.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for PublishHookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishHookConfig")
+            .field("timeout", &self.timeout)
+            .field("fail_open", &self.fail_open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublishHookConfig {
+    /// From the flags: `url` http(s), `failure` `open` or `closed`, an optional `whsec_` secret.
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        failure: &str,
+        secret: Option<&str>,
+    ) -> Result<Self, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || reqwest::Url::parse(url).is_err()
+        {
+            return Err("--publish-hook-url must be an http(s) URL".into());
+        }
+        let secret = match secret {
+            None => None,
+            Some(secret) => Some(
+                crate::auth::secret_key(secret)
+                    .ok_or("--publish-hook-secret must be whsec_ and 24-64 bytes in base64")?,
+            ),
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            timeout,
+            fail_open: failure == "open",
+            secret,
+        })
     }
 }

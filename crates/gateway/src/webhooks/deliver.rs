@@ -12,8 +12,9 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{metrics::WebhookMetrics, sign::signature};
+use super::metrics::WebhookMetrics;
 use crate::{
+    auth::signature,
     chat::Chat,
     config::{Endpoint, WebhooksConfig},
 };

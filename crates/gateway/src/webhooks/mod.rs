@@ -1,5 +1,6 @@
 //! Webhooks: the events `chat` queues (see `chat/events.rs`) delivered to the
-//! configured endpoints, signed in the Standard Webhooks form ([`sign`]).
+//! configured endpoints, signed in the Standard Webhooks form
+//! ([`crate::auth::signature`]).
 //!
 //! The queue has [`WEBHOOK_PARTITIONS`] partitions; each is delivered by the
 //! one node holding its lease (taken and renewed here every
@@ -24,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 
 mod deliver;
 mod metrics;
-pub mod sign;
 
 use crate::chat::Chat;
 

@@ -4,7 +4,11 @@
 use chorus_protocol::{ErrorCode, ServerEvent, commands};
 
 use super::{Access, Handled, Limited, Refusal, Session};
-use crate::chat::{membership::JoinRequest, publish::Post};
+use crate::chat::{
+    membership::JoinRequest,
+    publish::Post,
+    publish_hook::{Question, Verdict},
+};
 
 impl Session {
     pub(super) async fn join(&mut self, join: commands::Join, reference: Option<&str>) -> Handled {
@@ -86,13 +90,33 @@ impl Session {
         self.in_room(&room, "sending to it")?;
         self.may_post(&room)?;
         self.check_text(&send.body, "message body", Some("message body is empty"))?;
-        let post = Post {
+        let mut post = Post {
             room: room.clone(),
             from: self.user().clone(),
             body: send.body,
             client_msg_id: send.client_msg_id,
             mentions: send.mentions,
         };
+        if let Some(hook) = &self.chat.publish_hook {
+            let question = Question {
+                room: &post.room,
+                from: &post.from,
+                body: &post.body,
+                client_msg_id: post.client_msg_id.as_deref(),
+                mentions: &post.mentions,
+            };
+            match hook.ask(question, self.chat.config().max_body_bytes).await {
+                Verdict::Allow => {}
+                Verdict::Replace(body) => post.body = body,
+                Verdict::Reject(reason) => return Err(Refusal::new(ErrorCode::Rejected, reason)),
+                Verdict::Unavailable => {
+                    return Err(Refusal::new(
+                        ErrorCode::HookUnavailable,
+                        "the message could not be checked; nothing was stored; retry later",
+                    ));
+                }
+            }
+        }
         let accepted = self.chat.publish(post).await?;
         // The message ends the sender's typing: members clear the indicator
         // when it arrives, and the next keystroke's start is relayed at once.

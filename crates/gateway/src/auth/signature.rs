@@ -1,6 +1,7 @@
 //! The Standard Webhooks signature (standardwebhooks.com): HMAC-SHA256 over
 //! `<webhook-id>.<webhook-timestamp>.<body>`, sent as `v1,<base64>` in
 //! `webhook-signature`, so receivers can check it with existing verifiers.
+//! Webhooks and the publish hook sign their requests with it.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -19,6 +20,14 @@ pub fn signature(secret: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String
         "v1,{}",
         base64::engine::general_purpose::STANDARD.encode(digest)
     )
+}
+
+/// The key of a Standard Webhooks secret: the base64 after `whsec_`, 24-64 bytes.
+pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .filter(|key| (24..=64).contains(&key.len()))
 }
 
 #[cfg(test)]
