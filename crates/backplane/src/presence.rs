@@ -26,21 +26,24 @@ pub struct PresenceEntry {
 #[async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
     /// Marks `entries` present in `room` from `node` for `ttl` (a refresh
-    /// extends them).
+    /// extends them). Returns the join and leave signals this call relayed,
+    /// in order (leaves of expired entries included): each is relayed by
+    /// exactly one call.
     async fn up(
         &self,
         room: &RoomName,
         node: &str,
         entries: Vec<PresenceEntry>,
         ttl: Duration,
-    ) -> Result<(), BackplaneError>;
-    /// Ends `users`' entries in `room` from `node`.
+    ) -> Result<Vec<Bytes>, BackplaneError>;
+    /// Ends `users`' entries in `room` from `node`; returns the signals
+    /// relayed, as [`Self::up`].
     async fn down(
         &self,
         room: &RoomName,
         node: &str,
         users: Vec<String>,
-    ) -> Result<(), BackplaneError>;
+    ) -> Result<Vec<Bytes>, BackplaneError>;
     /// How many users are present in `room`, and the leave signals of at most
     /// `max` of them (one per user).
     async fn list(&self, room: &RoomName, max: usize) -> Result<(u64, Vec<Bytes>), BackplaneError>;

@@ -17,6 +17,14 @@ use serde_json::json;
 /// with full jitter; an outage of a few seconds is retried within ~10 s).
 const DELIVERED: Duration = Duration::from_secs(60);
 
+/// The message events (the endpoints of most tests take only these).
+const MESSAGES: &[&str] = &[
+    "message.created",
+    "message.edited",
+    "message.deleted",
+    "reaction.changed",
+];
+
 fn config(file: &str, give_up_after: Duration) -> WebhooksConfig {
     WebhooksConfig::parse(file, give_up_after, Duration::from_secs(5)).unwrap()
 }
@@ -60,7 +68,7 @@ async fn every_event_reaches_each_endpoint_once_signed_and_in_room_order() {
         WebhookReceiver::start().await,
     );
     let file = webhooks_file(&[
-        ("all", &all.url(), &[], &[]),
+        ("all", &all.url(), MESSAGES, &[]),
         ("orders", &orders.url(), &["message.created"], &["orders.*"]),
     ]);
     let keyring = ApiKeyring::unlimited();
@@ -167,7 +175,7 @@ async fn a_receiver_down_then_back_gets_everything_in_order() {
         .local_addr()
         .unwrap();
     let url = format!("http://{port}/hook");
-    let file = webhooks_file(&[("app", &url, &[], &[])]);
+    let file = webhooks_file(&[("app", &url, MESSAGES, &[])]);
     let cluster = Cluster::start_with(BackplaneKind::Redis, 2, move |c| {
         c.webhooks = Some(config(&file, Duration::from_secs(3600)));
     })
@@ -218,7 +226,11 @@ async fn a_node_killed_mid_delivery_loses_nothing() {
     receiver.set_delay(Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webhooks.toml");
-    std::fs::write(&path, webhooks_file(&[("app", &receiver.url(), &[], &[])])).unwrap();
+    std::fs::write(
+        &path,
+        webhooks_file(&[("app", &receiver.url(), MESSAGES, &[])]),
+    )
+    .unwrap();
     let chorus = std::path::Path::new(env!("CARGO_BIN_EXE_chorus"));
     let (url, path) = (redis.url(), path.to_str().unwrap().to_owned());
     let args = [
@@ -264,7 +276,7 @@ async fn a_node_killed_mid_delivery_loses_nothing() {
 async fn events_given_up_are_dead_letters_the_api_lists_and_replays() {
     let receiver = WebhookReceiver::start().await;
     receiver.set_up(false);
-    let file = webhooks_file(&[("app", &receiver.url(), &[], &[])]);
+    let file = webhooks_file(&[("app", &receiver.url(), MESSAGES, &[])]);
     let keyring = ApiKeyring::unlimited();
     let keys = keyring.keys.clone();
     let cluster = Cluster::start_with(BackplaneKind::InProcess, 1, move |c| {
@@ -376,4 +388,60 @@ async fn the_example_bot_answers_in_the_room() {
         answer["body"].as_str().unwrap().contains("rolled"),
         "{answer}"
     );
+}
+
+/// Members joining and leaving rooms, and connections opening and closing,
+/// are events too: each once, whichever node saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_and_connection_events_are_delivered_once() {
+    let receiver = WebhookReceiver::start().await;
+    let kinds: &[&str] = &[
+        "member.joined",
+        "member.left",
+        "user.connected",
+        "user.disconnected",
+    ];
+    let file = webhooks_file(&[("app", &receiver.url(), kinds, &[])]);
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 2, move |c| {
+        c.webhooks = Some(config(&file, Duration::from_secs(3600)));
+    })
+    .await;
+    let (alice_id, bob_id) = (fresh_user(), fresh_user());
+    let mut alice = Client::connect_as(&cluster.url(0), &token(&alice_id)).await;
+    let mut bob = Client::connect_as(&cluster.url(1), &token(&bob_id)).await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
+    alice.leave("lobby").await;
+    alice.close().await;
+    let taken = receiver
+        .wait_until("6 events", DELIVERED, |t| distinct(t) >= 6)
+        .await;
+    let mut seen: Vec<(String, String)> = taken
+        .iter()
+        .map(|r| {
+            let user = r.body["data"]["user"]["id"].as_str().unwrap().to_owned();
+            (r.body["type"].as_str().unwrap().to_owned(), user)
+        })
+        .collect();
+    seen.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("member.joined", &alice_id),
+        ("member.joined", &bob_id),
+        ("member.left", &alice_id),
+        ("user.connected", &alice_id),
+        ("user.connected", &bob_id),
+        ("user.disconnected", &alice_id),
+    ]
+    .iter()
+    .map(|(k, u)| ((*k).to_owned(), (*u).clone()))
+    .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    let joined = taken
+        .iter()
+        .find(|r| r.body["type"] == "member.joined")
+        .unwrap();
+    assert_eq!(joined.body["data"]["room"], "lobby");
+    assert!(taken.iter().all(|r| r.signed));
+    drop(bob);
 }

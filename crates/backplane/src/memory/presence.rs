@@ -98,7 +98,7 @@ impl PresenceStore for MemoryPresence {
         node: &str,
         entries: Vec<PresenceEntry>,
         ttl: Duration,
-    ) -> Result<(), BackplaneError> {
+    ) -> Result<Vec<Bytes>, BackplaneError> {
         let expiry = Instant::now() + ttl;
         self.with_room(room, |users, signals| {
             for entry in entries {
@@ -118,6 +118,7 @@ impl PresenceStore for MemoryPresence {
                     }
                 }
             }
+            signals.clone()
         })
     }
 
@@ -126,7 +127,7 @@ impl PresenceStore for MemoryPresence {
         room: &RoomName,
         node: &str,
         users: Vec<String>,
-    ) -> Result<(), BackplaneError> {
+    ) -> Result<Vec<Bytes>, BackplaneError> {
         self.with_room(room, |present, signals| {
             for id in users {
                 if let Some(user) = present.get_mut(&id) {
@@ -137,6 +138,7 @@ impl PresenceStore for MemoryPresence {
                     }
                 }
             }
+            signals.clone()
         })
     }
 

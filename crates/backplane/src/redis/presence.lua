@@ -12,6 +12,9 @@ local channel = ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- The signals this call relays, returned to the caller by up and down.
+local relayed = {}
+
 local function gone(user)
   if redis.call('HINCRBY', online, user, -1) <= 0 then
     redis.call('HDEL', online, user)
@@ -19,6 +22,7 @@ local function gone(user)
     redis.call('HDEL', who, user)
     if leave then
       redis.call(PUBLISH, channel, '0:0:' .. leave)
+      relayed[#relayed + 1] = leave
     end
   end
 end
@@ -37,6 +41,7 @@ if mode == 'up' then
       redis.call('HSET', who, user, ARGV[i + 2])
       if redis.call('HINCRBY', online, user, 1) == 1 then
         redis.call(PUBLISH, channel, '0:0:' .. ARGV[i + 1])
+        relayed[#relayed + 1] = ARGV[i + 1]
       end
     end
   end
@@ -69,4 +74,4 @@ elseif mode == 'list' then
   until cursor == '0' or #out > max
   return out
 end
-return {}
+return relayed

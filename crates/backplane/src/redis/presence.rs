@@ -70,14 +70,15 @@ impl PresenceStore for RedisPresence {
         node: &str,
         entries: Vec<PresenceEntry>,
         ttl: Duration,
-    ) -> Result<(), BackplaneError> {
+    ) -> Result<Vec<Bytes>, BackplaneError> {
         let mut args = Vec::with_capacity(entries.len() * 3);
         for entry in entries {
             args.push(entry.user.into());
             args.push(Value::Bytes(entry.join));
             args.push(Value::Bytes(entry.leave));
         }
-        self.call(room, ("up", node, ttl), args).await.map(|_| ())
+        let reply = self.call(room, ("up", node, ttl), args).await?;
+        Ok(reply.rest().filter_map(bytes_of).collect())
     }
 
     async fn down(
@@ -85,11 +86,12 @@ impl PresenceStore for RedisPresence {
         room: &RoomName,
         node: &str,
         users: Vec<String>,
-    ) -> Result<(), BackplaneError> {
+    ) -> Result<Vec<Bytes>, BackplaneError> {
         let args = users.into_iter().map(Value::from).collect();
-        self.call(room, ("down", node, Duration::ZERO), args)
-            .await
-            .map(|_| ())
+        let reply = self
+            .call(room, ("down", node, Duration::ZERO), args)
+            .await?;
+        Ok(reply.rest().filter_map(bytes_of).collect())
     }
 
     async fn list(&self, room: &RoomName, max: usize) -> Result<(u64, Vec<Bytes>), BackplaneError> {

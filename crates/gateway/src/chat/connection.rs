@@ -170,6 +170,7 @@ impl Connection {
         self.session.start().await;
         tracing::debug!("connection opened");
         let reason = self.drive().await;
+        self.session.user_event("user.disconnected").await;
         self.session.close();
         tracing::debug!(?reason, "connection closed");
         self.chat.metrics().connection_closed(reason);

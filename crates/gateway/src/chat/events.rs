@@ -1,73 +1,123 @@
-//! Events for webhooks: what happened to a room's messages, queued in the
-//! backplane's webhook queue (partitioned by room, so a room's events keep
-//! their order) before the client or the API caller is answered. A failed
-//! queueing fails the command, which the caller retries: a retried send
-//! (same `client_msg_id`) queues its event again under the same id, so an
-//! event is queued at least once and receivers deduplicate by `webhook-id`.
+//! Events for webhooks: the queue they go to ([`EventQueue`]: the backplane's
+//! webhook queue, partitioned by room or user, so each one's events keep
+//! their order) and the presence store that turns joins and leaves into
+//! events ([`MemberEvents`]). What each message and connection event says
+//! is in `event_kinds.rs`.
 
-use std::time::SystemTime;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use chorus_backplane::{BackplaneError, webhook_partition};
-use chorus_protocol::{ChangeKind, ChatMessage, RoomName, Sender};
+use chorus_backplane::{
+    BackplaneError, PresenceEntry, PresenceStore, WebhookQueue, webhook_partition,
+};
+use chorus_protocol::{Envelope, EnvelopeBody, RoomName};
 use serde_json::{Value, json};
 
-use super::Chat;
+use crate::config::WebhooksConfig;
 
-impl Chat {
-    /// Queues a `message.created` event for `message` (stored, with its seq).
-    pub(super) async fn message_event(&self, message: &ChatMessage) -> Result<(), BackplaneError> {
-        let data = json!({"room": message.room, "message": message});
-        let id = format!("msg_{}", message.id);
-        self.queue_event(&message.room, "message.created", id, data)
-            .await
+/// Where events go: the webhook queue, when some endpoint wants their type.
+#[derive(Clone)]
+pub struct EventQueue {
+    /// The endpoints (`None`: no events are queued).
+    webhooks: Option<WebhooksConfig>,
+    /// The backplane's webhook queue.
+    queue: Arc<dyn WebhookQueue>,
+}
+
+impl EventQueue {
+    /// Events for `webhooks`' endpoints, into `queue`.
+    pub fn new(webhooks: Option<WebhooksConfig>, queue: Arc<dyn WebhookQueue>) -> Self {
+        Self { webhooks, queue }
     }
 
-    /// Queues the event of a change (`id`: the change's own id) stored at `seq`.
-    pub(super) async fn change_event(
-        &self,
-        (room, target, seq): (&RoomName, u64, u64),
-        (kind, by): (&ChangeKind, &Sender),
-        (id, ts): (&str, u64),
-    ) -> Result<(), BackplaneError> {
-        let base = json!({"room": room, "target": target, "seq": seq, "ts": ts});
-        let (kind, extra) = match kind {
-            ChangeKind::Edit(body) => ("message.edited", json!({"by": by, "body": body})),
-            ChangeKind::Delete => ("message.deleted", json!({"by": by})),
-            ChangeKind::React(emoji) => (
-                "reaction.changed",
-                json!({"user": by, "emoji": emoji, "action": "add"}),
-            ),
-            ChangeKind::Unreact(emoji) => (
-                "reaction.changed",
-                json!({"user": by, "emoji": emoji, "action": "remove"}),
-            ),
-        };
-        let mut data = base;
-        if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
-            data.extend(extra);
-        }
-        self.queue_event(room, kind, format!("chg_{id}"), data)
-            .await
+    /// Whether some endpoint wants events of `kind`.
+    pub fn wanted(&self, kind: &str) -> bool {
+        self.webhooks.as_ref().is_some_and(|w| w.wanted(kind))
     }
 
-    async fn queue_event(
+    /// Queues event `id` of type `kind`, if some endpoint wants it, in the
+    /// partition of `key` (a room's name, or a user's id for their events).
+    pub async fn queue(
         &self,
-        room: &RoomName,
+        key: &str,
         kind: &str,
         id: String,
         data: Value,
     ) -> Result<(), BackplaneError> {
-        let Some(webhooks) = &self.config.webhooks else {
-            return Ok(());
-        };
-        if !webhooks.wanted(kind) {
+        if !self.wanted(kind) {
             return Ok(());
         }
         let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let event = json!({"id": id, "type": kind, "timestamp": timestamp, "data": data});
         let event = Bytes::from(serde_json::to_vec(&event).expect("JSON values encode"));
-        let partition = webhook_partition(room.as_str());
-        self.backplane.webhooks.append(partition, event, None).await
+        self.queue.append(webhook_partition(key), event, None).await
+    }
+}
+
+/// The presence store, queueing `member.joined` and `member.left` for the
+/// join and leave signals each call relayed (each is relayed by one call of
+/// one node, so each becomes one event). Presence is best effort: an event
+/// that cannot be queued is logged.
+pub struct MemberEvents {
+    /// The store itself.
+    pub store: Arc<dyn PresenceStore>,
+    /// Where the events go.
+    pub events: EventQueue,
+}
+
+impl MemberEvents {
+    async fn queue(&self, room: &RoomName, relayed: &[Bytes]) {
+        for signal in relayed {
+            let Ok(Envelope {
+                body: EnvelopeBody::Presence(signal),
+                ..
+            }) = Envelope::decode(signal)
+            else {
+                continue;
+            };
+            let kind = match signal.online {
+                true => "member.joined",
+                false => "member.left",
+            };
+            let id = format!("mem_{}", uuid::Uuid::now_v7());
+            let data = json!({"room": room, "user": signal.user});
+            if let Err(error) = self.events.queue(room.as_str(), kind, id, data).await {
+                tracing::warn!(%error, %room, kind, "member event not queued");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemberEvents {
+    async fn up(
+        &self,
+        room: &RoomName,
+        node: &str,
+        entries: Vec<PresenceEntry>,
+        ttl: Duration,
+    ) -> Result<Vec<Bytes>, BackplaneError> {
+        let relayed = self.store.up(room, node, entries, ttl).await?;
+        self.queue(room, &relayed).await;
+        Ok(relayed)
+    }
+
+    async fn down(
+        &self,
+        room: &RoomName,
+        node: &str,
+        users: Vec<String>,
+    ) -> Result<Vec<Bytes>, BackplaneError> {
+        let relayed = self.store.down(room, node, users).await?;
+        self.queue(room, &relayed).await;
+        Ok(relayed)
+    }
+
+    async fn list(&self, room: &RoomName, max: usize) -> Result<(u64, Vec<Bytes>), BackplaneError> {
+        self.store.list(room, max).await
     }
 }

@@ -84,6 +84,11 @@ impl Memberships {
         }
     }
 
+    /// The connection's id.
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+
     /// Whether the connection is in `room`.
     pub fn contains(&self, room: &RoomName) -> bool {
         self.rooms.contains_key(room)

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 pub mod change;
 pub mod connection;
-mod events;
+mod event_kinds;
+pub mod events;
 mod flusher;
 mod frames;
 mod history;
@@ -69,6 +70,8 @@ pub struct Chat {
     notices: Arc<notices::Notices>,
     /// Authenticated users here: per-user connection counts and rate buckets.
     users: Arc<users::Users>,
+    /// Where webhook events go.
+    events: events::EventQueue,
     /// Asked before a user's message is stored, when configured.
     publish_hook: Option<publish_hook::PublishHook>,
     /// Token revocations, refused by [`Self::verify`].
@@ -114,18 +117,28 @@ impl Chat {
             config.unsubscribe_delay,
             metrics.clone(),
         );
+        let events = events::EventQueue::new(config.webhooks.clone(), backplane.webhooks.clone());
+        // The presence tasks' store: with member events when some endpoint wants them.
+        let store: Arc<dyn chorus_backplane::PresenceStore> =
+            match events.wanted("member.joined") || events.wanted("member.left") {
+                true => Arc::new(events::MemberEvents {
+                    store: backplane.presence.clone(),
+                    events: events.clone(),
+                }),
+                false => backplane.presence.clone(),
+            };
         let local = Arc::new(presence::LocalPresence::default());
         let node_id = config.node_id.clone();
         let ttl = config.ops.presence_ttl;
         presence::tasks::refresh(
             local.clone(),
-            backplane.presence.clone(),
+            store.clone(),
             (node_id.clone(), ttl),
             stopped.clone(),
         );
         presence::tasks::record(
             local.clone(),
-            backplane.presence.clone(),
+            store,
             (node_id.clone(), ttl),
             stopped.clone(),
         );
@@ -163,6 +176,7 @@ impl Chat {
             presence: local,
             notices,
             users,
+            events,
             publish_hook,
             revocations,
             flushers,

@@ -18,11 +18,15 @@ use wildmatch::WildMatch;
 pub const MAX_ENDPOINTS: usize = 16;
 
 /// The events webhooks carry.
-pub const EVENT_TYPES: [&str; 4] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "message.created",
     "message.edited",
     "message.deleted",
     "reaction.changed",
+    "member.joined",
+    "member.left",
+    "user.connected",
+    "user.disconnected",
 ];
 
 /// Where and how webhooks go.
@@ -61,10 +65,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Whether this endpoint gets an event of `kind` in `room`.
-    pub fn wants(&self, kind: &str, room: &str) -> bool {
+    /// Whether this endpoint gets an event of `kind` in `room` (the room
+    /// patterns do not apply to events of no room: a user's connections).
+    pub fn wants(&self, kind: &str, room: Option<&str>) -> bool {
         (self.events.is_empty() || self.events.iter().any(|e| e == kind))
-            && (self.rooms.is_empty() || self.rooms.iter().any(|p| p.matches(room)))
+            && match room {
+                Some(room) => self.rooms.is_empty() || self.rooms.iter().any(|p| p.matches(room)),
+                None => true,
+            }
     }
 }
 

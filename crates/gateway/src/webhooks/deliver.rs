@@ -57,7 +57,9 @@ struct Head {
 
 #[derive(Deserialize)]
 struct Room {
-    room: String,
+    /// Absent from `user.connected` and `user.disconnected`.
+    #[serde(default)]
+    room: Option<String>,
 }
 
 /// Starts one worker per endpoint for `partition`.
@@ -145,7 +147,7 @@ async fn send_or_bury(
         tracing::warn!(endpoint = %endpoint.name, "skipping an undecodable webhook event");
         return;
     };
-    if event.only.is_none() && !endpoint.wants(&head.kind, &head.data.room) {
+    if event.only.is_none() && !endpoint.wants(&head.kind, head.data.room.as_deref()) {
         return;
     }
     let name = endpoint.name.as_str();

@@ -62,6 +62,7 @@ impl Session {
         self.deadline = instant_of(identity.expires_at);
         self.authed = Some(Authed { identity, lease });
         self.enter_personal().await;
+        self.user_event("user.connected").await;
         Ok(())
     }
 

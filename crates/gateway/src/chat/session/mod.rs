@@ -146,6 +146,19 @@ impl Session {
     /// its user's own channel.
     pub async fn start(&mut self) {
         self.enter_personal().await;
+        self.user_event("user.connected").await;
+    }
+
+    /// Queues `user.connected` or `user.disconnected` for this connection,
+    /// once it has a user (webhooks).
+    pub async fn user_event(&self, kind: &str) {
+        if let Some(authed) = &self.authed
+            && self.chat.wants_event(kind)
+        {
+            let conn = self.memberships.conn();
+            // Boxed: every connection's future would otherwise keep its room.
+            Box::pin(self.chat.user_event(kind, &authed.identity.user, conn)).await;
+        }
     }
 
     /// When the connection must close unless something changes, and how.
