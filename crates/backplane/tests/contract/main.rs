@@ -1,14 +1,16 @@
 //! The backplane contract: the same cases run against the in-process bus and
 //! a real `redis-server`, so the two implementations cannot drift apart
 //! (ordering, dedup, trimming by length and age, epochs, overlays, read
-//! markers, presence expiry, drafts, statuses, the node registry, signals).
+//! markers, presence expiry, drafts, statuses, the node registry, signals,
+//! the webhook queue, token revocations).
 //!
-//! Each case is an `async fn(Store)` in `room_log.rs` or `state.rs`;
+//! Each case is an `async fn(Store)` in `room_log.rs`, `state.rs` or `webhooks.rs`;
 //! `contract!` runs it on both.
 
 mod harness;
 mod room_log;
 mod state;
+mod webhooks;
 
 macro_rules! contract {
     ($($module:ident :: $case:ident),* $(,)?) => {
@@ -37,4 +39,6 @@ contract!(
     state::drafts_are_bounded_per_user_and_statuses_are_kept,
     state::nodes_announce_with_a_ttl_and_withdraw,
     state::signals_are_relayed_unnumbered_and_only_to_subscribers,
+    webhooks::the_webhook_queue_keeps_order_leases_and_dead_letters,
+    webhooks::revocations_are_shared_and_versioned,
 );

@@ -133,20 +133,28 @@ pub async fn presence_joins_once_per_user_and_expires_with_its_node(store: Store
                 .unwrap()
         }
     };
-    // ann on two nodes is one member: one join, one leave.
-    up(&a, "a", "ann", long).await;
-    up(&b, "b", "ann", long).await;
-    up(&a, "a", "ann", long).await; // a refresh
+    // ann on two nodes is one member: one join, one leave, each returned by
+    // the one call that relayed it.
+    assert_eq!(
+        up(&a, "a", "ann", long).await,
+        vec![Bytes::from("join-ann")]
+    );
+    assert!(up(&b, "b", "ann", long).await.is_empty());
+    assert!(up(&a, "a", "ann", long).await.is_empty()); // a refresh
     assert_eq!(a.presence.list(&lobby, 10).await.unwrap().0, 1);
-    a.presence
+    let relayed = a
+        .presence
         .down(&lobby, "a", vec!["ann".into()])
         .await
         .unwrap();
+    assert!(relayed.is_empty());
     assert_eq!(a.presence.list(&lobby, 10).await.unwrap().0, 1);
-    b.presence
+    let relayed = b
+        .presence
         .down(&lobby, "b", vec!["ann".into()])
         .await
         .unwrap();
+    assert_eq!(relayed, vec![Bytes::from("leave-ann")]);
     ear.wait_for(2).await;
     assert_eq!(signals(&ear), ["join-ann", "leave-ann"]);
     assert_eq!(a.presence.list(&lobby, 10).await.unwrap().0, 0);
