@@ -25,6 +25,13 @@ const BATCH: usize = 100;
 /// How often an idle worker looks for new events.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How often a worker counts its lag (counting scans up to 10,000 entries).
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Events sent between two cursor writes (and at the end of each batch):
+/// a node that dies sends at most this many again, besides the one in flight.
+const ADVANCE_EVERY: usize = 20;
+
 /// First retry delay; each later one doubles, up to [`RETRY_MAX`], with full jitter.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 
@@ -94,6 +101,7 @@ async fn run(shared: &Shared, partition: u32, index: usize) {
             }
         }
     };
+    let mut lag_counted = Instant::now() - LAG_EVERY;
     loop {
         let events = match queue.read(partition, &cursor, BATCH).await {
             Ok(events) => events,
@@ -103,26 +111,31 @@ async fn run(shared: &Shared, partition: u32, index: usize) {
                 continue;
             }
         };
-        if let Ok(behind) = queue.behind(partition, &cursor).await {
-            lag.set(i64::try_from(behind).unwrap_or(i64::MAX));
+        if lag_counted.elapsed() >= LAG_EVERY {
+            lag_counted = Instant::now();
+            if let Ok(behind) = queue.behind(partition, &cursor).await {
+                lag.set(i64::try_from(behind).unwrap_or(i64::MAX));
+            }
         }
         if events.is_empty() {
+            lag.set(0);
             tokio::time::sleep(POLL).await;
             continue;
         }
-        for event in events {
+        let last = events.len() - 1;
+        for (i, event) in events.into_iter().enumerate() {
             send_or_bury(shared, endpoint, queue.as_ref(), &event).await;
-            // Fenced by the lease: a node that lost it records nothing.
-            match queue
-                .advance(partition, &endpoint.name, (&node, &event.id))
-                .await
-            {
-                Ok(true) => cursor = event.id,
-                Ok(false) => return,
-                Err(error) => {
-                    // Sent but not recorded: the next holder may send it again.
-                    tracing::debug!(%error, partition, "webhook cursor not advanced");
-                    cursor = event.id;
+            cursor = event.id;
+            if i == last || (i + 1) % ADVANCE_EVERY == 0 {
+                // Fenced by the lease: a node that lost it records nothing.
+                match queue
+                    .advance(partition, &endpoint.name, (&node, &cursor))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    // Sent but not recorded: the next holder may send them again.
+                    Err(error) => tracing::debug!(%error, partition, "webhook cursor not advanced"),
                 }
             }
         }
