@@ -52,11 +52,12 @@ PY
 done
 
 status=0
-schemathesis run "http://127.0.0.1:$port/api/v1/openapi.json" \
+# From the temporary directory: schemathesis keeps its cache where it runs.
+(cd "$dir" && schemathesis run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" \
   --header "Authorization: Bearer $key" \
   --exclude-checks positive_data_acceptance \
-  --max-examples 100 --seed 42 --no-color || status=$?
+  --max-examples 100 --seed 42 --no-color) || status=$?
 if grep -q '"level":"ERROR"' "$dir/chorus.log"; then
   echo "api_fuzz: the node logged errors:" >&2
   grep '"level":"ERROR"' "$dir/chorus.log" | head -20 >&2

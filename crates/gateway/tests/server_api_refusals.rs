@@ -195,6 +195,14 @@ async fn bad_keys_scopes_and_input_get_their_status_and_code() {
             400,
             "invalid_request",
         ),
+        (
+            "POST",
+            "/api/v1/users/someone/disconnect",
+            all,
+            Some(json!([])),
+            400,
+            "invalid_request",
+        ),
         ("GET", "/api/v1/no/such/route", all, None, 404, "not_found"),
     ];
     for (method, path, key, body, status, code) in cases {

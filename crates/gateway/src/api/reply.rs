@@ -120,8 +120,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
+        // Read as a JSON value first: serde would take an array for a
+        // struct (its fields in order), and a body must be an object.
+        match Json::<serde_json::Value>::from_request(request, state).await {
+            Ok(Json(value)) if !value.is_object() => Err(ApiError::bad(
+                "invalid_request",
+                "the body must be a JSON object",
+            )),
+            Ok(Json(value)) => serde_json::from_value(value)
+                .map(Self)
+                .map_err(|error| ApiError::bad("invalid_request", error.to_string())),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -129,9 +137,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             )),
             Err(JsonRejection::JsonSyntaxError(_)) => {
                 Err(ApiError::bad("invalid_json", "the body is not valid JSON"))
-            }
-            Err(JsonRejection::JsonDataError(error)) => {
-                Err(ApiError::bad("invalid_request", error.body_text()))
             }
             Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
