@@ -14,6 +14,10 @@ use super::Chat;
 impl Chat {
     /// Queues a `message.created` event for `message` (stored, with its seq).
     pub(super) async fn message_event(&self, message: &ChatMessage) -> Result<(), BackplaneError> {
+        // On every send's path: nothing is built unless an endpoint wants it.
+        if !self.events.wanted("message.created") {
+            return Ok(());
+        }
         let data = json!({"room": message.room, "message": message});
         let id = format!("msg_{}", message.id);
         self.queue_event(&message.room, "message.created", id, data)
@@ -27,24 +31,25 @@ impl Chat {
         (kind, by): (&ChangeKind, &Sender),
         (id, ts): (&str, u64),
     ) -> Result<(), BackplaneError> {
-        let base = json!({"room": room, "target": target, "seq": seq, "ts": ts});
-        let (kind, extra) = match kind {
-            ChangeKind::Edit(body) => ("message.edited", json!({"by": by, "body": body})),
-            ChangeKind::Delete => ("message.deleted", json!({"by": by})),
-            ChangeKind::React(emoji) => (
-                "reaction.changed",
-                json!({"user": by, "emoji": emoji, "action": "add"}),
-            ),
-            ChangeKind::Unreact(emoji) => (
-                "reaction.changed",
-                json!({"user": by, "emoji": emoji, "action": "remove"}),
-            ),
+        let name = match kind {
+            ChangeKind::Edit(_) => "message.edited",
+            ChangeKind::Delete => "message.deleted",
+            ChangeKind::React(_) | ChangeKind::Unreact(_) => "reaction.changed",
         };
-        let mut data = base;
+        if !self.events.wanted(name) {
+            return Ok(());
+        }
+        let mut data = json!({"room": room, "target": target, "seq": seq, "ts": ts});
+        let extra = match kind {
+            ChangeKind::Edit(body) => json!({"by": by, "body": body}),
+            ChangeKind::Delete => json!({"by": by}),
+            ChangeKind::React(emoji) => json!({"user": by, "emoji": emoji, "action": "add"}),
+            ChangeKind::Unreact(emoji) => json!({"user": by, "emoji": emoji, "action": "remove"}),
+        };
         if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
             data.extend(extra);
         }
-        self.queue_event(room, kind, format!("chg_{id}"), data)
+        self.queue_event(room, name, format!("chg_{id}"), data)
             .await
     }
 
