@@ -59,16 +59,44 @@ impl RoomName {
         Self(Arc::from(format!("!u:{}", hash % USER_SHARDS)))
     }
 
-    /// A name that nodes may use among themselves: a room name, or a users'
-    /// shard room (`!u:<shard>`, see [`RoomName::user_shard`]). For names read
-    /// back from the backplane, never for names from clients.
+    /// The internal room every node listens on for questions about the
+    /// whole cluster (`!nodes`): a user's connections, the rooms with members.
+    pub fn nodes() -> Self {
+        Self(Arc::from(NODES_ROOM))
+    }
+
+    /// The internal room where node `node_id` takes the answers to its
+    /// questions (`!n:<node id>`); `None` when the id would not fit a room name.
+    pub fn node(node_id: &str) -> Option<Self> {
+        let name = format!("{NODE_PREFIX}{node_id}");
+        if node_id.is_empty() || Self::parse(&name[1..]).is_err() {
+            return None;
+        }
+        Some(Self(Arc::from(name)))
+    }
+
+    /// A name that nodes may use among themselves: a room name, a users'
+    /// shard room (`!u:<shard>`, see [`RoomName::user_shard`]) or a nodes'
+    /// room ([`RoomName::nodes`], [`RoomName::node`]). For names read back
+    /// from the backplane, never for names from clients.
     pub fn parse_internal(name: &str) -> Result<Self, RoomNameError> {
+        if name == NODES_ROOM {
+            return Ok(Self::nodes());
+        }
+        if let Some(node) = name.strip_prefix(NODE_PREFIX) {
+            return Self::node(node).ok_or(RoomNameError::BadCharacter);
+        }
         match name.strip_prefix("!u:") {
             Some(shard) if shard.parse::<u64>().is_ok_and(|n| n < USER_SHARDS) => {
                 Ok(Self(Arc::from(name)))
             }
             _ => Self::parse(name),
         }
+    }
+
+    /// Whether this is [`RoomName::nodes`] or a [`RoomName::node`] room.
+    pub fn is_nodes_room(&self) -> bool {
+        &*self.0 == NODES_ROOM || self.0.starts_with(NODE_PREFIX)
     }
 
     /// Whether this is a users' shard room (see [`RoomName::user_shard`]).
@@ -109,6 +137,12 @@ impl RoomName {
 
 /// Shards of the users' own channels (see [`RoomName::user_shard`]).
 pub const USER_SHARDS: u64 = 1024;
+
+/// The room of questions to every node (see [`RoomName::nodes`]).
+const NODES_ROOM: &str = "!nodes";
+
+/// Prefix of a node's own room (see [`RoomName::node`]).
+const NODE_PREFIX: &str = "!n:";
 
 /// Prefix of direct-message room names (see [`RoomName::direct_members`]).
 pub const DIRECT_PREFIX: &str = "dm:";
@@ -169,6 +203,19 @@ mod tests {
         assert!(RoomName::parse_internal("!u:1024").is_err());
         assert!(RoomName::parse_internal("!x").is_err());
         assert_eq!(RoomName::parse_internal("lobby").unwrap().as_str(), "lobby");
+    }
+
+    #[test]
+    fn nodes_rooms_are_internal_only() {
+        let node = RoomName::node("node-1a2b").unwrap();
+        assert_eq!(node.as_str(), "!n:node-1a2b");
+        assert!(node.is_nodes_room() && RoomName::nodes().is_nodes_room());
+        assert_eq!(RoomName::parse_internal("!n:node-1a2b").unwrap(), node);
+        assert_eq!(RoomName::parse_internal("!nodes").unwrap(), RoomName::nodes());
+        assert!(RoomName::parse("!nodes").is_err() && RoomName::parse("!n:x").is_err());
+        assert!(RoomName::node("a{b}").is_none() && RoomName::node("").is_none());
+        assert!(RoomName::parse_internal("!n:").is_err());
+        assert!(!RoomName::parse("lobby").unwrap().is_nodes_room());
     }
     use proptest::prelude::*;
 

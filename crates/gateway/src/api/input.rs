@@ -132,3 +132,14 @@ pub fn mentions(mentions: &mut Vec<String>) -> Result<(), ApiError> {
     mentions.retain(|user| seen.insert(user.clone()));
     Ok(())
 }
+
+/// A user id: 1-128 bytes without control characters.
+pub fn user(user: &str) -> Result<(), ApiError> {
+    if user.is_empty() || user.len() > MAX_USER_ID_BYTES || user.chars().any(char::is_control) {
+        return Err(ApiError::bad(
+            "invalid_user",
+            "a user id is 1-128 bytes without control characters",
+        ));
+    }
+    Ok(())
+}

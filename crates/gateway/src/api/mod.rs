@@ -1,7 +1,8 @@
 //! The server API: HTTP and JSON under `/api/v1/`, for application backends
 //! holding an API key (see [`crate::auth::ApiKeys`]): post as a bot or the
 //! system ([`messages`]), change any message ([`changes`]), read rooms
-//! ([`rooms`]), disconnect users and revoke their tokens ([`users`]), list
+//! ([`rooms`]), list users' connections and the rooms with members
+//! ([`listings`]), disconnect users and revoke their tokens ([`users`]), list
 //! and replay webhook dead letters ([`webhooks`]). Every
 //! route checks its key and scope ([`caller::Caller`]) and answers bad input with a
 //! status and a code ([`reply`]). The OpenAPI 3.1 document is generated
@@ -23,6 +24,7 @@ use utoipa::{
 mod caller;
 mod changes;
 mod input;
+mod listings;
 mod messages;
 mod reply;
 mod rooms;
@@ -48,8 +50,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
             "/rooms/{room}/messages/{seq}/reactions",
             post(changes::react),
         )
+        .route("/rooms", get(listings::rooms))
         .route("/rooms/{room}", get(rooms::info))
         .route("/rooms/{room}/presence", get(rooms::presence))
+        .route("/users/{user}", get(listings::user))
         .route("/users/{user}/disconnect", post(users::disconnect))
         .route("/users/{user}/revoke", post(users::revoke))
         .route(
@@ -76,7 +80,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
 #[openapi(
     info(
         title = "Chorus server API",
-        description = "Post as a bot or the system, change any message, read rooms, disconnect users and revoke their tokens. Authenticate with `Authorization: Bearer <API key>`; see docs/api.md.",
+        description = "Post as a bot or the system, change any message, read rooms, list users' connections and the rooms with members, disconnect users and revoke their tokens. Authenticate with `Authorization: Bearer <API key>`; see docs/api.md.",
     ),
     paths(
         messages::publish,
@@ -87,6 +91,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
         changes::react,
         rooms::info,
         rooms::presence,
+        listings::rooms,
+        listings::user,
         users::disconnect,
         users::revoke,
         webhooks::dead_letters,
@@ -95,8 +101,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
     modifiers(&BearerKey),
     tags(
         (name = "messages", description = "Post, read and change messages"),
-        (name = "rooms", description = "Where a room stands and who is in it"),
-        (name = "users", description = "Disconnect users, revoke their tokens"),
+        (name = "rooms", description = "Where a room stands, who is in it, which rooms have members"),
+        (name = "users", description = "Where users are connected; disconnect them, revoke their tokens"),
         (name = "webhooks", description = "Webhook dead letters"),
     )
 )]

@@ -17,6 +17,8 @@ use chorus_backplane::BackplaneError;
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
+use crate::chat::queries::AskError;
+
 /// Largest request body the server API reads.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
@@ -88,6 +90,19 @@ impl From<BackplaneError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backplane_unavailable",
                 "the backplane (Redis) did not answer; retry",
+            ),
+        }
+    }
+}
+
+impl From<AskError> for ApiError {
+    fn from(error: AskError) -> Self {
+        match error {
+            AskError::Backplane(error) => error.into(),
+            AskError::Busy => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_busy",
+                "this node has as many cluster listings in flight as it may; retry",
             ),
         }
     }
@@ -193,7 +208,8 @@ pub enum Refusals {
     /// The key's rate was exceeded (`rate_limited`); see `Retry-After`.
     #[response(status = 429)]
     TooManyRequests(ErrorBody),
-    /// The backplane did not answer (`backplane_unavailable`); retry.
+    /// The backplane did not answer (`backplane_unavailable`), or this node
+    /// is answering as many cluster listings as it may (`cluster_busy`); retry.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }

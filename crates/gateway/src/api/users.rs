@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use axum::{Json, extract::State, http::StatusCode};
 use chorus_backplane::Revocation;
-use chorus_protocol::{MAX_USER_ID_BYTES, close};
+use chorus_protocol::close;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
     caller::Caller,
+    input,
     reply::{ApiError, ApiPath, Body, BodyRefusals, ErrorBody, Refusals},
 };
 use crate::{
@@ -66,7 +67,7 @@ pub async fn disconnect(
     Body(request): Body<DisconnectRequest>,
 ) -> Result<(StatusCode, Json<Disconnected>), ApiError> {
     caller.require(Scope::Users)?;
-    check_user(&user)?;
+    input::user(&user)?;
     let code = match request.reconnect {
         true => close::DISCONNECTED,
         false => close::KICKED,
@@ -125,7 +126,7 @@ pub async fn revoke(
     Body(request): Body<RevokeRequest>,
 ) -> Result<Json<Revoked>, ApiError> {
     caller.require(Scope::Users)?;
-    check_user(&user)?;
+    input::user(&user)?;
     let now = unix_millis();
     let until = u64::try_from(request.until).unwrap_or(0);
     if until <= now || until > now + MAX_REVOCATION_MS {
@@ -161,14 +162,4 @@ pub async fn revoke(
         issued_before: revocation.issued_before,
         until: revocation.until,
     }))
-}
-
-fn check_user(user: &str) -> Result<(), ApiError> {
-    if user.is_empty() || user.len() > MAX_USER_ID_BYTES || user.chars().any(char::is_control) {
-        return Err(ApiError::bad(
-            "invalid_user",
-            "a user id is 1-128 bytes without control characters",
-        ));
-    }
-    Ok(())
 }

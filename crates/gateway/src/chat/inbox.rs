@@ -1,13 +1,15 @@
 //! What the backplane delivers into: numbered entries go to their room's
 //! sequencer in the hub; signals are decoded once and handed to the module
 //! they belong to (typing and receipts to the room's members, presence to the
-//! batches, notices to their user's connections).
+//! batches, notices to their user's connections, the nodes' rooms' questions
+//! and answers to the queries task).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chorus_backplane::{Delivery, Inbound};
 use chorus_protocol::{Envelope, EnvelopeBody, RoomName, ServerEvent};
+use tokio::sync::mpsc;
 
 use crate::{
     chat::{hub::Hub, notices::Notices, presence::PresenceBatches, typing},
@@ -22,6 +24,9 @@ pub struct Inbox {
     pub(super) notices: Arc<Notices>,
     /// Presence changes gathered per room.
     pub(super) presence: Arc<PresenceBatches>,
+    /// Cluster questions and answers, for the queries task (dropped and
+    /// counted when it falls behind: the asker names this node as missing).
+    pub(super) queries: mpsc::Sender<Bytes>,
     /// Counts undecodable and dropped signals.
     pub(super) metrics: Metrics,
 }
@@ -33,6 +38,12 @@ impl Inbound for Inbox {
 
     fn signal(&self, room: &RoomName, payload: Bytes) {
         // Not counted in `backplane_received`: that counts room messages.
+        if room.is_nodes_room() {
+            if self.queries.try_send(payload).is_err() {
+                self.metrics.signals_dropped.inc();
+            }
+            return;
+        }
         let body = match Envelope::decode(&payload) {
             Ok(envelope) => envelope.body,
             Err(error) => {

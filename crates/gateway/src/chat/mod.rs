@@ -36,6 +36,7 @@ mod outbox;
 mod presence;
 pub mod publish;
 mod publish_hook;
+pub mod queries;
 mod repair;
 pub mod revocations;
 mod sequencer;
@@ -76,6 +77,8 @@ pub struct Chat {
     publish_hook: Option<publish_hook::PublishHook>,
     /// Token revocations, refused by [`Self::verify`].
     revocations: Arc<revocations::Revocations>,
+    /// Questions to every node (the server API's listings).
+    queries: Arc<queries::Queries>,
     /// Write the live frames the fan-out queues: one task per core, each
     /// with its share of the connections.
     flushers: Box<[Arc<flusher::Flusher>]>,
@@ -98,10 +101,12 @@ impl Chat {
             metrics.clone(),
         ));
         let batches = Arc::new(presence::PresenceBatches::default());
+        let (questions, questions_inbox) = queries::Queries::inbox();
         let inbox = Arc::new(inbox::Inbox {
             hub: hub.clone(),
             notices: notices.clone(),
             presence: batches.clone(),
+            queries: questions,
             metrics: metrics.clone(),
         });
         let backplane = connect(&config, inbox, &metrics.registry).await?;
@@ -153,6 +158,18 @@ impl Chat {
             .publish_hook
             .clone()
             .map(|hook| publish_hook::PublishHook::new(hook, &metrics.registry));
+        let queries = queries::Queries::start(
+            queries::Parts {
+                node_id: config.node_id.clone(),
+                pubsub: backplane.pubsub.clone(),
+                registry: backplane.registry.clone(),
+                notices: notices.clone(),
+                presence: local.clone(),
+                hub: hub.clone(),
+            },
+            questions_inbox,
+            stopped.clone(),
+        );
         let revocations = Arc::new(revocations::Revocations::default());
         revocations::follow(
             revocations.clone(),
@@ -179,6 +196,7 @@ impl Chat {
             events,
             publish_hook,
             revocations,
+            queries,
             flushers,
         }))
     }

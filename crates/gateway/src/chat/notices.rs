@@ -39,6 +39,18 @@ struct UserConnection {
     encoding: Encoding,
     /// What its token grants (a mention reaches it only for a room it may read).
     grants: Arc<Grants>,
+    /// When it was registered (ms since the Unix epoch), for the server API.
+    since: u64,
+}
+
+/// A local connection as the server API lists it.
+pub struct ConnectionInfo {
+    /// The connection's id on this node.
+    pub conn: ConnId,
+    /// How it wants events encoded.
+    pub encoding: Encoding,
+    /// When it authenticated (ms since the Unix epoch).
+    pub since: u64,
 }
 
 /// The local connections of each user, and the delivery of their notices.
@@ -77,6 +89,7 @@ impl Notices {
             outbox,
             encoding,
             grants,
+            since: chorus_protocol::unix_micros() / 1000,
         };
         let mut users = self.users.lock();
         match users.get_mut(user) {
@@ -107,6 +120,21 @@ impl Notices {
                 users.remove(user);
             }
         }
+    }
+
+    /// The local connections of `user`.
+    pub fn connections_of(&self, user: &str) -> Vec<ConnectionInfo> {
+        let users = self.users.lock();
+        users.get(user).map_or_else(Vec::new, |connections| {
+            connections
+                .iter()
+                .map(|c| ConnectionInfo {
+                    conn: c.conn,
+                    encoding: c.encoding,
+                    since: c.since,
+                })
+                .collect()
+        })
     }
 
     /// Delivers a notice to its user's local connections; a message, read or

@@ -165,6 +165,24 @@ impl LocalPresence {
             .collect()
     }
 
+    /// The first `limit` rooms with local users named after `after`, in
+    /// name order.
+    pub fn rooms_after(&self, after: Option<&str>, limit: usize) -> Vec<RoomName> {
+        let rooms = self.rooms.lock();
+        let mut names: Vec<RoomName> = rooms
+            .keys()
+            .filter(|room| after.is_none_or(|after| room.as_str() > after))
+            .cloned()
+            .collect();
+        drop(rooms);
+        if names.len() > limit {
+            names.select_nth_unstable(limit);
+            names.truncate(limit);
+        }
+        names.sort_unstable();
+        names
+    }
+
     /// Every local (room, users) pair, for a refresh.
     pub fn snapshot(&self) -> Vec<(RoomName, Vec<Sender>)> {
         let rooms = self.rooms.lock();
