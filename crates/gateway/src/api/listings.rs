@@ -49,8 +49,8 @@ pub struct UserListing {
 pub struct ConnectionListing {
     /// The node holding it.
     pub node: String,
-    /// Its id on that node.
-    pub id: u64,
+    /// Its id: the `conn` of its `welcome`.
+    pub id: String,
     /// `json` or `msgpack`.
     pub encoding: String,
     /// When it authenticated (ms since the Unix epoch).
@@ -93,7 +93,7 @@ pub async fn user(
             });
         }
     }
-    connections.sort_by(|a, b| (&a.node, a.id).cmp(&(&b.node, b.id)));
+    connections.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
     Ok(Json(UserListing {
         user,
         online: !connections.is_empty(),

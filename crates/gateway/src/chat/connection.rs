@@ -126,7 +126,7 @@ impl Connection {
         };
         let session = Session::new(
             chat.clone(),
-            handshake.conn,
+            (handshake.conn, handshake.public_id),
             handshake.authed,
             handshake.encoding,
             outbox.clone(),

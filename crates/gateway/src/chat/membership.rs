@@ -15,6 +15,7 @@ use bytes::Bytes;
 use chorus_backplane::BackplaneError;
 use chorus_protocol::{Encoding, Resume, RoomName, Sender, ServerEvent};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::{
     auth::Grants,
@@ -61,6 +62,8 @@ pub struct Memberships {
     chat: Arc<Chat>,
     /// The connection.
     conn: ConnId,
+    /// The connection's id as its `welcome` named it (for the server API's listings).
+    public_id: Uuid,
     /// Where its frames go.
     outbox: Arc<Outbox>,
     /// How it wants events encoded.
@@ -73,10 +76,16 @@ pub struct Memberships {
 
 impl Memberships {
     /// No rooms yet.
-    pub fn new(chat: Arc<Chat>, conn: ConnId, outbox: Arc<Outbox>, encoding: Encoding) -> Self {
+    pub fn new(
+        chat: Arc<Chat>,
+        (conn, public_id): (ConnId, Uuid),
+        outbox: Arc<Outbox>,
+        encoding: Encoding,
+    ) -> Self {
         Self {
             chat,
             conn,
+            public_id,
             outbox,
             encoding,
             rooms: HashMap::new(),
@@ -264,7 +273,9 @@ impl Memberships {
             }
         }
         let delivery = (self.outbox.clone(), self.encoding);
-        self.chat.notices.add(user, self.conn, delivery, grants);
+        self.chat
+            .notices
+            .add(user, (self.conn, self.public_id), delivery, grants);
         self.personal = Some(room);
     }
 

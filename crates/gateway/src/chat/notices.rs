@@ -14,6 +14,7 @@ use chorus_backplane::PubSub;
 use chorus_protocol::{Encoding, Envelope, NoticeKind, RoomName, Sender, ServerEvent, UserNotice};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::{
     auth::{Access, Grants, RoomPolicy},
@@ -33,6 +34,8 @@ pub struct StatusChange {
 struct UserConnection {
     /// The connection.
     conn: ConnId,
+    /// Its id as its `welcome` named it.
+    public_id: Uuid,
     /// Where its frames go.
     outbox: Arc<Outbox>,
     /// How it wants events encoded.
@@ -47,6 +50,8 @@ struct UserConnection {
 pub struct ConnectionInfo {
     /// The connection's id on this node.
     pub conn: ConnId,
+    /// Its id as its `welcome` named it.
+    pub public_id: Uuid,
     /// How it wants events encoded.
     pub encoding: Encoding,
     /// When it authenticated (ms since the Unix epoch).
@@ -80,12 +85,13 @@ impl Notices {
     pub fn add(
         &self,
         user: &str,
-        conn: ConnId,
+        (conn, public_id): (ConnId, Uuid),
         (outbox, encoding): (Arc<Outbox>, Encoding),
         grants: Arc<Grants>,
     ) {
         let connection = UserConnection {
             conn,
+            public_id,
             outbox,
             encoding,
             grants,
@@ -130,6 +136,7 @@ impl Notices {
                 .iter()
                 .map(|c| ConnectionInfo {
                     conn: c.conn,
+                    public_id: c.public_id,
                     encoding: c.encoding,
                     since: c.since,
                 })

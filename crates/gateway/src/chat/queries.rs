@@ -68,8 +68,8 @@ pub enum Answer {
 /// A user's connection as its node describes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserConnection {
-    /// The connection's id on its node.
-    pub conn: u64,
+    /// The connection's id, as its `welcome` named it.
+    pub conn: String,
     /// `json` or `msgpack`.
     pub encoding: String,
     /// When it authenticated (ms since the Unix epoch).
@@ -250,7 +250,7 @@ impl Queries {
                     connections
                         .into_iter()
                         .map(|c| UserConnection {
-                            conn: c.conn,
+                            conn: c.public_id.to_string(),
                             encoding: match c.encoding {
                                 Encoding::Json => "json",
                                 Encoding::MsgPack => "msgpack",

@@ -15,6 +15,7 @@ use chorus_protocol::{
     ServerEvent, close,
 };
 use tokio::time::Instant;
+use uuid::Uuid;
 
 mod auth;
 mod changes;
@@ -117,7 +118,7 @@ impl Session {
     /// A session with no rooms yet; `authed` when the token came with the upgrade.
     pub fn new(
         chat: Arc<Chat>,
-        conn: ConnId,
+        (conn, public_id): (ConnId, Uuid),
         authed: Option<(Identity, UserLease)>,
         encoding: Encoding,
         outbox: Arc<Outbox>,
@@ -129,7 +130,7 @@ impl Session {
                 Some((identity, _)) => instant_of(identity.expires_at),
                 None => Instant::now() + config.auth.auth_timeout,
             },
-            memberships: Memberships::new(chat.clone(), conn, outbox.clone(), encoding),
+            memberships: Memberships::new(chat.clone(), (conn, public_id), outbox.clone(), encoding),
             chat,
             authed: authed.map(|(identity, lease)| Authed { identity, lease }),
             encoding,
