@@ -17,6 +17,8 @@ published; the containers talk on the project's own network):
      systemd, this script runs each container's health check every 2 s);
   2. two clients on different gateways chat through nginx, and history
      (the `history` command and GET /api/rooms/<room>/messages) has both lines;
+     the server API (with a key made for the run, CHORUS_API_KEYS) posts as a
+     bot to one user's connections on two gateways and lists both;
      nginx serves the browser client (/) and Grafana (/grafana/);
   3. /readyz of every gateway replica answers `ready`, and each one's
      /api/cluster lists every replica;
@@ -33,12 +35,15 @@ of the service concerned, and still runs `down`.
 
 runs the profile redis-cluster instead (deploy/redis-cluster/compose.env):
 the gateways on a Redis Cluster of three primaries with a replica each. It
-checks 1 and 2, that a room's channel is a shard channel held by both
+checks 1 and 2 (the server API's listing there asks the gateways over the
+cluster's shard channels), that a room's channel is a shard channel held by both
 gateways of its members on the shard that owns it (and no ordinary channel
 anywhere), and 7.
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -46,6 +51,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -196,6 +202,8 @@ class Client:
         self.ws = connect(f"{ws_url}?token={token}", open_timeout=10, close_timeout=2)
         welcome = self.next("welcome")
         self.node = welcome["node"]
+        self.conn = welcome["conn"]
+        self.user = (welcome.get("user") or {}).get("id")
 
     def send(self, **command):
         self.ws.send(json.dumps(command))
@@ -409,6 +417,42 @@ class Check:
         ada.close()
         bob.close()
 
+    def server_api(self, key):
+        """The server API through nginx with the key the run configured
+        (CHORUS_API_KEYS): a bot's post reaches one user's connections on two
+        gateways, and the user listing, asked of every gateway, finds both."""
+        ada_token = self.token("Ada")
+        phone = Client(self.ws_url, ada_token)
+        laptop = wait_for("Ada's second connection on another gateway",
+                          lambda: self.other_than(phone.node, ada_token), 30)
+        room = f"api-{uuid.uuid4().hex[:8]}"
+        for client in (phone, laptop):
+            client.send(type="join", room=room, history=0, ref="j")
+            client.next("joined", ref="j")
+        post = {"from": {"id": "bot:compose", "kind": "bot"}, "body": "from the backend", "client_msg_id": "api-1"}
+        status, body = self.http.request("POST", f"/api/v1/rooms/{room}/messages", post, token=key)
+        if status != 201:
+            raise Failed(f"POST /api/v1/rooms/{room}/messages answered {status}: {body}")
+        for client in (phone, laptop):
+            message = client.next("message", body="from the backend")
+            if message["from"].get("kind") != "bot":
+                raise Failed(f"the API's post is not marked as a bot's: {message}")
+        status, body = self.http.request("GET", f"/api/v1/rooms/{room}/messages", token="not-a-key")
+        if status != 401:
+            raise Failed(f"a wrong key got {status}: {body}")
+        status, body = self.http.request("GET", f"/api/v1/users/{phone.user}", token=key)
+        if status != 200:
+            raise Failed(f"GET /api/v1/users/{phone.user} answered {status}: {body}")
+        listing = json.loads(body)
+        found = sorted((c["node"], c["id"]) for c in listing["connections"])
+        want = sorted([(phone.node, phone.conn), (laptop.node, laptop.conn)])
+        if found != want or listing["nodes_missing"] or listing["rooms"] != [room]:
+            raise Failed(f"GET /api/v1/users/{phone.user}: {listing}; expected {want} in {room}")
+        log(f"server API through nginx: a bot's post reached {phone.node} and {laptop.node}; "
+            "the user listing, asked of every gateway, found both connections")
+        phone.close()
+        laptop.close()
+
     def sharded(self):
         """Two members on two gateways: their room's channel is a shard channel
         of the Redis Cluster, held by both gateways on one shard, and no
@@ -588,6 +632,18 @@ def main():
     if args.redis_cluster:
         env.update(read_env_file(ROOT / "deploy" / "redis-cluster" / "compose.env"))
         profiles = ("redis-cluster",)
+    # A server API key for this run only, in a keys file the gateways mount.
+    keys_dir = tempfile.TemporaryDirectory(prefix="chorus-compose-keys-")
+    api_key = "chorus_" + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    keys_file = Path(keys_dir.name) / "api-keys.toml"
+    keys_file.write_text(
+        '[[keys]]\nname = "compose-check"\n'
+        f'sha256 = "{hashlib.sha256(api_key.encode()).hexdigest()}"\n'
+        'scopes = ["publish", "presence", "history"]\n'
+    )
+    keys_file.chmod(0o644)
+    Path(keys_dir.name).chmod(0o755)
+    env["CHORUS_API_KEYS"] = str(keys_file)
     engine = Engine(kind, project, env, profiles)
     check = Check(engine, port)
     pump = HealthPump(engine) if kind == "podman" else None
@@ -608,6 +664,7 @@ def main():
         check.wait_healthy(3)
         log(f"up and healthy in {time.monotonic() - step:.0f} s; nginx on 127.0.0.1:{port}")
         check.chat()
+        check.server_api(api_key)
         if args.redis_cluster:
             check.sharded()
         else:
@@ -643,6 +700,7 @@ def main():
             except Failed as error:
                 failed = failed or error
                 log(f"FAILED: {error}")
+    keys_dir.cleanup()
     if failed:
         sys.exit(1)
     log(f"all checks passed in {time.monotonic() - begun:.0f} s")
