@@ -85,7 +85,10 @@ async fn a_users_connections_and_the_active_rooms_come_from_every_node() {
     // Leaving a room and closing a connection show at once.
     phone.leave("orders").await;
     laptop.close().await;
-    let listing = until(a, key, &path, |l| l["connections"].as_array().unwrap().len() == 1).await;
+    let listing = until(a, key, &path, |l| {
+        l["connections"].as_array().unwrap().len() == 1
+    })
+    .await;
     assert_eq!(listing["rooms"], json!(["lobby"]), "{listing}");
     let (_, nobody) = api(a, "GET", "/api/v1/users/nobody-here", Some(key), None).await;
     assert_eq!(
@@ -106,7 +109,10 @@ async fn a_users_connections_and_the_active_rooms_come_from_every_node() {
     assert_eq!(status, 200, "{page}");
     // `orders` went when the phone left it: only `zeta` can follow.
     if last == "orders" {
-        assert_eq!(page["rooms"], json!([{"room": "zeta", "members_online": 1}]));
+        assert_eq!(
+            page["rooms"],
+            json!([{"room": "zeta", "members_online": 1}])
+        );
     } else {
         assert_eq!(page["rooms"], json!([]));
     }
@@ -188,7 +194,10 @@ async fn a_single_node_lists_from_its_own_answer() {
     client.join("solo").await;
     let (status, listing) = api(a, "GET", &format!("/api/v1/users/{user}"), Some(key), None).await;
     assert_eq!(status, 200, "{listing}");
-    assert_eq!(listing["connections"][0]["node"], json!(cluster.nodes[0].id));
+    assert_eq!(
+        listing["connections"][0]["node"],
+        json!(cluster.nodes[0].id)
+    );
     assert_eq!(listing["connections"][0]["rooms"], json!(["solo"]));
     let page = until(a, key, "/api/v1/rooms", |p| {
         p["rooms"] == json!([{"room": "solo", "members_online": 1}])

@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(node.as_str(), "!n:node-1a2b");
         assert!(node.is_nodes_room() && RoomName::nodes().is_nodes_room());
         assert_eq!(RoomName::parse_internal("!n:node-1a2b").unwrap(), node);
-        assert_eq!(RoomName::parse_internal("!nodes").unwrap(), RoomName::nodes());
+        assert_eq!(
+            RoomName::parse_internal("!nodes").unwrap(),
+            RoomName::nodes()
+        );
         assert!(RoomName::parse("!nodes").is_err() && RoomName::parse("!n:x").is_err());
         assert!(RoomName::node("a{b}").is_none() && RoomName::node("").is_none());
         assert!(RoomName::parse_internal("!n:").is_err());

@@ -105,6 +105,11 @@ impl WebhookReceiver {
         self.inner.taken.lock().unwrap().clone()
     }
 
+    /// How many requests were taken so far (repeats included).
+    pub fn count(&self) -> usize {
+        self.inner.taken.lock().unwrap().len()
+    }
+
     /// Requests refused so far.
     pub fn refused(&self) -> usize {
         *self.inner.refused.lock().unwrap()

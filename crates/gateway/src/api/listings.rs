@@ -176,9 +176,8 @@ pub async fn rooms(
     let backplane = chat.backplane();
     let rooms: Vec<RoomListing> = stream::iter(names)
         .map(|name| async move {
-            let room = chorus_protocol::RoomName::parse(&name).map_err(|_| {
-                ApiError::bad("invalid_room", "a node listed an invalid room name")
-            })?;
+            let room = chorus_protocol::RoomName::parse(&name)
+                .map_err(|_| ApiError::bad("invalid_room", "a node listed an invalid room name"))?;
             let (count, _) = backplane.presence.list(&room, 0).await?;
             // Listed by a node, so someone is in it even if their entry is
             // not written yet.

@@ -88,7 +88,11 @@ enum Wire {
         question: Question,
     },
     /// Node `node`'s answer to question `id`.
-    Answer { id: u64, node: String, answer: Answer },
+    Answer {
+        id: u64,
+        node: String,
+        answer: Answer,
+    },
 }
 
 /// The answers to one question.

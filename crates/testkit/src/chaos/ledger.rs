@@ -99,6 +99,15 @@ impl Ledger {
             .sum()
     }
 
+    /// Every acknowledged message so far, as (room, body).
+    pub fn acknowledged_messages(&self) -> Vec<(String, String)> {
+        let acked = self.acked.lock().unwrap();
+        acked
+            .iter()
+            .flat_map(|(room, bodies)| bodies.iter().map(|(body, _)| (room.clone(), body.clone())))
+            .collect()
+    }
+
     /// Whether every member has every acknowledged message (of phase >= `from_phase`) of its rooms.
     pub fn complete(&self, from_phase: u32) -> bool {
         self.report(from_phase).missing == 0

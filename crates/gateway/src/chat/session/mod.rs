@@ -130,7 +130,12 @@ impl Session {
                 Some((identity, _)) => instant_of(identity.expires_at),
                 None => Instant::now() + config.auth.auth_timeout,
             },
-            memberships: Memberships::new(chat.clone(), (conn, public_id), outbox.clone(), encoding),
+            memberships: Memberships::new(
+                chat.clone(),
+                (conn, public_id),
+                outbox.clone(),
+                encoding,
+            ),
             chat,
             authed: authed.map(|(identity, lease)| Authed { identity, lease }),
             encoding,
