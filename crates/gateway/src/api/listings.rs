@@ -1,7 +1,7 @@
 //! What the cluster holds now, through the server API (the `presence`
 //! scope): a user's connections and rooms (`GET /users/{user}`), the rooms
 //! with members, paged by name (`GET /rooms`). Every node is asked
-//! ([`Chat::ask`]); the answer names the nodes that did not answer in time.
+//! ([`crate::chat::queries::Queries::ask`]); the answer names the nodes that did not answer in time.
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -75,7 +75,7 @@ pub async fn user(
 ) -> Result<Json<UserListing>, ApiError> {
     caller.require(Scope::Presence)?;
     input::user(&user)?;
-    let gathered = chat.ask(Question::User(user.clone())).await?;
+    let gathered = chat.queries().ask(Question::User(user.clone())).await?;
     let mut connections = Vec::new();
     let mut rooms = BTreeSet::new();
     for (node, answer) in gathered.answers {
@@ -163,7 +163,7 @@ pub async fn rooms(
         after: query.after,
         limit: u32::try_from(limit).unwrap_or(u32::MAX),
     };
-    let gathered = chat.ask(question).await?;
+    let gathered = chat.queries().ask(question).await?;
     let mut names = BTreeSet::new();
     for (_, answer) in gathered.answers {
         if let Answer::Rooms(rooms) = answer {

@@ -221,6 +221,11 @@ impl Chat {
         &self.flushers[conn as usize % self.flushers.len()]
     }
 
+    /// Questions to every node of the cluster (the server API's listings).
+    pub fn queries(&self) -> &queries::Queries {
+        &self.queries
+    }
+
     /// Authenticated users here.
     pub fn users(&self) -> &Arc<users::Users> {
         &self.users

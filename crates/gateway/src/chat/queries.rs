@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Chat, hub::Hub, notices::Notices, presence::LocalPresence};
+use super::{hub::Hub, notices::Notices, presence::LocalPresence};
 
 /// Longest wait for the nodes' answers.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -349,12 +349,5 @@ struct Pending<'a> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         self.queries.asking.lock().remove(&self.id);
-    }
-}
-
-impl Chat {
-    /// Asks every node of the cluster `question` (see [`Queries::ask`]).
-    pub async fn ask(&self, question: Question) -> Result<Gathered, AskError> {
-        self.queries.ask(question).await
     }
 }
