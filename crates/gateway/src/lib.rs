@@ -20,6 +20,7 @@ mod api;
 pub mod auth;
 mod chat;
 pub mod config;
+mod files;
 pub mod metrics;
 mod server;
 mod webhooks;

@@ -23,10 +23,10 @@ use utoipa::{
 
 mod caller;
 mod changes;
-mod input;
+pub(crate) mod input;
 mod listings;
 mod messages;
-mod reply;
+pub(crate) mod reply;
 mod rooms;
 mod users;
 mod webhooks;

@@ -22,7 +22,8 @@ impl Rate {
         Self { per_second, burst }
     }
 
-    fn quota(self) -> Quota {
+    /// The rate as a governor quota.
+    pub fn quota(self) -> Quota {
         let period = Duration::from_secs_f64(1.0 / self.per_second);
         let burst = NonZeroU32::new(self.burst.max(1)).expect("burst is at least 1");
         Quota::with_period(period)

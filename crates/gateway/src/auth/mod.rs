@@ -21,6 +21,7 @@ pub use origin::Origins;
 pub use signature::{secret_key, signature};
 pub use token::{
     AuthError, Claims, Identity, Minter, RoomClaims, TokenRequest, Verifier, parse_algorithm,
+    presented_token,
 };
 
 use std::time::Duration;

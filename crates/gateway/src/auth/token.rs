@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use axum::http::{HeaderMap, header};
+use chorus_protocol::MAX_TOKEN_BYTES;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -336,5 +338,31 @@ pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
         "RS256" => Some(Algorithm::RS256),
         "ES256" => Some(Algorithm::ES256),
         _ => None,
+    }
+}
+
+/// The token of a request: `Authorization: Bearer` first, then `query` (`?token=`).
+pub fn presented_token<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+) -> Result<Option<&'a str>, AuthError> {
+    let token = match headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| AuthError::Malformed("Authorization is not ASCII".into()))?;
+            let token = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .ok_or_else(|| AuthError::Malformed("Authorization must be Bearer".into()))?;
+            Some(token.trim())
+        }
+        None => query,
+    };
+    match token {
+        Some(t) if t.is_empty() || t.len() > MAX_TOKEN_BYTES => Err(AuthError::Malformed(format!(
+            "token must be 1 to {MAX_TOKEN_BYTES} bytes"
+        ))),
+        other => Ok(other),
     }
 }

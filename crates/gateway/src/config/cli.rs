@@ -147,6 +147,16 @@ pub struct Cli {
     /// Signs the publish hook's requests like webhooks (whsec_...).
     #[arg(long, env = "CHORUS_PUBLISH_HOOK_SECRET", hide_env_values = true)]
     pub publish_hook_secret: Option<String>,
+    /// Directory of uploaded files (created on the first upload). Every node
+    /// of a cluster must see the same files: a shared volume.
+    #[arg(long, env = "CHORUS_FILES_DIR", default_value = crate::config::DEFAULT_FILES_DIR)]
+    pub files_dir: PathBuf,
+    /// Largest file a user may upload, in bytes.
+    #[arg(long, env = "CHORUS_MAX_UPLOAD_BYTES", default_value_t = crate::config::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+    /// Uploads per user on this node, as RATE[:BURST].
+    #[arg(long, env = "CHORUS_UPLOAD_RATE", default_value = "60/h:20")]
+    pub upload_rate: Rate,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,

@@ -5,8 +5,8 @@ use chorus_backplane::{HistorySettings, MemoryBus, RedisMode, RedisSettings};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use super::{
-    BackplaneConfig, Cli, Config, ConfigError, HistoryConfig, Operations, PublishHookConfig,
-    WebhooksConfig, check, random_node_id, valid_id,
+    BackplaneConfig, Cli, Config, ConfigError, FilesConfig, HistoryConfig, Operations,
+    PublishHookConfig, WebhooksConfig, check, random_node_id, valid_id,
 };
 use crate::auth::{
     ApiKeys, AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
@@ -91,6 +91,11 @@ impl Config {
                 None => ApiKeys::default(),
                 Some(path) => ApiKeys::load(path, cli.api_key_rate)
                     .map_err(|e| ConfigError(format!("--api-keys-file: {e}")))?,
+            },
+            files: FilesConfig {
+                dir: cli.files_dir.clone(),
+                max_upload_bytes: cli.max_upload_bytes,
+                upload_rate: cli.upload_rate,
             },
             webhooks: match &cli.webhooks_file {
                 None => None,

@@ -8,12 +8,14 @@ use std::time::Duration;
 use chorus_backplane::{HistorySettings, MemoryBus, RedisSettings};
 
 mod cli;
+mod files;
 mod from_cli;
 mod ops;
 pub mod token_cmd;
 mod webhooks;
 
 pub use cli::{ApiKeyArgs, Cli, CliCommand, HealthcheckArgs, JwtArgs, TokenArgs};
+pub use files::{DEFAULT_FILES_DIR, DEFAULT_MAX_UPLOAD_BYTES, FilesConfig};
 pub use ops::{Operations, OpsArgs};
 pub use webhooks::{EVENT_TYPES, Endpoint, MAX_ENDPOINTS, PublishHookConfig, WebhooksConfig};
 
@@ -83,6 +85,8 @@ pub struct Config {
     pub webhooks: Option<WebhooksConfig>,
     /// Asked before a user's message is stored (`None`: nobody is asked).
     pub publish_hook: Option<PublishHookConfig>,
+    /// Where uploaded files are kept, and the upload limits.
+    pub files: FilesConfig,
 }
 
 /// How much history rooms keep and clients get.
@@ -141,6 +145,7 @@ impl Default for Config {
             ops: Operations::default(),
             api_keys: ApiKeys::default(),
             webhooks: None,
+            files: FilesConfig::default(),
             publish_hook: None,
         }
     }
@@ -178,6 +183,10 @@ impl Config {
             "--max-body-bytes must leave at least 1 KiB of --max-frame-bytes for the command around it",
         )?;
         check(self.max_rooms >= 1, "--max-rooms must be at least 1")?;
+        check(
+            self.files.max_upload_bytes >= 1,
+            "--max-upload-bytes must be at least 1",
+        )?;
         check(
             self.max_connections >= 1,
             "--max-connections must be at least 1",

@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use super::{
     node::Node,
-    replies::{presented_token, refusal, unauthorized},
+    replies::{refusal, unauthorized},
 };
-use crate::auth::Access;
+use crate::auth::{Access, presented_token};
 
 /// Query of `GET /api/rooms/{room}/messages`.
 #[derive(Debug, Deserialize)]

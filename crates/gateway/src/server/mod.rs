@@ -106,7 +106,8 @@ pub async fn serve_with_admin(
         })
     });
 
-    let app = router(node.clone()).into_make_service_with_connect_info::<StreamHandle>();
+    let files = crate::files::Files::new(node.chat().clone());
+    let app = router(node.clone(), files).into_make_service_with_connect_info::<StreamHandle>();
     axum::serve(SharedListener(listener), app)
         .with_graceful_shutdown(drain.closing().cancelled_owned())
         .await?;
@@ -134,7 +135,7 @@ pub async fn serve_with_admin(
     Ok(())
 }
 
-fn router(node: Arc<Node>) -> Router {
+fn router(node: Arc<Node>, files: Arc<crate::files::Files>) -> Router {
     web::routes(admin_routes(Router::new()))
         .route("/ws", get(upgrade::upgrade))
         .route(
@@ -142,7 +143,10 @@ fn router(node: Arc<Node>) -> Router {
             post(login::login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
         )
         .route("/api/rooms/{room}/messages", get(messages::messages))
-        .nest("/api/v1", crate::api::routes(node.chat().clone()))
+        .nest(
+            "/api/v1",
+            crate::api::routes(node.chat().clone()).merge(crate::files::routes(files)),
+        )
         .with_state(node)
 }
 

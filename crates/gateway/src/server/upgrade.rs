@@ -19,11 +19,14 @@ use uuid::Uuid;
 use super::{
     handshake::UpgradeRequest,
     node::Node,
-    replies::{presented_token, refusal, unauthorized},
+    replies::{refusal, unauthorized},
 };
-use crate::chat::{
-    connection::{self, Handshake},
-    socket::Socket,
+use crate::{
+    auth::presented_token,
+    chat::{
+        connection::{self, Handshake},
+        socket::Socket,
+    },
 };
 
 /// Query parameters of `/ws`.

@@ -1,0 +1,115 @@
+//! What the file routes share ([`Files`]): the store, the limits, the
+//! upload rate and the node's chat for tokens and grants.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use governor::{
+    RateLimiter,
+    clock::{Clock, MonotonicClock},
+    state::keyed::HashMapStateStore,
+};
+use tokio::sync::Semaphore;
+
+use super::{
+    metrics::FileMetrics,
+    store::{FileStore, StoreError},
+};
+use crate::{
+    api::reply::ApiError,
+    auth::{AuthError, Identity, presented_token},
+    chat::Chat,
+    config::FilesConfig,
+};
+
+/// Users tracked by the upload rate before the idle ones are forgotten.
+const RATE_USERS: usize = 100_000;
+/// Images decoded at once (each may take up to 128 MiB).
+const DECODES_AT_ONCE: usize = 2;
+
+/// Uploads per user, on the standard library's monotonic clock.
+type UploadRate = RateLimiter<String, HashMapStateStore<String>, MonotonicClock>;
+
+/// What the file routes share.
+pub struct Files {
+    /// The node's chat: tokens, room rules and grants.
+    pub(super) chat: Arc<Chat>,
+    /// Where files are kept.
+    pub(super) store: FileStore,
+    /// Limits.
+    pub(super) config: FilesConfig,
+    /// Uploads per user (bounded: idle users are forgotten past [`RATE_USERS`]).
+    rate: UploadRate,
+    /// Bounds the memory of image decoding.
+    pub(super) decodes: Semaphore,
+    /// Uploads, bytes, store health.
+    pub(super) metrics: FileMetrics,
+}
+
+impl Files {
+    /// The node's files, kept as `chat`'s configuration says.
+    pub fn new(chat: Arc<Chat>) -> Arc<Self> {
+        let config = chat.config().files.clone();
+        let metrics = FileMetrics::new(&chat.metrics().registry);
+        Arc::new(Self {
+            store: FileStore::local(config.dir.clone(), metrics.clone()),
+            rate: RateLimiter::hashmap_with_clock(config.upload_rate.quota(), MonotonicClock),
+            decodes: Semaphore::new(DECODES_AT_ONCE),
+            chat,
+            config,
+            metrics,
+        })
+    }
+
+    /// The user a request's token (`Authorization: Bearer`, or `query`) names.
+    pub(super) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Identity, ApiError> {
+        let refused = |error: AuthError| {
+            let code = match error {
+                AuthError::Expired => "token_expired",
+                AuthError::Revoked => "token_revoked",
+                _ => "invalid_token",
+            };
+            ApiError::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+        };
+        match presented_token(headers, query).map_err(refused)? {
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send Authorization: Bearer <your chat token>",
+            )),
+            Some(token) => self.chat.verify(token).map_err(refused),
+        }
+    }
+
+    /// Takes one upload from `user`'s rate, or says when to retry.
+    pub(super) fn take_upload(&self, user: &str) -> Result<(), ApiError> {
+        if self.rate.len() > RATE_USERS {
+            self.rate.retain_recent();
+        }
+        self.rate.check_key(&user.to_owned()).map_err(|not_until| {
+            ApiError::rate_limited(not_until.wait_time_from(MonotonicClock.now()))
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_file", "no such file")
+            }
+            StoreError::Failed(why) => {
+                tracing::warn!(error = %why, "file store failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the file store did not answer; retry",
+                )
+            }
+        }
+    }
+}

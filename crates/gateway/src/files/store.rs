@@ -1,0 +1,271 @@
+//! Where files are kept: an [`ObjectStore`] (a local directory, created on
+//! first use) under one layout, `files/<id>/data` (the bytes as uploaded),
+//! `files/<id>/thumbnail` (a PNG, for images) and `files/<id>/meta.json`
+//! (a [`FileMeta`], written last: a file without it was never completed and
+//! is never served).
+
+use std::{ops::Range, path::PathBuf, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream::BoxStream};
+use object_store::{
+    GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart, local::LocalFileSystem,
+    path::Path,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::metrics::FileMetrics;
+
+/// Part size of a streamed upload (the store's multipart chunk).
+const PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// What is known about a stored file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Its id.
+    pub id: Uuid,
+    /// The room it was uploaded to: who may read the room may read the file.
+    pub room: String,
+    /// Who uploaded it (user id).
+    pub uploader: String,
+    /// The name the uploader gave it.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its type, decided from its bytes.
+    pub content_type: String,
+    /// For images: width in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// For images: height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Whether a thumbnail was made.
+    #[serde(default)]
+    pub thumbnail: bool,
+    /// When it was uploaded (ms since the Unix epoch).
+    pub uploaded_at: u64,
+}
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such object (or no metadata: an upload that never completed).
+    #[error("no such file")]
+    NotFound,
+    /// The store failed (unreachable, full, not writable).
+    #[error("file store: {0}")]
+    Failed(String),
+}
+
+impl From<object_store::Error> for StoreError {
+    fn from(error: object_store::Error) -> Self {
+        match error {
+            object_store::Error::NotFound { .. } => Self::NotFound,
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The file store of this node.
+pub struct FileStore {
+    /// The local directory, made into a store on first use.
+    dir: PathBuf,
+    /// The store, once the directory exists.
+    store: OnceCell<Arc<dyn ObjectStore>>,
+    /// Store errors and latency.
+    metrics: FileMetrics,
+}
+
+/// An upload being streamed into the store.
+pub struct Upload {
+    /// The multipart writer.
+    writer: WriteMultipart,
+    /// Counts its parts' latency.
+    started: Instant,
+    /// The file it is for.
+    id: Uuid,
+}
+
+impl FileStore {
+    /// A store in `dir` (created when first needed).
+    pub fn local(dir: PathBuf, metrics: FileMetrics) -> Self {
+        Self {
+            dir,
+            store: OnceCell::new(),
+            metrics,
+        }
+    }
+
+    async fn store(&self) -> Result<&Arc<dyn ObjectStore>, StoreError> {
+        self.store
+            .get_or_try_init(|| async {
+                let dir = self.dir.clone();
+                tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
+                    .await
+                    .expect("creating a directory does not panic")
+                    .map_err(|e| {
+                        StoreError::Failed(format!("creating {}: {e}", self.dir.display()))
+                    })?;
+                let local = LocalFileSystem::new_with_prefix(&self.dir)
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                Ok(Arc::new(local) as Arc<dyn ObjectStore>)
+            })
+            .await
+            .inspect_err(|_| self.metrics.store_error("open"))
+    }
+
+    fn path(id: Uuid, part: &str) -> Path {
+        Path::from(format!("files/{id}/{part}"))
+    }
+
+    /// Starts streaming `id`'s data into the store.
+    pub async fn begin(&self, id: Uuid) -> Result<Upload, StoreError> {
+        let store = self.store().await?;
+        let upload = store
+            .put_multipart(&Self::path(id, "data"))
+            .await
+            .inspect_err(|_| self.metrics.store_error("put"))?;
+        Ok(Upload {
+            writer: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
+            started: Instant::now(),
+            id,
+        })
+    }
+
+    /// Writes `chunk` of an upload, waiting while too many parts are in flight.
+    pub async fn write(&self, upload: &mut Upload, chunk: &[u8]) -> Result<(), StoreError> {
+        upload
+            .writer
+            .wait_for_capacity(2)
+            .await
+            .inspect_err(|_| self.metrics.store_error("put"))?;
+        upload.writer.write(chunk);
+        Ok(())
+    }
+
+    /// Completes an upload: the data is in the store.
+    pub async fn finish(&self, upload: Upload) -> Result<(), StoreError> {
+        let started = upload.started;
+        upload
+            .writer
+            .finish()
+            .await
+            .inspect_err(|_| self.metrics.store_error("put"))?;
+        self.metrics.store_seconds("put", started.elapsed());
+        Ok(())
+    }
+
+    /// Abandons an upload: nothing of it stays.
+    pub async fn abort(&self, upload: Upload) {
+        if let Err(error) = upload.writer.abort().await {
+            tracing::debug!(%error, "an abandoned upload was not cleaned up");
+        }
+        self.remove_folder(upload.id).await;
+    }
+
+    /// Removes the local directory's folder of `id` once it is empty.
+    async fn remove_folder(&self, id: Uuid) {
+        let folder = self.dir.join("files").join(id.to_string());
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir(folder)).await;
+    }
+
+    /// Stores a small object of `id` (a thumbnail, the metadata) whole.
+    pub async fn put(&self, id: Uuid, part: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let store = self.store().await?;
+        store
+            .put(&Self::path(id, part), PutPayload::from_bytes(bytes))
+            .await
+            .inspect_err(|_| self.metrics.store_error("put"))?;
+        self.metrics.store_seconds("put", started.elapsed());
+        Ok(())
+    }
+
+    /// Records `meta`: the file is complete and may be served.
+    pub async fn put_meta(&self, meta: &FileMeta) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(meta).expect("file metadata serializes");
+        self.put(meta.id, "meta.json", Bytes::from(json)).await
+    }
+
+    /// The metadata of a complete file.
+    pub async fn meta(&self, id: Uuid) -> Result<FileMeta, StoreError> {
+        let bytes = self.read(id, "meta.json", None).await?.1;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Failed(format!("metadata: {e}")))
+    }
+
+    /// Reads `id`'s `part`, or `range` of it; with the object's whole size.
+    pub async fn read(
+        &self,
+        id: Uuid,
+        part: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<(u64, Bytes), StoreError> {
+        let started = Instant::now();
+        let store = self.store().await?;
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = store
+            .get_opts(&Self::path(id, part), options)
+            .await
+            .inspect_err(|e| {
+                if !matches!(e, object_store::Error::NotFound { .. }) {
+                    self.metrics.store_error("get");
+                }
+            })?;
+        let size = result.meta.size;
+        let bytes = result
+            .bytes()
+            .await
+            .inspect_err(|_| self.metrics.store_error("get"))?;
+        self.metrics.store_seconds("get", started.elapsed());
+        Ok((size, bytes))
+    }
+
+    /// Streams `id`'s `part`, or `range` of it (within the object).
+    pub async fn stream(
+        &self,
+        id: Uuid,
+        part: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, object_store::Result<Bytes>>, StoreError> {
+        let store = self.store().await?;
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = store
+            .get_opts(&Self::path(id, part), options)
+            .await
+            .inspect_err(|e| {
+                if !matches!(e, object_store::Error::NotFound { .. }) {
+                    self.metrics.store_error("get");
+                }
+            })?;
+        Ok(result.into_stream())
+    }
+
+    /// Removes everything of `id`.
+    pub async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        let store = self.store().await?;
+        let prefix = Path::from(format!("files/{id}"));
+        let mut listed = store.list(Some(&prefix));
+        while let Some(object) = listed.next().await {
+            let object = object.inspect_err(|_| self.metrics.store_error("delete"))?;
+            match store.delete(&object.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => {
+                    self.metrics.store_error("delete");
+                    return Err(error.into());
+                }
+            }
+        }
+        drop(listed);
+        self.remove_folder(id).await;
+        Ok(())
+    }
+}
