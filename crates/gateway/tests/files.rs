@@ -123,6 +123,15 @@ fn only_complete_files(dir: &Path) -> usize {
     complete
 }
 
+/// The uploader (`token`) on node 0 and another member on node 1, both in `pics`.
+async fn members_in_pics(cluster: &Cluster, token_: &str) -> (Client, Client) {
+    let mut sender = Client::connect_as(&cluster.url(0), token_).await;
+    let mut reader = Client::connect_as(&cluster.url(1), &token(&fresh_user())).await;
+    sender.join("pics").await;
+    reader.join("pics").await;
+    (sender, reader)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_uploaded_through_one_node_is_served_by_another_to_readers_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,6 +156,55 @@ async fn a_file_uploaded_through_one_node_is_served_by_another_to_readers_only()
         (&true.into(), &"pics".into())
     );
     let id = stored["id"].as_str().unwrap().to_owned();
+
+    // Attached to a message (files alone: no text), it reaches members on
+    // the other node and stays in history.
+    let uploader = members_in_pics(&cluster, &member).await;
+    let (mut sender, mut reader_client) = uploader;
+    let reply = sender
+        .request_reply(
+            serde_json::json!({"type": "send", "room": "pics", "body": "", "attachments": [id]}),
+        )
+        .await;
+    assert_eq!(reply["type"], "sent", "{reply}");
+    let message = reader_client.message_in("pics").await;
+    let attached = &message["attachments"][0];
+    assert_eq!(attached["id"], id.as_str(), "{message}");
+    assert_eq!(
+        (
+            &attached["name"],
+            &attached["content_type"],
+            &attached["width"],
+            &attached["thumbnail"]
+        ),
+        (
+            &"beach.png".into(),
+            &"image/png".into(),
+            &800.into(),
+            &true.into()
+        )
+    );
+    assert_eq!(attached["size"], picture.len());
+    let page = reader_client
+        .request_reply(serde_json::json!({"type": "history", "room": "pics", "limit": 10}))
+        .await;
+    assert_eq!(
+        page["messages"][0]["attachments"][0]["id"],
+        id.as_str(),
+        "{page}"
+    );
+    // Only one's own uploads, to the same room.
+    let mut stranger = Client::connect_as(&cluster.url(0), &token(&fresh_user())).await;
+    stranger.join("pics").await;
+    let refused = stranger
+        .request_reply(serde_json::json!({"type": "send", "room": "pics", "body": "mine now", "attachments": [id]}))
+        .await;
+    assert_eq!(refused["code"], "unknown_attachment", "{refused}");
+    sender.join("elsewhere").await;
+    let refused = sender
+        .request_reply(serde_json::json!({"type": "send", "room": "elsewhere", "body": "x", "attachments": [id]}))
+        .await;
+    assert_eq!(refused["code"], "unknown_attachment", "{refused}");
 
     // Served by the other node, whole and in ranges, never run by a browser.
     let response = get(b, &member, &format!("/api/v1/files/{id}"), None).await;

@@ -122,6 +122,7 @@ mod tests {
             edited: None,
             deleted: false,
             reactions: Vec::new(),
+            attachments: Vec::new(),
         };
         let Frame::Text(json) = Encoding::Json.encode(&ServerEvent::Message(&msg)) else {
             panic!()

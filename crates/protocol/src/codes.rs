@@ -71,6 +71,13 @@ pub enum ErrorCode {
     TooManyReactions,
     /// `send` naming more users in `mentions` than allowed.
     TooManyMentions,
+    /// `send` attaching more files than allowed.
+    TooManyAttachments,
+    /// `send` attaching a file that does not exist, was uploaded to another
+    /// room, or by someone else.
+    UnknownAttachment,
+    /// `send` with attachments when the file store does not answer; retry.
+    StoreUnavailable,
 }
 
 impl ErrorCode {
@@ -106,6 +113,9 @@ impl ErrorCode {
             Self::MessageDeleted => "message_deleted",
             Self::TooManyReactions => "too_many_reactions",
             Self::TooManyMentions => "too_many_mentions",
+            Self::TooManyAttachments => "too_many_attachments",
+            Self::UnknownAttachment => "unknown_attachment",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 }
@@ -188,6 +198,9 @@ mod tests {
             ErrorCode::MessageDeleted,
             ErrorCode::TooManyReactions,
             ErrorCode::TooManyMentions,
+            ErrorCode::TooManyAttachments,
+            ErrorCode::UnknownAttachment,
+            ErrorCode::StoreUnavailable,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

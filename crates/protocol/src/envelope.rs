@@ -323,6 +323,7 @@ mod tests {
                 edited: None,
                 deleted: false,
                 reactions: Vec::new(),
+                attachments: Vec::new(),
             },
         )
     }

@@ -65,6 +65,32 @@ pub struct ChatMessage {
     /// In history: reactions, in the order they were first added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// Files attached by the sender, in the order they were given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a message (uploaded with `POST /api/v1/rooms/{room}/files`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The file's id: `GET /api/v1/files/{id}` serves it.
+    pub id: Uuid,
+    /// Its name, as the uploader gave it.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its type, decided from its bytes.
+    pub content_type: String,
+    /// For images: width in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// For images: height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Whether `GET /api/v1/files/{id}/thumbnail` has a thumbnail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thumbnail: bool,
 }
 
 /// One emoji's reactions to a message.

@@ -360,6 +360,7 @@ impl RedisServer {
             edited: None,
             deleted: false,
             reactions: Vec::new(),
+            attachments: Vec::new(),
         };
         let id = message.id.to_string();
         let payload = Envelope::message("test", message).encode();

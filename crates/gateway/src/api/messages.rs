@@ -195,6 +195,7 @@ pub async fn broadcast(
         body: first.body.clone(),
         client_msg_id: first.client_msg_id.clone(),
         mentions: first.mentions.clone(),
+        attachments: Vec::new(),
     });
     let answers = futures_util::future::join_all(posts.map(|post| chat.publish(post))).await;
     let results = rooms
@@ -237,6 +238,7 @@ fn checked_post(
         body: request.body,
         client_msg_id: request.client_msg_id,
         mentions: request.mentions,
+        attachments: Vec::new(),
     })
 }
 

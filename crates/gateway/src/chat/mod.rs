@@ -19,6 +19,7 @@ use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub mod attachments;
 pub mod change;
 pub mod connection;
 mod event_kinds;
@@ -79,6 +80,8 @@ pub struct Chat {
     revocations: Arc<revocations::Revocations>,
     /// Questions to every node (the server API's listings).
     queries: Arc<queries::Queries>,
+    /// Describes the files a `send` attaches (set once the file store is up).
+    attachments: std::sync::OnceLock<Arc<dyn attachments::AttachmentSource>>,
     /// Write the live frames the fan-out queues: one task per core, each
     /// with its share of the connections.
     flushers: Box<[Arc<flusher::Flusher>]>,
@@ -197,6 +200,7 @@ impl Chat {
             publish_hook,
             revocations,
             queries,
+            attachments: std::sync::OnceLock::new(),
             flushers,
         }))
     }
@@ -224,6 +228,11 @@ impl Chat {
     /// Questions to every node of the cluster (the server API's listings).
     pub fn queries(&self) -> &queries::Queries {
         &self.queries
+    }
+
+    /// Where the descriptions of attached files come from (set once).
+    pub fn set_attachments(&self, source: Arc<dyn attachments::AttachmentSource>) {
+        let _ = self.attachments.set(source);
     }
 
     /// Authenticated users here.

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use chorus_backplane::{BackplaneError, Dedup, Outgoing, Published};
-use chorus_protocol::{ChatMessage, Envelope, NoticeKind, RoomName, Sender};
+use chorus_protocol::{Attachment, ChatMessage, Envelope, NoticeKind, RoomName, Sender};
 use uuid::Uuid;
 
 use crate::chat::{Chat, notices};
@@ -22,6 +22,8 @@ pub struct Post {
     pub client_msg_id: Option<String>,
     /// Users to notify.
     pub mentions: Vec<String>,
+    /// Files attached (described by the caller).
+    pub attachments: Vec<Attachment>,
 }
 
 /// How the room took a message.
@@ -60,6 +62,7 @@ impl Chat {
             edited: None,
             deleted: false,
             reactions: Vec::new(),
+            attachments: post.attachments,
         };
         let noticed = message.room.direct_members().is_some() || !message.mentions.is_empty();
         let outgoing = Outgoing {

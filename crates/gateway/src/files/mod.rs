@@ -13,6 +13,7 @@ use axum::{
     routing::{get, post},
 };
 
+mod attach;
 mod download;
 mod kind;
 mod metrics;

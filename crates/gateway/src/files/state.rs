@@ -34,8 +34,8 @@ type UploadRate = RateLimiter<String, HashMapStateStore<String>, MonotonicClock>
 pub struct Files {
     /// The node's chat: tokens, room rules and grants.
     pub(super) chat: Arc<Chat>,
-    /// Where files are kept.
-    pub(super) store: FileStore,
+    /// Where files are kept (shared with the chat, for attachments).
+    pub(super) store: Arc<FileStore>,
     /// Limits.
     pub(super) config: FilesConfig,
     /// Uploads per user (bounded: idle users are forgotten past [`RATE_USERS`]).
@@ -52,13 +52,18 @@ impl Files {
         let config = chat.config().files.clone();
         let metrics = FileMetrics::new(&chat.metrics().registry);
         Arc::new(Self {
-            store: FileStore::local(config.dir.clone(), metrics.clone()),
+            store: Arc::new(FileStore::local(config.dir.clone(), metrics.clone())),
             rate: RateLimiter::hashmap_with_clock(config.upload_rate.quota(), MonotonicClock),
             decodes: Semaphore::new(DECODES_AT_ONCE),
             chat,
             config,
             metrics,
         })
+    }
+
+    /// The store, as the chat's source of attachment descriptions.
+    pub fn attachments(&self) -> Arc<FileStore> {
+        self.store.clone()
     }
 
     /// The user a request's token (`Authorization: Bearer`, or `query`) names.

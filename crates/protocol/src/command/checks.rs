@@ -1,8 +1,8 @@
 //! Field checks shared by the commands: each failure becomes one error code.
 
 use super::{
-    CommandError, CommandKind, MAX_CLIENT_MSG_ID_BYTES, MAX_EMOJI_BYTES, MAX_MENTIONS,
-    MAX_REF_BYTES, MAX_TOKEN_BYTES, MAX_USER_ID_BYTES, Ref, Target, commands,
+    CommandError, CommandKind, MAX_ATTACHMENTS, MAX_CLIENT_MSG_ID_BYTES, MAX_EMOJI_BYTES,
+    MAX_MENTIONS, MAX_REF_BYTES, MAX_TOKEN_BYTES, MAX_USER_ID_BYTES, Ref, Target, commands,
 };
 use crate::{ErrorCode, RoomName};
 
@@ -86,6 +86,25 @@ pub(super) fn mentions(mut mentions: Vec<String>) -> Result<Vec<String>, Invalid
         )));
     }
     Ok(mentions)
+}
+
+/// File ids: UUIDs, repeats dropped (the first kept), at most [`MAX_ATTACHMENTS`].
+pub(super) fn attachments(ids: Vec<String>) -> Result<Vec<uuid::Uuid>, Invalid> {
+    let mut parsed: Vec<uuid::Uuid> = Vec::with_capacity(ids.len().min(MAX_ATTACHMENTS));
+    for id in &ids {
+        let id = uuid::Uuid::parse_str(id)
+            .map_err(|_| Invalid::command("attachments are file ids (UUIDs)"))?;
+        if !parsed.contains(&id) {
+            parsed.push(id);
+        }
+        if parsed.len() > MAX_ATTACHMENTS {
+            return Err(Invalid {
+                code: ErrorCode::TooManyAttachments,
+                detail: format!("at most {MAX_ATTACHMENTS} files may be attached to one message"),
+            });
+        }
+    }
+    Ok(parsed)
 }
 
 pub(super) fn target(seq: u64, id: Option<String>) -> Result<Target, Invalid> {

@@ -22,6 +22,9 @@ pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
 /// Most users one `send` may mention.
 pub const MAX_MENTIONS: usize = 20;
 
+/// Most files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
+
 /// Longest user id accepted in `mentions` or `dm`, in bytes.
 pub const MAX_USER_ID_BYTES: usize = 128;
 
@@ -121,6 +124,9 @@ pub mod commands {
         pub client_msg_id: Option<String>,
         /// Users to notify (ids, distinct, at most [`super::MAX_MENTIONS`]).
         pub mentions: Vec<String>,
+        /// Files the sender uploaded to the room to attach (ids, distinct, in
+        /// order, at most [`super::MAX_ATTACHMENTS`]).
+        pub attachments: Vec<uuid::Uuid>,
     }
 
     /// Change the text of a message (your own, or any with a moderator grant).

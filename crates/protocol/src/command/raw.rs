@@ -45,6 +45,8 @@ enum RawKind {
         client_msg_id: Option<String>,
         #[serde(default)]
         mentions: Vec<String>,
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     Edit {
         room: String,
@@ -225,11 +227,13 @@ impl RawKind {
                 body,
                 client_msg_id,
                 mentions,
+                attachments,
             } => CommandKind::Send(commands::Send {
                 room: room(&name)?,
                 body,
                 client_msg_id: checks::client_msg_id(client_msg_id)?,
                 mentions: checks::mentions(mentions)?,
+                attachments: checks::attachments(attachments)?,
             }),
             Self::Edit {
                 room: name,

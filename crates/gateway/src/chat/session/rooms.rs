@@ -1,10 +1,12 @@
 //! Room commands of a session: join (with history or resume), leave, send and
 //! history.
 
-use chorus_protocol::{ErrorCode, ServerEvent, commands};
+use chorus_protocol::{Attachment, ErrorCode, RoomName, ServerEvent, commands};
+use uuid::Uuid;
 
 use super::{Access, Handled, Limited, Refusal, Session};
 use crate::chat::{
+    attachments::AttachmentError,
     membership::JoinRequest,
     publish::Post,
     publish_hook::{Question, Verdict},
@@ -89,13 +91,20 @@ impl Session {
         let room = send.room;
         self.in_room(&room, "sending to it")?;
         self.may_post(&room)?;
-        self.check_text(&send.body, "message body", Some("message body is empty"))?;
+        // A message of files alone may have an empty body.
+        let empty = send
+            .attachments
+            .is_empty()
+            .then_some("message body is empty");
+        self.check_text(&send.body, "message body", empty)?;
+        let attachments = self.attachments(&room, &send.attachments).await?;
         let mut post = Post {
             room: room.clone(),
             from: self.user().clone(),
             body: send.body,
             client_msg_id: send.client_msg_id,
             mentions: send.mentions,
+            attachments,
         };
         if let Some(hook) = &self.chat.publish_hook {
             let question = Question {
@@ -132,5 +141,29 @@ impl Session {
             reference,
         });
         Ok(())
+    }
+
+    /// The descriptions of the files a `send` attaches: each uploaded by
+    /// this user to `room` (`unknown_attachment` otherwise).
+    async fn attachments(&self, room: &RoomName, ids: &[Uuid]) -> Result<Vec<Attachment>, Refusal> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let unavailable = || {
+            Refusal::new(
+                ErrorCode::StoreUnavailable,
+                "the file store did not answer; nothing was stored; retry",
+            )
+        };
+        let source = self.chat.attachments.get().ok_or_else(unavailable)?;
+        source
+            .describe(&self.user().id, room, ids)
+            .await
+            .map_err(|error| match error {
+                AttachmentError::Unknown(_) => {
+                    Refusal::new(ErrorCode::UnknownAttachment, error.to_string())
+                }
+                AttachmentError::Unavailable => unavailable(),
+            })
     }
 }
