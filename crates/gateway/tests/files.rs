@@ -413,3 +413,36 @@ async fn a_store_that_cannot_be_written_refuses_uploads_and_chat_goes_on() {
     client.join("r").await;
     client.say_ok("r", "still chatting").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_no_message_carries_are_swept_and_attached_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().to_path_buf();
+    let cluster = Cluster::start_with(BackplaneKind::InProcess, 1, move |c| {
+        c.files.dir = shared.clone();
+        c.files.unattached_ttl = Duration::from_secs(1);
+    })
+    .await;
+    let a = cluster.nodes[0].addr;
+    let member = token(&fresh_user());
+    let (_, kept) = upload(a, Some(&member), "r", "kept.txt", b"kept".to_vec()).await;
+    let (_, dropped) = upload(a, Some(&member), "r", "dropped.txt", b"dropped".to_vec()).await;
+    let mut client = Client::connect_as(&cluster.url(0), &member).await;
+    client.join("r").await;
+    let reply = client
+        .request_reply(serde_json::json!({"type": "send", "room": "r", "body": "see file", "attachments": [kept["id"]]}))
+        .await;
+    assert_eq!(reply["type"], "sent", "{reply}");
+    let path = |file: &Value| format!("/api/v1/files/{}", file["id"].as_str().unwrap());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while get(a, &member, &path(&dropped), None).await.status() != 404 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the unattached file is swept");
+    let response = get(a, &member, &path(&kept), None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap(), &b"kept"[..]);
+    assert_eq!(only_complete_files(dir.path()), 1);
+}

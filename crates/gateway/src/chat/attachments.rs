@@ -29,4 +29,7 @@ pub trait AttachmentSource: Send + Sync + 'static {
         room: &RoomName,
         ids: &[Uuid],
     ) -> Result<Vec<Attachment>, AttachmentError>;
+    /// A stored message carries `ids`: they are kept (best effort; a file
+    /// left marked is swept as unattached later).
+    async fn attached(&self, ids: &[Uuid]);
 }

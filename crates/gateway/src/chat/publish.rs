@@ -81,6 +81,12 @@ impl Chat {
             Published::New(position) => {
                 self.metrics.messages_published.inc();
                 message.seq = position.seq;
+                if let (false, Some(files)) =
+                    (message.attachments.is_empty(), self.attachments.get())
+                {
+                    let ids: Vec<Uuid> = message.attachments.iter().map(|a| a.id).collect();
+                    files.attached(&ids).await;
+                }
                 self.message_event(&message).await?;
                 if noticed {
                     self.notice_message(&message).await;
@@ -98,6 +104,12 @@ impl Chat {
                 // The first try may have stored it and failed to queue its
                 // event: queue it again, under the same id.
                 (message.id, message.ts, message.seq) = (id, ts, seq);
+                if let (false, Some(files)) =
+                    (message.attachments.is_empty(), self.attachments.get())
+                {
+                    let ids: Vec<Uuid> = message.attachments.iter().map(|a| a.id).collect();
+                    files.attached(&ids).await;
+                }
                 self.message_event(&message).await?;
                 Ok(Accepted {
                     id,

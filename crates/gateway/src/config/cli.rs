@@ -157,6 +157,10 @@ pub struct Cli {
     /// Uploads per user on this node, as RATE[:BURST].
     #[arg(long, env = "CHORUS_UPLOAD_RATE", default_value = "60/h:20")]
     pub upload_rate: Rate,
+    /// An uploaded file that no message carries is deleted this long after
+    /// its upload.
+    #[arg(long, env = "CHORUS_UNATTACHED_FILE_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub unattached_file_ttl: Duration,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,

@@ -1,7 +1,7 @@
 //! Files and images in chat: where uploads are kept and how much a user may
 //! upload (`--files-dir`, `--max-upload-bytes`, `--upload-rate`).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use crate::auth::Rate;
 
@@ -20,6 +20,8 @@ pub struct FilesConfig {
     pub max_upload_bytes: u64,
     /// Uploads per user (per node).
     pub upload_rate: Rate,
+    /// A file no message carries is deleted this long after its upload.
+    pub unattached_ttl: Duration,
 }
 
 impl Default for FilesConfig {
@@ -28,6 +30,7 @@ impl Default for FilesConfig {
             dir: PathBuf::from(DEFAULT_FILES_DIR),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             upload_rate: Rate::new(60.0 / 3600.0, 20),
+            unattached_ttl: Duration::from_secs(3600),
         }
     }
 }

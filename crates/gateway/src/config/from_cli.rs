@@ -96,6 +96,7 @@ impl Config {
                 dir: cli.files_dir.clone(),
                 max_upload_bytes: cli.max_upload_bytes,
                 upload_rate: cli.upload_rate,
+                unattached_ttl: cli.unattached_file_ttl,
             },
             webhooks: match &cli.webhooks_file {
                 None => None,

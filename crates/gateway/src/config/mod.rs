@@ -188,6 +188,10 @@ impl Config {
             "--max-upload-bytes must be at least 1",
         )?;
         check(
+            self.files.unattached_ttl >= Duration::from_secs(1),
+            "--unattached-file-ttl must be at least 1s",
+        )?;
+        check(
             self.max_connections >= 1,
             "--max-connections must be at least 1",
         )?;

@@ -32,6 +32,12 @@ impl AttachmentSource for FileStore {
             })
             .collect()
     }
+
+    async fn attached(&self, ids: &[Uuid]) {
+        if let Err(error) = FileStore::attached(self, ids).await {
+            tracing::warn!(%error, "attached files not marked as kept; they may be swept");
+        }
+    }
 }
 
 /// How a message describes a stored file.

@@ -1,7 +1,7 @@
 //! What the file routes share ([`Files`]): the store, the limits, the
 //! upload rate and the node's chat for tokens and grants.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::http::{HeaderMap, StatusCode};
 use governor::{
@@ -10,6 +10,7 @@ use governor::{
     state::keyed::HashMapStateStore,
 };
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     metrics::FileMetrics,
@@ -47,12 +48,15 @@ pub struct Files {
 }
 
 impl Files {
-    /// The node's files, kept as `chat`'s configuration says.
-    pub fn new(chat: Arc<Chat>) -> Arc<Self> {
+    /// The node's files, kept as `chat`'s configuration says; unattached
+    /// ones are swept until `stopped`.
+    pub fn new(chat: Arc<Chat>, stopped: CancellationToken) -> Arc<Self> {
         let config = chat.config().files.clone();
         let metrics = FileMetrics::new(&chat.metrics().registry);
+        let store = Arc::new(FileStore::local(config.dir.clone(), metrics.clone()));
+        tokio::spawn(sweep(store.clone(), config.unattached_ttl, stopped));
         Arc::new(Self {
-            store: Arc::new(FileStore::local(config.dir.clone(), metrics.clone())),
+            store,
             rate: RateLimiter::hashmap_with_clock(config.upload_rate.quota(), MonotonicClock),
             decodes: Semaphore::new(DECODES_AT_ONCE),
             chat,
@@ -114,6 +118,33 @@ impl From<StoreError> for ApiError {
                     "store_unavailable",
                     "the file store did not answer; retry",
                 )
+            }
+        }
+    }
+}
+
+/// Deletes unattached files past `ttl`, every quarter of it (at most every
+/// 10 minutes), until `stopped`. Every node sweeps; deleting twice is harmless.
+async fn sweep(store: Arc<FileStore>, ttl: Duration, stopped: CancellationToken) {
+    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopped.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // Nothing to sweep before the first upload made the directory.
+        if !store.exists().await {
+            continue;
+        }
+        match store.sweep(ttl).await {
+            Ok(0) => {}
+            Ok(swept) => {
+                tracing::info!(swept, "deleted unattached files past --unattached-file-ttl")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "sweeping unattached files failed; retrying later")
             }
         }
     }

@@ -2,7 +2,9 @@
 //! first use) under one layout, `files/<id>/data` (the bytes as uploaded),
 //! `files/<id>/thumbnail` (a PNG, for images) and `files/<id>/meta.json`
 //! (a [`FileMeta`], written last: a file without it was never completed and
-//! is never served).
+//! is never served), and `pending/<id>` (an empty marker while no message
+//! carries the file: [`FileStore::sweep`] deletes such files once they are
+//! older than `--unattached-file-ttl`).
 
 use std::{ops::Range, path::PathBuf, sync::Arc, time::Instant};
 
@@ -117,6 +119,18 @@ impl FileStore {
             .inspect_err(|_| self.metrics.store_error("open"))
     }
 
+    /// Whether there may be files: the store was opened here, or its
+    /// directory exists (another node, or an earlier run, made it).
+    pub async fn exists(&self) -> bool {
+        if self.store.initialized() {
+            return true;
+        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || dir.is_dir())
+            .await
+            .unwrap_or(false)
+    }
+
     fn path(id: Uuid, part: &str) -> Path {
         Path::from(format!("files/{id}/{part}"))
     }
@@ -184,10 +198,70 @@ impl FileStore {
         Ok(())
     }
 
-    /// Records `meta`: the file is complete and may be served.
+    /// Records `meta`: the file is complete and may be served; it is
+    /// marked pending until a message carries it.
     pub async fn put_meta(&self, meta: &FileMeta) -> Result<(), StoreError> {
+        let store = self.store().await?;
+        store
+            .put(&Self::pending(meta.id), PutPayload::default())
+            .await
+            .inspect_err(|_| self.metrics.store_error("put"))?;
         let json = serde_json::to_vec(meta).expect("file metadata serializes");
         self.put(meta.id, "meta.json", Bytes::from(json)).await
+    }
+
+    fn pending(id: Uuid) -> Path {
+        Path::from(format!("pending/{id}"))
+    }
+
+    /// A message carries `ids`: they are no longer swept.
+    pub async fn attached(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        let store = self.store().await?;
+        for id in ids {
+            match store.delete(&Self::pending(*id)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => {
+                    self.metrics.store_error("delete");
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the files no message carries that were uploaded more than
+    /// `ttl` ago (their ids are UUIDv7: the time is in the id); how many.
+    pub async fn sweep(&self, ttl: std::time::Duration) -> Result<usize, StoreError> {
+        let store = self.store().await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut expired = Vec::new();
+        let prefix = Path::from("pending");
+        let mut listed = store.list(Some(&prefix));
+        while let Some(object) = listed.next().await {
+            let object = object.inspect_err(|_| self.metrics.store_error("get"))?;
+            let Some(id) = object
+                .location
+                .filename()
+                .and_then(|n| Uuid::parse_str(n).ok())
+            else {
+                continue;
+            };
+            let uploaded = id.get_timestamp().map(|t| {
+                let (secs, nanos) = t.to_unix();
+                std::time::Duration::new(secs, nanos)
+            });
+            if uploaded.is_some_and(|at| now.saturating_sub(at) > ttl) {
+                expired.push(id);
+            }
+        }
+        drop(listed);
+        for id in &expired {
+            self.delete(*id).await?;
+            self.attached(std::slice::from_ref(id)).await?;
+        }
+        Ok(expired.len())
     }
 
     /// The metadata of a complete file.

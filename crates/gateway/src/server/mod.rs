@@ -106,7 +106,7 @@ pub async fn serve_with_admin(
         })
     });
 
-    let files = crate::files::Files::new(node.chat().clone());
+    let files = crate::files::Files::new(node.chat().clone(), drain.stopped());
     node.chat().set_attachments(files.attachments());
     let app = router(node.clone(), files).into_make_service_with_connect_info::<StreamHandle>();
     axum::serve(SharedListener(listener), app)
