@@ -446,3 +446,48 @@ async fn files_no_message_carries_are_swept_and_attached_ones_kept() {
     assert_eq!(response.bytes().await.unwrap(), &b"kept"[..]);
     assert_eq!(only_complete_files(dir.path()), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photos_location_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().to_path_buf();
+    let cluster = Cluster::start_with(BackplaneKind::InProcess, 1, move |c| {
+        c.files.dir = shared.clone();
+    })
+    .await;
+    let a = cluster.nodes[0].addr;
+    let member = token(&fresh_user());
+    // A JPEG with an EXIF block (as a phone writes one) naming a place.
+    let image = image::RgbImage::from_fn(64, 48, |x, _| image::Rgb([x as u8 * 4, 90, 200]));
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    let jpeg = jpeg.into_inner();
+    let exif = b"Exif\0\0MM\0*\0\0\0\x08GPSLatitude 48.8584N GPSLongitude 2.2945E";
+    let mut photo = jpeg[..2].to_vec();
+    photo.extend_from_slice(&[0xFF, 0xE1]);
+    photo.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    photo.extend_from_slice(exif);
+    photo.extend_from_slice(&jpeg[2..]);
+    let (status, stored) = upload(a, Some(&member), "r", "eiffel.jpg", photo).await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(
+        (&stored["content_type"], &stored["width"]),
+        (&"image/jpeg".into(), &64.into())
+    );
+    let response = get(
+        a,
+        &member,
+        &format!("/api/v1/files/{}", stored["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let served = response.bytes().await.unwrap();
+    assert_eq!(served.len() as u64, stored["size"].as_u64().unwrap());
+    let text = String::from_utf8_lossy(&served);
+    assert!(
+        !text.contains("GPSLatitude") && !text.contains("48.8584"),
+        "the location is served"
+    );
+    let decoded = image::load_from_memory(&served).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (64, 48));
+}

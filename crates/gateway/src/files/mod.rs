@@ -16,6 +16,7 @@ use axum::{
 mod attach;
 mod download;
 mod kind;
+mod metadata;
 mod metrics;
 mod state;
 mod store;

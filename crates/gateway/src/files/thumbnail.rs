@@ -4,7 +4,10 @@
 
 use std::io::Cursor;
 
-use image::{ImageFormat, ImageReader, Limits, error::ImageError};
+use image::{
+    DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, error::ImageError,
+    metadata::Orientation,
+};
 
 /// Largest width or height decoded.
 pub const MAX_SIDE: u32 = 12_000;
@@ -19,6 +22,9 @@ pub struct Thumbnail {
     pub width: u32,
     /// Height of the image, in pixels.
     pub height: u32,
+    /// Its EXIF orientation (1: as stored; 2-8: flipped or turned), which
+    /// the thumbnail has applied.
+    pub orientation: u8,
     /// The thumbnail, PNG-encoded.
     pub png: Vec<u8>,
 }
@@ -47,12 +53,16 @@ pub fn make(bytes: &[u8]) -> Result<Thumbnail, ThumbnailError> {
         .with_guessed_format()
         .map_err(|e| ThumbnailError::Unreadable(e.to_string()))?;
     reader.limits(limits);
-    let image = reader.decode().map_err(|error| match error {
+    let refused = |error: ImageError| match error {
         ImageError::Limits(_) => ThumbnailError::TooLarge,
         other => ThumbnailError::Unreadable(other.to_string()),
-    })?;
+    };
+    let mut decoder = reader.into_decoder().map_err(refused)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(refused)?;
     let (width, height) = (image.width(), image.height());
-    let small = image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
+    let mut small = image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
+    small.apply_orientation(orientation);
     let mut png = Cursor::new(Vec::new());
     small
         .write_to(&mut png, ImageFormat::Png)
@@ -60,6 +70,7 @@ pub fn make(bytes: &[u8]) -> Result<Thumbnail, ThumbnailError> {
     Ok(Thumbnail {
         width,
         height,
+        orientation: orientation.to_exif(),
         png: png.into_inner(),
     })
 }

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::{
     kind::{SNIFF_BYTES, THUMBNAILED, sniff},
+    metadata,
     state::Files,
     store::Upload,
     store::{FileMeta, StoreError},
@@ -236,20 +237,34 @@ async fn describe(files: &Files, meta: &mut FileMeta) -> Result<(), (&'static st
             .await
             .map_err(store_error)?;
         let started = std::time::Instant::now();
-        let made = tokio::task::spawn_blocking(move || thumbnail::make(&bytes))
-            .await
-            .expect("thumbnails do not panic");
+        let content_type = meta.content_type.clone();
+        // The thumbnail, and the file without its metadata (EXIF, GPS ...).
+        let made = tokio::task::spawn_blocking(move || {
+            let made = thumbnail::make(&bytes)?;
+            let stripped = metadata::strip(&content_type, &bytes, made.orientation);
+            Ok::<_, ThumbnailError>((made, stripped))
+        })
+        .await
+        .expect("thumbnails do not panic");
         files
             .metrics
             .thumbnail_seconds
             .observe(started.elapsed().as_secs_f64());
         match made {
-            Ok(made) => {
+            Ok((made, stripped)) => {
                 files
                     .store
                     .put(meta.id, "thumbnail", Bytes::from(made.png))
                     .await
                     .map_err(store_error)?;
+                if let Some(stripped) = stripped {
+                    meta.size = stripped.len() as u64;
+                    files
+                        .store
+                        .put(meta.id, "data", Bytes::from(stripped))
+                        .await
+                        .map_err(store_error)?;
+                }
                 (meta.width, meta.height, meta.thumbnail) =
                     (Some(made.width), Some(made.height), true);
             }
