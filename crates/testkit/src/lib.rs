@@ -1,4 +1,4 @@
-//! Real components for tests: `redis-server`, Chorus nodes and WebSocket clients,
+//! Real components for tests: `redis-server`, `s3s-fs`, Chorus nodes and WebSocket clients,
 //! all on loopback. Every wait has a deadline ([`WAIT`]) and fails loudly.
 
 mod api;
@@ -13,6 +13,7 @@ mod proxy;
 mod raw;
 mod redis;
 mod redis_cluster;
+mod s3;
 mod scrape;
 mod sentinel;
 mod tokens;
@@ -29,6 +30,7 @@ pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};
 pub use redis::{APP_PASSWORD, APP_USER, RedisServer};
 pub use redis_cluster::{RedisCluster, cluster_info, cluster_nodes, slot_of};
+pub use s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server};
 pub use scrape::Scrape;
 pub use sentinel::{SENTINEL_MASTER, SentinelGroup};
 pub use tokens::{

@@ -151,6 +151,22 @@ pub struct Cli {
     /// of a cluster must see the same files: a shared volume.
     #[arg(long, env = "CHORUS_FILES_DIR", default_value = crate::config::DEFAULT_FILES_DIR)]
     pub files_dir: PathBuf,
+    /// Keep files in this S3-compatible bucket instead of --files-dir (every
+    /// node of a cluster then serves every file).
+    #[arg(long, env = "CHORUS_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// URL of the S3-compatible service (default: AWS S3 in --s3-region).
+    #[arg(long, env = "CHORUS_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Region of the bucket.
+    #[arg(long, env = "CHORUS_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Access key id (default: AWS_ACCESS_KEY_ID, or the instance's role).
+    #[arg(long, env = "CHORUS_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key (default: AWS_SECRET_ACCESS_KEY, or the instance's role).
+    #[arg(long, env = "CHORUS_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
     /// Largest file a user may upload, in bytes.
     #[arg(long, env = "CHORUS_MAX_UPLOAD_BYTES", default_value_t = crate::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use super::{
     BackplaneConfig, Cli, Config, ConfigError, FilesConfig, HistoryConfig, Operations,
-    PublishHookConfig, WebhooksConfig, check, random_node_id, valid_id,
+    PublishHookConfig, S3Settings, WebhooksConfig, check, random_node_id, valid_id,
 };
 use crate::auth::{
     ApiKeys, AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
@@ -94,6 +94,13 @@ impl Config {
             },
             files: FilesConfig {
                 dir: cli.files_dir.clone(),
+                s3: cli.s3_bucket.clone().map(|bucket| S3Settings {
+                    bucket,
+                    endpoint: cli.s3_endpoint.clone(),
+                    region: cli.s3_region.clone(),
+                    access_key_id: cli.s3_access_key_id.clone(),
+                    secret_access_key: cli.s3_secret_access_key.clone(),
+                }),
                 max_upload_bytes: cli.max_upload_bytes,
                 upload_rate: cli.upload_rate,
                 unattached_ttl: cli.unattached_file_ttl,

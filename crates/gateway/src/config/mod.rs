@@ -15,7 +15,7 @@ pub mod token_cmd;
 mod webhooks;
 
 pub use cli::{ApiKeyArgs, Cli, CliCommand, HealthcheckArgs, JwtArgs, TokenArgs};
-pub use files::{DEFAULT_FILES_DIR, DEFAULT_MAX_UPLOAD_BYTES, FilesConfig};
+pub use files::{DEFAULT_FILES_DIR, DEFAULT_MAX_UPLOAD_BYTES, FilesConfig, S3Settings};
 pub use ops::{Operations, OpsArgs};
 pub use webhooks::{EVENT_TYPES, Endpoint, MAX_ENDPOINTS, PublishHookConfig, WebhooksConfig};
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     metrics::FileMetrics,
-    store::{FileStore, StoreError},
+    store::{Backing, FileStore, StoreError},
 };
 use crate::{
     api::reply::ApiError,
@@ -53,7 +53,11 @@ impl Files {
     pub fn new(chat: Arc<Chat>, stopped: CancellationToken) -> Arc<Self> {
         let config = chat.config().files.clone();
         let metrics = FileMetrics::new(&chat.metrics().registry);
-        let store = Arc::new(FileStore::local(config.dir.clone(), metrics.clone()));
+        let backing = match &config.s3 {
+            Some(s3) => Backing::S3(s3.clone()),
+            None => Backing::Local(config.dir.clone()),
+        };
+        let store = Arc::new(FileStore::new(backing, metrics.clone()));
         tokio::spawn(sweep(store.clone(), config.unattached_ttl, stopped));
         Arc::new(Self {
             store,

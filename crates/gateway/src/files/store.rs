@@ -1,17 +1,24 @@
 //! Where files are kept: an [`ObjectStore`] (a local directory, created on
-//! first use) under one layout, `files/<id>/data` (the bytes as uploaded),
+//! first use, or an S3-compatible bucket) under one layout, `files/<id>/data` (the bytes as uploaded),
 //! `files/<id>/thumbnail` (a PNG, for images) and `files/<id>/meta.json`
 //! (a [`FileMeta`], written last: a file without it was never completed and
 //! is never served), and `pending/<id>` (an empty marker while no message
 //! carries the file: [`FileStore::sweep`] deletes such files once they are
 //! older than `--unattached-file-ttl`).
 
-use std::{ops::Range, path::PathBuf, sync::Arc, time::Instant};
+use std::{
+    ops::Range,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream::BoxStream};
 use object_store::{
-    GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart, local::LocalFileSystem,
+    ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
+    aws::{AmazonS3, AmazonS3Builder},
+    local::LocalFileSystem,
     path::Path,
 };
 use serde::{Deserialize, Serialize};
@@ -19,6 +26,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::metrics::FileMetrics;
+use crate::config::S3Settings;
 
 /// Part size of a streamed upload (the store's multipart chunk).
 const PART_BYTES: usize = 5 * 1024 * 1024;
@@ -71,10 +79,18 @@ impl From<object_store::Error> for StoreError {
     }
 }
 
+/// Where a [`FileStore`] keeps its objects.
+pub enum Backing {
+    /// A local directory (shared by the nodes of a cluster, if several).
+    Local(PathBuf),
+    /// An S3-compatible bucket.
+    S3(S3Settings),
+}
+
 /// The file store of this node.
 pub struct FileStore {
-    /// The local directory, made into a store on first use.
-    dir: PathBuf,
+    /// The directory or bucket, made into a store on first use.
+    backing: Backing,
     /// The store, once the directory exists.
     store: OnceCell<Arc<dyn ObjectStore>>,
     /// Store errors and latency.
@@ -92,10 +108,10 @@ pub struct Upload {
 }
 
 impl FileStore {
-    /// A store in `dir` (created when first needed).
-    pub fn local(dir: PathBuf, metrics: FileMetrics) -> Self {
+    /// A store in `backing` (a directory is created when first needed).
+    pub fn new(backing: Backing, metrics: FileMetrics) -> Self {
         Self {
-            dir,
+            backing,
             store: OnceCell::new(),
             metrics,
         }
@@ -104,16 +120,21 @@ impl FileStore {
     async fn store(&self) -> Result<&Arc<dyn ObjectStore>, StoreError> {
         self.store
             .get_or_try_init(|| async {
-                let dir = self.dir.clone();
-                tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
-                    .await
-                    .expect("creating a directory does not panic")
-                    .map_err(|e| {
-                        StoreError::Failed(format!("creating {}: {e}", self.dir.display()))
-                    })?;
-                let local = LocalFileSystem::new_with_prefix(&self.dir)
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
-                Ok(Arc::new(local) as Arc<dyn ObjectStore>)
+                match &self.backing {
+                    Backing::Local(dir) => {
+                        let made = dir.clone();
+                        tokio::task::spawn_blocking(move || std::fs::create_dir_all(&made))
+                            .await
+                            .expect("creating a directory does not panic")
+                            .map_err(|e| {
+                                StoreError::Failed(format!("creating {}: {e}", dir.display()))
+                            })?;
+                        let local = LocalFileSystem::new_with_prefix(dir)
+                            .map_err(|e| StoreError::Failed(e.to_string()))?;
+                        Ok(Arc::new(local) as Arc<dyn ObjectStore>)
+                    }
+                    Backing::S3(settings) => Ok(Arc::new(s3(settings)?) as Arc<dyn ObjectStore>),
+                }
             })
             .await
             .inspect_err(|_| self.metrics.store_error("open"))
@@ -122,13 +143,16 @@ impl FileStore {
     /// Whether there may be files: the store was opened here, or its
     /// directory exists (another node, or an earlier run, made it).
     pub async fn exists(&self) -> bool {
-        if self.store.initialized() {
-            return true;
+        match &self.backing {
+            _ if self.store.initialized() => true,
+            Backing::S3(_) => true,
+            Backing::Local(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || dir.is_dir())
+                    .await
+                    .unwrap_or(false)
+            }
         }
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || dir.is_dir())
-            .await
-            .unwrap_or(false)
     }
 
     fn path(id: Uuid, part: &str) -> Path {
@@ -180,10 +204,13 @@ impl FileStore {
         self.remove_folder(upload.id).await;
     }
 
-    /// Removes the local directory's folder of `id` once it is empty.
+    /// Removes the local directory's folder of `id` once it is empty (a
+    /// bucket has no folders).
     async fn remove_folder(&self, id: Uuid) {
-        let folder = self.dir.join("files").join(id.to_string());
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir(folder)).await;
+        if let Backing::Local(dir) = &self.backing {
+            let folder = dir.join("files").join(id.to_string());
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir(folder)).await;
+        }
     }
 
     /// Stores a small object of `id` (a thumbnail, the metadata) whole.
@@ -342,4 +369,36 @@ impl FileStore {
         self.remove_folder(id).await;
         Ok(())
     }
+}
+
+/// A client of the bucket `settings` names (credentials from the settings,
+/// else from the environment: `AWS_ACCESS_KEY_ID` ...).
+fn s3(settings: &S3Settings) -> Result<AmazonS3, StoreError> {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(&settings.bucket)
+        .with_region(&settings.region);
+    // A store that is down fails an upload within seconds, not minutes.
+    let mut client = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60));
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint);
+        client = client.with_allow_http(endpoint.starts_with("http://"));
+    }
+    if let Some(id) = &settings.access_key_id {
+        builder = builder.with_access_key_id(id);
+    }
+    if let Some(secret) = &settings.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    let retry = RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(10),
+        ..RetryConfig::default()
+    };
+    builder
+        .with_retry(retry)
+        .with_client_options(client)
+        .build()
+        .map_err(|e| StoreError::Failed(format!("S3 settings: {e}")))
 }
