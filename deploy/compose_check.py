@@ -18,7 +18,9 @@ published; the containers talk on the project's own network):
   2. two clients on different gateways chat through nginx, and history
      (the `history` command and GET /api/rooms/<room>/messages) has both lines;
      the server API (with a key made for the run, CHORUS_API_KEYS) posts as a
-     bot to one user's connections on two gateways and lists both;
+     bot to one user's connections on two gateways and lists both; a file
+     goes up through nginx into the shared files volume, is attached to a
+     message, and comes back from the gateways;
      nginx serves the browser client (/) and Grafana (/grafana/);
   3. /readyz of every gateway replica answers `ready`, and each one's
      /api/cluster lists every replica;
@@ -187,6 +189,19 @@ class Http:
             return error.code, error.read().decode()
         except OSError as error:
             return 0, str(error)
+
+    def request_bytes(self, method, path, data, token=None):
+        """Like `request`, with a raw body and a raw answer."""
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except OSError as error:
+            return 0, str(error).encode()
 
     def login(self, name):
         status, body = self.request("POST", "/api/login", {"name": name})
@@ -450,6 +465,23 @@ class Check:
             raise Failed(f"GET /api/v1/users/{phone.user}: {listing}; expected {want} in {room}")
         log(f"server API through nginx: a bot's post reached {phone.node} and {laptop.node}; "
             "the user listing, asked of every gateway, found both connections")
+        # A file (over nginx's limit for other routes) into the shared volume
+        # through one gateway, attached, and served by every gateway.
+        data = bytes(i % 251 for i in range(300 * 1024))
+        status, body = self.http.request_bytes("POST", f"/api/v1/rooms/{room}/files?name=data.bin", data, token=ada_token)
+        if status != 201:
+            raise Failed(f"upload through nginx answered {status}: {body}")
+        file_id = json.loads(body)["id"]
+        phone.send(type="send", room=room, body="a file", attachments=[file_id], ref="f")
+        phone.next("sent", ref="f")
+        attached = laptop.next("message", body="a file")["attachments"]
+        if [a["id"] for a in attached] != [file_id]:
+            raise Failed(f"the message's attachments: {attached}")
+        for _ in range(4):
+            status, served = self.http.request_bytes("GET", f"/api/v1/files/{file_id}", None, token=ada_token)
+            if status != 200 or served != data:
+                raise Failed(f"download through nginx: {status}, {len(served)} bytes")
+        log("a 300 KiB file went up through nginx, was attached, and came back from the gateways")
         phone.close()
         laptop.close()
 

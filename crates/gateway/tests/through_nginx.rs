@@ -18,6 +18,11 @@ async fn cluster(nodes: usize) -> LocalCluster {
 
 /// `nodes` nodes on one Redis, a Sentinel group or a Redis Cluster.
 async fn cluster_on(nodes: usize, redis: Topology) -> LocalCluster {
+    cluster_with(nodes, redis, &[]).await
+}
+
+/// [`cluster_on`], the nodes started with `extra` flags too.
+async fn cluster_with(nodes: usize, redis: Topology, extra: &[&str]) -> LocalCluster {
     let mut options = Options::new(Path::new(env!("CARGO_BIN_EXE_chorus")), nodes);
     options.redis = redis;
     options.node_env = vec![
@@ -27,6 +32,7 @@ async fn cluster_on(nodes: usize, redis: Topology) -> LocalCluster {
     options.node_args = ["--drain-grace", "0s", "--drain-window", "0s"]
         .into_iter()
         .chain(chaos::NODE_ARGS)
+        .chain(extra.iter().copied())
         .map(String::from)
         .collect();
     LocalCluster::start(&options)
@@ -173,4 +179,45 @@ async fn a_sigkilled_node_behind_nginx_loses_nothing_its_clients_were_sent() {
         "the killed node's members came back through nginx: {report:?}"
     );
     cluster.stop().await.unwrap();
+}
+
+/// A file far over nginx's 64 KiB body limit for other routes goes up
+/// through nginx to one gateway and comes back through nginx from the
+/// other, with its safety headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_up_and_come_back_through_nginx() {
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path().to_str().unwrap();
+    let cluster = cluster_with(2, Topology::Single, &["--files-dir", dir]).await;
+    let token = chorus_testkit::token(&chorus_testkit::fresh_user());
+    let body: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!(
+            "http://{}/api/v1/rooms/lobby/files?name=big.bin",
+            cluster.addr
+        ))
+        .bearer_auth(&token)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let stored: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    let url = format!(
+        "http://{}/api/v1/files/{}",
+        cluster.addr,
+        stored["id"].as_str().unwrap()
+    );
+    // Each gateway serves it (nginx spreads requests over both).
+    for _ in 0..4 {
+        let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert!(
+            response.bytes().await.unwrap() == body,
+            "the file came back different"
+        );
+    }
 }
