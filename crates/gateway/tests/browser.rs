@@ -8,6 +8,11 @@ use chorus_localcluster::{LocalCluster, Options};
 use chorus_testkit::{Browser, Client, TEST_SECRET, eventually};
 
 async fn cluster() -> LocalCluster {
+    cluster_with(&[]).await
+}
+
+/// [`cluster`], the nodes started with `extra` flags too.
+async fn cluster_with(extra: &[&str]) -> LocalCluster {
     let mut options = Options::new(Path::new(env!("CARGO_BIN_EXE_chorus")), 2);
     options.node_env = vec![
         ("CHORUS_JWT_SECRET".into(), TEST_SECRET.into()),
@@ -23,6 +28,7 @@ async fn cluster() -> LocalCluster {
     ]
     .into_iter()
     .chain(chorus_testkit::chaos::NODE_ARGS)
+    .chain(extra.iter().copied())
     .map(String::from)
     .collect();
     LocalCluster::start(&options)
@@ -318,5 +324,71 @@ async fn a_join_shows_recent_history_and_scrolling_up_loads_older_messages() {
     assert_eq!(all, expected, "older messages prepended, in order, once");
     reader.wait_text("#older", "Start of the room").await;
     reader.close().await;
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picture_chosen_in_the_page_shows_on_another_users_page_on_another_node() {
+    let files = tempfile::tempdir().unwrap();
+    let cluster = cluster_with(&["--files-dir", files.path().to_str().unwrap()]).await;
+    let url = cluster.url();
+    let ada = Browser::start(1280, 800).await;
+    let bob = Browser::start(1024, 768).await;
+    let ada_node = sign_in(&ada, &url, "Ada").await;
+    let bob_node = sign_in(&bob, &url, "Bob").await;
+    assert_ne!(
+        ada_node, bob_node,
+        "nginx put the two pages on different nodes"
+    );
+
+    // A picture and a document chosen with the file picker upload with a
+    // progress bar and wait, ready, above the composer.
+    let picture = files.path().join("sunset.png");
+    image::RgbImage::from_fn(640, 360, |x, y| {
+        image::Rgb([(x / 3) as u8, (y / 2) as u8, 90])
+    })
+    .save(&picture)
+    .unwrap();
+    let notes = files.path().join("notes.pdf");
+    std::fs::write(&notes, b"%PDF-1.4 a small document").unwrap();
+    let input = ada.find("#file-input").await;
+    input.send_keys(picture.to_str().unwrap()).await.unwrap();
+    input.send_keys(notes.to_str().unwrap()).await.unwrap();
+    let ready = "return [...document.querySelectorAll('#uploads .upload')].map((u) => u.dataset.state + ':' + u.querySelector('progress').value).join(',')";
+    eventually("both uploads ready, their progress full", || async {
+        (ada.eval(ready).await == "ready:1,ready:1").then_some(())
+    })
+    .await;
+    say(&ada, "the view tonight").await;
+
+    // Bob, on the other node, sees the preview (the thumbnail, fetched with
+    // his token) and the document's card; a click opens the full picture.
+    wait_for_body(&bob, "the view tonight").await;
+    let preview = "const img = document.querySelector('#messages .attachments .preview img'); \
+        return !!img && img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0";
+    eventually("the picture's preview on Bob's page", || async {
+        (bob.eval(preview).await == true).then_some(())
+    })
+    .await;
+    let card = bob
+        .text("#messages .attachments .file-card .file-name")
+        .await;
+    assert_eq!(card, "notes.pdf");
+    bob.click("#messages .attachments .preview").await;
+    let full = "const img = document.querySelector('.lightbox img'); \
+        return img && img.complete ? img.naturalWidth : 0";
+    eventually("the full picture opened", || async {
+        (bob.eval(full).await == 640).then_some(())
+    })
+    .await;
+    assert!(
+        ada.eval("return document.getElementById('uploads').hidden")
+            .await
+            == true
+    );
+    ada.screenshot(&screenshot("files-ada.png")).await;
+    bob.screenshot(&screenshot("files-bob.png")).await;
+    ada.close().await;
+    bob.close().await;
     cluster.stop().await.unwrap();
 }

@@ -3,6 +3,7 @@
 
 import { Connection } from "./connection.js";
 import { applyChange, decorate, mentionsIn } from "./changes.js";
+import { attachmentsView, humanSize, upload } from "./files.js";
 
 const $ = (id) => document.getElementById(id);
 const SESSION = "chorus.session";
@@ -43,6 +44,8 @@ const state = {
   active: null,
   drafts: new Map(), // room -> unsent text, saved on the server for every device
   editing: null, // {room, seq, id}: the message the composer is editing, if any
+  // Files being uploaded or ready to attach: {room, name, fraction, stored, error, cancel}.
+  uploads: [],
   // Where the page itself last put the log's scroll position: only a scroll
   // up from there (the user's) loads older messages.
   scrollTop: 0,
@@ -440,6 +443,9 @@ function messageItem(m) {
   body.className = "body";
   body.textContent = m.body;
   content.append(meta, body);
+  if (m.attachments?.length && state.session) {
+    content.append(attachmentsView(m.attachments, state.session.token));
+  }
   item.append(avatar, content);
   if (m.seq) decorate(item, m, changeActions);
   return item;
@@ -482,6 +488,8 @@ function renderRoom(scroll = "keep") {
   $("leave").hidden = !room;
   $("message").disabled = !room;
   $("send").disabled = !room;
+  $("attach").disabled = !room;
+  renderUploads();
   const log = $("log");
   const fromBottom = log.scrollHeight - log.scrollTop;
   const list = $("messages");
@@ -602,8 +610,10 @@ function sendMessage(event) {
   event?.preventDefault();
   const input = $("message");
   const body = input.value.trim();
-  if (!body || !state.active) return;
+  const ready = state.uploads.filter((u) => u.room === state.active && u.stored);
+  if ((!body && !ready.length) || !state.active) return;
   if (state.editing) {
+    if (!body) return;
     // The composer was editing a message: change it instead of sending a new one.
     state.conn.change({ type: "edit", ...state.editing, body });
     state.editing = null;
@@ -611,7 +621,9 @@ function sendMessage(event) {
     input.value = "";
     return;
   }
-  state.conn.post(state.active, body, mentionsIn(body));
+  state.conn.post(state.active, body, mentionsIn(body), ready.map((u) => u.stored.id));
+  state.uploads = state.uploads.filter((u) => !ready.includes(u));
+  renderUploads();
   input.value = "";
   // The message itself ends the typing indicator (the server forgets the throttle too).
   typed.room = null;
@@ -621,7 +633,81 @@ function sendMessage(event) {
   renderRoom("bottom");
 }
 
+/** Uploads `files` to the active room; each shows its progress until it is sent. */
+function startUploads(files) {
+  const room = state.active;
+  if (!room || !state.session) return;
+  for (const file of files) {
+    const entry = { room, name: file.name || "pasted image", fraction: 0, stored: null, error: null };
+    const { done, cancel } = upload(room, file, state.session.token, (fraction) => {
+      entry.fraction = fraction;
+      renderUploads();
+    });
+    entry.cancel = cancel;
+    state.uploads.push(entry);
+    done
+      .then((stored) => (entry.stored = stored))
+      .catch((error) => {
+        if (error.message === "cancelled") state.uploads = state.uploads.filter((u) => u !== entry);
+        else entry.error = error.message;
+      })
+      .finally(renderUploads);
+  }
+  renderUploads();
+}
+
+/** The active room's uploads above the composer: progress, ready, or why not. */
+function renderUploads() {
+  const list = $("uploads");
+  list.replaceChildren();
+  for (const entry of state.uploads.filter((u) => u.room === state.active)) {
+    const item = document.createElement("li");
+    item.className = "upload";
+    item.dataset.state = entry.error ? "failed" : entry.stored ? "ready" : "uploading";
+    const name = document.createElement("span");
+    name.className = "upload-name";
+    name.textContent = entry.name;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = entry.stored ? 1 : entry.fraction;
+    const status = document.createElement("span");
+    status.className = "upload-status";
+    status.textContent = entry.error || (entry.stored ? `ready · ${humanSize(entry.stored.size)}` : `${Math.round(entry.fraction * 100)}%`);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "upload-cancel";
+    remove.textContent = "✕";
+    remove.setAttribute("aria-label", entry.stored || entry.error ? `Remove ${entry.name}` : `Cancel ${entry.name}`);
+    remove.addEventListener("click", () => {
+      if (!entry.stored && !entry.error) return entry.cancel();
+      state.uploads = state.uploads.filter((u) => u !== entry);
+      renderUploads();
+    });
+    item.append(name, bar, status, remove);
+    list.append(item);
+  }
+  list.hidden = !list.children.length;
+}
+
 function wire() {
+  $("attach").addEventListener("click", () => $("file-input").click());
+  $("file-input").addEventListener("change", () => {
+    startUploads([...$("file-input").files]);
+    $("file-input").value = "";
+  });
+  for (const target of [$("log"), $("composer")]) {
+    target.addEventListener("dragover", (event) => event.preventDefault());
+    target.addEventListener("drop", (event) => {
+      event.preventDefault();
+      if (event.dataTransfer?.files.length) startUploads([...event.dataTransfer.files]);
+    });
+  }
+  $("message").addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData?.files ?? [])];
+    if (!files.length) return;
+    event.preventDefault();
+    startUploads(files);
+  });
   $("login-form").addEventListener("submit", signInWithName);
   $("token-button").addEventListener("click", signInWithToken);
   $("signout").addEventListener("click", () => signOut());

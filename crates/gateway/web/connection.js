@@ -86,10 +86,10 @@ export class Connection extends EventTarget {
   }
 
   /** Sends a message; it is resent with the same id after a reconnect until acknowledged. */
-  post(room, body, mentions = []) {
+  post(room, body, mentions = [], attachments = []) {
     const id = `c-${crypto.randomUUID()}`;
-    this.pending.set(id, { room, body, mentions });
-    if (this.connected) this.send({ type: "send", room, body, mentions, client_msg_id: id, ref: id });
+    this.pending.set(id, { room, body, mentions, attachments });
+    if (this.connected) this.send(sendCommand(id, this.pending.get(id)));
     return id;
   }
 
@@ -177,9 +177,7 @@ export class Connection extends EventTarget {
     this.attempt = 0;
     this.status("connected");
     this.dispatchEvent(new CustomEvent("ready"));
-    for (const [id, { room, body, mentions }] of this.pending) {
-      this.send({ type: "send", room, body, mentions, client_msg_id: id, ref: id });
-    }
+    for (const [id, pending] of this.pending) this.send(sendCommand(id, pending));
   }
 
   closed(code, reason) {
@@ -207,4 +205,11 @@ export class Connection extends EventTarget {
     this.state = state;
     this.dispatchEvent(new CustomEvent("status", { detail: { state, node: this.node, attempt: this.attempt } }));
   }
+}
+
+/** The `send` of a pending message (the same every time it is resent). */
+function sendCommand(id, { room, body, mentions, attachments }) {
+  const command = { type: "send", room, body, mentions, client_msg_id: id, ref: id };
+  if (attachments?.length) command.attachments = attachments;
+  return command;
 }

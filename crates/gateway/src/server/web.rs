@@ -9,9 +9,10 @@ use axum::{
     routing::get,
 };
 
-/// What the pages may load: only this origin (and avatars over http(s)); no inline script.
+/// What the pages may load: only this origin (avatars over http(s), and files
+/// fetched with the token and shown from `blob:` URLs); no inline script.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' https: http: data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; \
+     img-src 'self' https: http: data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'self'";
 
 /// One embedded file.
@@ -29,7 +30,7 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// The routes of the client and the dashboard.
 pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    let assets: [(&str, Asset); 9] = [
+    let assets: [(&str, Asset); 10] = [
         ("/", asset(include_str!("../../web/index.html"), HTML)),
         (
             "/index.html",
@@ -44,6 +45,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> 
             "/changes.js",
             asset(include_str!("../../web/changes.js"), JS),
         ),
+        ("/files.js", asset(include_str!("../../web/files.js"), JS)),
         (
             "/style.css",
             asset(include_str!("../../web/style.css"), CSS),
