@@ -491,3 +491,46 @@ async fn a_photos_location_is_not_served() {
     let decoded = image::load_from_memory(&served).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (64, 48));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_at_once_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().to_path_buf();
+    let cluster = Cluster::start_with(BackplaneKind::InProcess, 1, move |c| {
+        c.files.dir = shared.clone();
+        c.files.max_concurrent_uploads = 1;
+        c.files.upload_rate = chorus_gateway::auth::Rate::new(1000.0, 1000);
+    })
+    .await;
+    let a = cluster.nodes[0].addr;
+    let member = token(&fresh_user());
+    // One upload that keeps streaming (its body is not all there yet).
+    let mut held = tokio::net::TcpStream::connect(a).await.unwrap();
+    let head = format!(
+        "POST /api/v1/rooms/r/files?name=slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {member}\r\nContent-Length: 90000\r\n\r\n"
+    );
+    held.write_all(head.as_bytes()).await.unwrap();
+    held.write_all(&[1u8; 1000]).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (status, answer) = upload(a, Some(&member), "r", "second", b"2".to_vec()).await;
+            if status == 503 {
+                return answer;
+            }
+            assert_eq!(status, 201, "{answer}");
+        }
+    })
+    .await
+    .expect("a second upload is refused while the first streams");
+    assert_eq!(refused["code"], "too_many_uploads");
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while metric(a, "chorus_uploads_total{outcome=\"truncated\"}").await < 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the held upload ends as truncated");
+    let (status, answer) = upload(a, Some(&member), "r", "third", b"3".to_vec()).await;
+    assert_eq!(status, 201, "{answer}");
+}

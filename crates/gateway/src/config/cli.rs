@@ -177,6 +177,10 @@ pub struct Cli {
     /// its upload.
     #[arg(long, env = "CHORUS_UNATTACHED_FILE_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub unattached_file_ttl: Duration,
+    /// Uploads this node takes at once; more get 503 `too_many_uploads`
+    /// (each holds up to a 5 MiB part in memory while it streams).
+    #[arg(long, env = "CHORUS_MAX_CONCURRENT_UPLOADS", default_value_t = 64)]
+    pub max_concurrent_uploads: usize,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,

@@ -52,6 +52,8 @@ pub struct FilesConfig {
     pub upload_rate: Rate,
     /// A file no message carries is deleted this long after its upload.
     pub unattached_ttl: Duration,
+    /// Uploads this node takes at once (each holds up to a 5 MiB part in memory).
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for FilesConfig {
@@ -62,6 +64,7 @@ impl Default for FilesConfig {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             upload_rate: Rate::new(60.0 / 3600.0, 20),
             unattached_ttl: Duration::from_secs(3600),
+            max_concurrent_uploads: 64,
         }
     }
 }

@@ -104,6 +104,7 @@ impl Config {
                 max_upload_bytes: cli.max_upload_bytes,
                 upload_rate: cli.upload_rate,
                 unattached_ttl: cli.unattached_file_ttl,
+                max_concurrent_uploads: cli.max_concurrent_uploads,
             },
             webhooks: match &cli.webhooks_file {
                 None => None,

@@ -188,6 +188,10 @@ impl Config {
             "--max-upload-bytes must be at least 1",
         )?;
         check(
+            self.files.max_concurrent_uploads >= 1,
+            "--max-concurrent-uploads must be at least 1",
+        )?;
+        check(
             self.files.unattached_ttl >= Duration::from_secs(1),
             "--unattached-file-ttl must be at least 1s",
         )?;

@@ -8,7 +8,7 @@ use prometheus::{
 };
 
 /// Upload outcomes, the values of the `outcome` label.
-pub const OUTCOMES: [&str; 9] = [
+pub const OUTCOMES: [&str; 10] = [
     "stored",
     "too_large",
     "rate_limited",
@@ -18,6 +18,7 @@ pub const OUTCOMES: [&str; 9] = [
     "truncated",
     "empty",
     "store_error",
+    "busy",
 ];
 
 /// Uploads, bytes and the store's health.

@@ -43,6 +43,8 @@ pub struct Files {
     rate: UploadRate,
     /// Bounds the memory of image decoding.
     pub(super) decodes: Semaphore,
+    /// Bounds the uploads streaming at once (`--max-concurrent-uploads`).
+    pub(super) uploads: Arc<Semaphore>,
     /// Uploads, bytes, store health.
     pub(super) metrics: FileMetrics,
 }
@@ -63,6 +65,7 @@ impl Files {
             store,
             rate: RateLimiter::hashmap_with_clock(config.upload_rate.quota(), MonotonicClock),
             decodes: Semaphore::new(DECODES_AT_ONCE),
+            uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
             chat,
             config,
             metrics,

@@ -122,6 +122,13 @@ pub async fn upload(
         return Err(counted("too_large")(too_large(max)));
     }
     files.take_upload(user).map_err(counted("rate_limited"))?;
+    let Ok(_streaming) = files.uploads.clone().try_acquire_owned() else {
+        return Err(counted("busy")(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_uploads",
+            "this node takes as many uploads at once as it may (--max-concurrent-uploads); retry",
+        )));
+    };
 
     let id = Uuid::now_v7();
     let upload = files
