@@ -16,7 +16,8 @@ use std::{
 use bytes::Bytes;
 use futures_util::{StreamExt, stream::BoxStream};
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
+    ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, PutPayload, RetryConfig,
+    WriteMultipart,
     aws::{AmazonS3, AmazonS3Builder},
     local::LocalFileSystem,
     path::Path,
@@ -305,19 +306,7 @@ impl FileStore {
         range: Option<Range<u64>>,
     ) -> Result<(u64, Bytes), StoreError> {
         let started = Instant::now();
-        let store = self.store().await?;
-        let options = GetOptions {
-            range: range.map(GetRange::Bounded),
-            ..GetOptions::default()
-        };
-        let result = store
-            .get_opts(&Self::path(id, part), options)
-            .await
-            .inspect_err(|e| {
-                if !matches!(e, object_store::Error::NotFound { .. }) {
-                    self.metrics.store_error("get");
-                }
-            })?;
+        let result = self.get(id, part, range).await?;
         let size = result.meta.size;
         let bytes = result
             .bytes()
@@ -334,6 +323,16 @@ impl FileStore {
         part: &str,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, object_store::Result<Bytes>>, StoreError> {
+        Ok(self.get(id, part, range).await?.into_stream())
+    }
+
+    /// Starts reading `id`'s `part`, or `range` of it.
+    async fn get(
+        &self,
+        id: Uuid,
+        part: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<GetResult, StoreError> {
         let store = self.store().await?;
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
@@ -347,7 +346,7 @@ impl FileStore {
                     self.metrics.store_error("get");
                 }
             })?;
-        Ok(result.into_stream())
+        Ok(result)
     }
 
     /// Removes everything of `id`.
