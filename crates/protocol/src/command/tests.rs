@@ -497,21 +497,3 @@ fn errors_after_the_type_and_ref_are_read_carry_the_ref() {
         (ErrorCode::InvalidCommand, None)
     );
 }
-
-#[test]
-fn attachments_are_distinct_file_ids_and_bounded() {
-    let id = uuid::Uuid::now_v7();
-    let send = |ids: serde_json::Value| {
-        let json = serde_json::json!({"type": "send", "room": "r", "body": "", "attachments": ids});
-        decode_json(&json.to_string())
-    };
-    assert!(matches!(
-        send(serde_json::json!([id, id])),
-        Ok(Command { kind: CommandKind::Send(commands::Send { ref attachments, .. }), .. }) if attachments == &[id]
-    ));
-    let bad = send(serde_json::json!(["not-an-id"])).unwrap_err();
-    assert_eq!(bad.code, ErrorCode::InvalidCommand);
-    let many: Vec<uuid::Uuid> = (0..11).map(|_| uuid::Uuid::now_v7()).collect();
-    let too_many = send(serde_json::json!(many)).unwrap_err();
-    assert_eq!(too_many.code, ErrorCode::TooManyAttachments);
-}
