@@ -443,7 +443,7 @@ function messageItem(m) {
   body.className = "body";
   body.textContent = m.body;
   content.append(meta, body);
-  if (m.attachments?.length && state.session) {
+  if (m.attachments?.length && !m.deleted && state.session) {
     content.append(attachmentsView(m.attachments, state.session.token));
   }
   item.append(avatar, content);

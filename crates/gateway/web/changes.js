@@ -16,6 +16,7 @@ export function applyChange(room, event) {
     m.body = "";
     m.deleted = true;
     m.reactions = [];
+    m.attachments = [];
   } else {
     const reactions = m.reactions || (m.reactions = []);
     let r = reactions.find((x) => x.emoji === event.emoji);

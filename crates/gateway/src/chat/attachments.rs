@@ -32,4 +32,6 @@ pub trait AttachmentSource: Send + Sync + 'static {
     /// A stored message carries `ids`: they are kept (best effort; a file
     /// left marked is swept as unattached later).
     async fn attached(&self, ids: &[Uuid]);
+    /// The message carrying `ids` was deleted: the files go too (best effort).
+    async fn discard(&self, ids: &[Uuid]);
 }

@@ -3,8 +3,10 @@
 //! deleted, and is the author's own unless a moderator changes it), relayed
 //! like a message. Used by a client's commands and by the server API.
 
-use chorus_backplane::{BackplaneError, Change, ChangeOp, Changed};
-use chorus_protocol::{ChangeKind, Envelope, MessageChange, RoomName, Sender, Target};
+use chorus_backplane::{BackplaneError, Change, ChangeOp, Changed, Read};
+use chorus_protocol::{
+    ChangeKind, Envelope, EnvelopeBody, MessageChange, RoomName, Sender, Target,
+};
 use uuid::Uuid;
 
 use super::{Chat, publish::unix_millis};
@@ -37,6 +39,7 @@ impl Chat {
                 edit.by.clone(),
             )
         });
+        let deleting = matches!(edit.kind, ChangeKind::Delete);
         let op = match &edit.kind {
             ChangeKind::Edit(text) => ChangeOp::Edit(text.clone()),
             ChangeKind::Delete => ChangeOp::Delete,
@@ -63,11 +66,52 @@ impl Chat {
             id: id.clone(),
             ts,
         };
+        let (room, target) = (edit.room.clone(), edit.target.seq);
         let changed = self.backplane.log.change(&edit.room, change).await?;
+        if deleting && matches!(changed, Changed::Applied(_)) {
+            self.discard_files(&room, target).await;
+        }
         if let (Changed::Applied(position), Some((room, target, kind, by))) = (&changed, queued) {
             let at = (&room, target, position.seq);
             self.change_event(at, (&kind, &by), (&id, ts)).await?;
         }
         Ok(changed)
+    }
+
+    /// Deletes the files of the message at `seq` in `room`, which was just
+    /// deleted (best effort: a failure is logged; the files are no longer
+    /// listed anywhere, and only readers of the room could fetch them).
+    async fn discard_files(&self, room: &RoomName, seq: u64) {
+        let Some(files) = self.attachments.get() else {
+            return;
+        };
+        let read = Read::After {
+            seq: seq.saturating_sub(1),
+            limit: 1,
+        };
+        let page = match self.backplane.log.read(room, read).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, %room, seq, "a deleted message's files were not looked up");
+                return;
+            }
+        };
+        let ids: Vec<Uuid> = page
+            .entries
+            .iter()
+            .filter(|entry| entry.seq == seq)
+            .filter_map(|entry| match Envelope::decode(&entry.payload) {
+                Ok(Envelope {
+                    body: EnvelopeBody::Message(message),
+                    ..
+                }) => Some(message.attachments),
+                _ => None,
+            })
+            .flatten()
+            .map(|attachment| attachment.id)
+            .collect();
+        if !ids.is_empty() {
+            files.discard(&ids).await;
+        }
     }
 }

@@ -227,6 +227,7 @@ fn apply(message: &mut ChatMessage, overlay: Overlay) {
     if overlay.deleted.is_some() {
         message.body.clear();
         message.mentions.clear();
+        message.attachments.clear();
         message.deleted = true;
         return;
     }

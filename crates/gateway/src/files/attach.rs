@@ -33,6 +33,14 @@ impl AttachmentSource for FileStore {
             .collect()
     }
 
+    async fn discard(&self, ids: &[Uuid]) {
+        for id in ids {
+            if let Err(error) = self.delete(*id).await {
+                tracing::warn!(%error, %id, "a deleted message's file was not deleted");
+            }
+        }
+    }
+
     async fn attached(&self, ids: &[Uuid]) {
         if let Err(error) = FileStore::attached(self, ids).await {
             tracing::warn!(%error, "attached files not marked as kept; they may be swept");

@@ -190,4 +190,20 @@ async fn a_file_uploaded_through_one_node_is_served_by_another_to_readers_only()
     let (status, answer) = upload(a, Some(&member), "pics", "a/b", b"x".to_vec()).await;
     assert_eq!((status, &answer["code"]), (400, &"invalid_name".into()));
     assert_eq!(only_complete_files(dir.path()), 3);
+
+    // Deleting the message deletes its file; history keeps a tombstone
+    // without it.
+    let reply = sender
+        .request_reply(serde_json::json!({"type": "delete", "room": "pics", "seq": message["seq"]}))
+        .await;
+    assert_eq!(reply["type"], "changed", "{reply}");
+    let gone = get(b, &member, &format!("/api/v1/files/{id}"), None).await;
+    assert_eq!(gone.status(), 404);
+    let page = reader_client
+        .request_reply(serde_json::json!({"type": "history", "room": "pics", "limit": 10}))
+        .await;
+    let tombstone = &page["messages"][0];
+    assert_eq!(tombstone["deleted"], true, "{page}");
+    assert!(tombstone.get("attachments").is_none(), "{page}");
+    assert_eq!(only_complete_files(dir.path()), 2);
 }
