@@ -225,3 +225,37 @@ async fn uploads_at_once_are_bounded() {
     let (status, answer) = upload(a, Some(&member), "r", "third", b"3".to_vec()).await;
     assert_eq!(status, 201, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_or_foreign_token_gets_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().to_path_buf();
+    let cluster = Cluster::start_with(BackplaneKind::InProcess, 1, move |c| {
+        c.files.dir = shared.clone();
+    })
+    .await;
+    let a = cluster.nodes[0].addr;
+    let user = fresh_user();
+    let (status, stored) = upload(a, Some(&token(&user)), "r", "f.txt", b"kept".to_vec()).await;
+    assert_eq!(status, 201, "{stored}");
+    let path = format!("/api/v1/files/{}", stored["id"].as_str().unwrap());
+    // The same user's token, expired a minute ago (past the 10 s leeway).
+    let now = chorus_protocol::unix_micros() / 1_000_000;
+    let claims = serde_json::json!({"sub": user, "exp": now - 60, "iat": now - 3660,
+        "rooms": {"join": ["*"], "post": ["*"]}});
+    let key = jsonwebtoken::EncodingKey::from_secret(chorus_testkit::TEST_SECRET.as_bytes());
+    let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let refused = get(a, &expired, &path, None).await;
+    assert_eq!(refused.status(), 401);
+    let answer: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer["code"], "token_expired");
+    // A token signed by someone else.
+    let foreign = chorus_testkit::token_with_secret("another-secret-0123456789abcdef-0123", &user);
+    let refused = get(a, &foreign, &path, None).await;
+    let answer: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer["code"], "invalid_token");
+    // The valid token, in the query (for an <img src>), is served.
+    let query = format!("{path}?token={}", token(&user));
+    let response = reqwest::get(format!("http://{a}{query}")).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
