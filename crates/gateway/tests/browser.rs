@@ -392,3 +392,100 @@ async fn a_picture_chosen_in_the_page_shows_on_another_users_page_on_another_nod
     bob.close().await;
     cluster.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_dropped_or_pasted_upload_a_cancelled_one_vanishes_a_refused_one_says_why() {
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path().to_str().unwrap();
+    let cluster = cluster_with(&["--files-dir", dir, "--max-upload-bytes", "200000"]).await;
+    let url = cluster.url();
+    let ada = Browser::start(1280, 800).await;
+    let bob = Browser::start(1024, 768).await;
+    sign_in(&ada, &url, "Ada").await;
+    sign_in(&bob, &url, "Bob").await;
+    let states = "return [...document.querySelectorAll('#uploads .upload')] \
+        .map((u) => u.dataset.state + ':' + u.querySelector('.upload-name').textContent).join(',')";
+
+    // A file dropped on the log and a picture pasted into the composer upload.
+    let dropped = ada
+        .eval(
+            "const data = new DataTransfer(); \
+             data.items.add(new File(['minutes of the meeting'], 'minutes.txt', {type: 'text/plain'})); \
+             document.getElementById('log').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true})); \
+             return true",
+        )
+        .await;
+    assert_eq!(dropped, true);
+    let pasted = ada
+        .eval(
+            "const canvas = document.createElement('canvas'); canvas.width = 320; canvas.height = 200; \
+             const g = canvas.getContext('2d'); g.fillStyle = '#3a7'; g.fillRect(0, 0, 320, 200); \
+             return new Promise((done) => canvas.toBlob((blob) => { \
+               const data = new DataTransfer(); \
+               data.items.add(new File([blob], 'image.png', {type: 'image/png'})); \
+               document.getElementById('message').dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true})); \
+               done(true); }, 'image/png'))",
+        )
+        .await;
+    assert_eq!(pasted, true);
+    eventually("the dropped and the pasted file ready", || async {
+        (ada.eval(states).await == "ready:minutes.txt,ready:image.png").then_some(())
+    })
+    .await;
+
+    // An upload cancelled while it runs leaves the list; a refused one stays
+    // with the server's reason until it is removed.
+    let cancelled = ada
+        .eval(
+            "const data = new DataTransfer(); \
+             data.items.add(new File([new Uint8Array(150000)], 'cancel-me.bin')); \
+             document.getElementById('log').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true})); \
+             const item = [...document.querySelectorAll('#uploads .upload')].find((u) => u.textContent.includes('cancel-me.bin')); \
+             if (!item || item.dataset.state !== 'uploading') return 'not uploading'; \
+             item.querySelector('.upload-cancel').click(); return 'cancelled'",
+        )
+        .await;
+    assert_eq!(cancelled, "cancelled");
+    ada.eval(
+        "const data = new DataTransfer(); \
+         data.items.add(new File([new Uint8Array(300000)], 'too-big.bin')); \
+         document.getElementById('log').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true})); \
+         return true",
+    )
+    .await;
+    eventually(
+        "the large file refused with the server's reason",
+        || async {
+            (ada.eval(states).await == "ready:minutes.txt,ready:image.png,failed:too-big.bin")
+                .then_some(())
+        },
+    )
+    .await;
+    let reason = ada
+        .text("#uploads .upload[data-state=failed] .upload-status")
+        .await;
+    assert!(reason.contains("at most 200000 bytes"), "{reason}");
+    ada.screenshot(&screenshot("files-refused.png")).await;
+    ada.click("#uploads .upload[data-state=failed] .upload-cancel")
+        .await;
+    eventually("the refused upload removed", || async {
+        (ada.eval(states).await == "ready:minutes.txt,ready:image.png").then_some(())
+    })
+    .await;
+
+    // Sent, the two ready files reach Bob; not the cancelled one.
+    say(&ada, "notes and a picture").await;
+    wait_for_body(&bob, "notes and a picture").await;
+    let shown = "const m = document.querySelector('#messages .attachments'); \
+        const img = m && m.querySelector('.preview img'); \
+        return m ? [...m.querySelectorAll('.file-name')].map((n) => n.textContent).join(',') \
+          + '|' + (!!img && img.complete && img.naturalWidth > 0) : ''";
+    eventually(
+        "the card and the pasted picture's preview on Bob's page",
+        || async { (bob.eval(shown).await == "minutes.txt|true").then_some(()) },
+    )
+    .await;
+    ada.close().await;
+    bob.close().await;
+    cluster.stop().await.unwrap();
+}

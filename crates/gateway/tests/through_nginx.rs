@@ -221,3 +221,33 @@ async fn files_go_up_and_come_back_through_nginx() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refused_upload_gets_its_refusal_through_nginx_not_a_reset() {
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path().to_str().unwrap();
+    let extra = ["--files-dir", dir, "--max-upload-bytes", "100000"];
+    let cluster = cluster_with(2, Topology::Single, &extra).await;
+    let token = chorus_testkit::token(&chorus_testkit::fresh_user());
+    let url = format!(
+        "http://{}/api/v1/rooms/lobby/files?name=big.bin",
+        cluster.addr
+    );
+    let body = vec![7u8; 4 * 1024 * 1024];
+    let client = reqwest::Client::new();
+    // The node refuses before reading the body (its declared length, then
+    // the missing token); the refusal, not a 502, reaches the client.
+    for round in 0..6 {
+        let request = client.post(&url).body(body.clone());
+        let (request, status, code) = if round % 2 == 0 {
+            (request.bearer_auth(&token), 413, "file_too_large")
+        } else {
+            (request, 401, "unauthenticated")
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "round {round}");
+        let answer: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(answer["code"], code, "round {round}");
+    }
+}

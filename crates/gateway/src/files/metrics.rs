@@ -8,8 +8,9 @@ use prometheus::{
 };
 
 /// Upload outcomes, the values of the `outcome` label.
-pub const OUTCOMES: [&str; 10] = [
+pub const OUTCOMES: [&str; 11] = [
     "stored",
+    "invalid",
     "too_large",
     "rate_limited",
     "forbidden",

@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    body::Body,
+    body::{Body, BodyDataStream},
     extract::State,
     http::{HeaderMap, StatusCode, header},
 };
 use bytes::Bytes;
+use chorus_protocol::RoomName;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use super::{
@@ -39,6 +41,10 @@ use crate::{
 pub const MAX_NAME_BYTES: usize = 255;
 /// Largest image read back for its thumbnail; larger ones are kept without.
 pub const MAX_THUMBNAILED_BYTES: u64 = 32 * 1024 * 1024;
+/// Most of a refused upload's body read (and dropped) before the refusal.
+const DRAIN_BYTES: usize = 32 * 1024 * 1024;
+/// Longest a refused upload's body is read before the refusal.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The upload's query.
 #[derive(Debug, Deserialize)]
@@ -93,6 +99,21 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let mut chunks = body.into_data_stream();
+    let admitted = admit(&files, &room, query, &headers);
+    let Admitted {
+        user,
+        room,
+        name,
+        _streaming,
+    } = match admitted {
+        Ok(admitted) => admitted,
+        Err((outcome, error)) => {
+            files.metrics.upload(outcome);
+            drain(&mut chunks).await;
+            return Err(error);
+        }
+    };
     let counted = |outcome: &'static str| {
         let metrics = files.metrics.clone();
         move |error: ApiError| {
@@ -100,50 +121,21 @@ pub async fn upload(
             error
         }
     };
-    let identity = files
-        .authenticate(&headers, None)
-        .map_err(counted("unauthorized"))?;
-    let room = input::room(&files.chat, &room)?;
-    let user = identity.user.id.as_str();
-    let policy = &files.chat.config().auth.policy;
-    if policy.access(user, &identity.grants, &room) != Access::ReadWrite {
-        return Err(counted("forbidden")(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "your token may not post in this room",
-        )));
-    }
-    let name = checked_name(query.name)?;
     let max = files.config.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max) {
-        return Err(counted("too_large")(too_large(max)));
-    }
-    files.take_upload(user).map_err(counted("rate_limited"))?;
-    let Ok(_streaming) = files.uploads.clone().try_acquire_owned() else {
-        return Err(counted("busy")(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_uploads",
-            "this node takes as many uploads at once as it may (--max-concurrent-uploads); retry",
-        )));
-    };
-
     let id = Uuid::now_v7();
     let upload = files
         .store
         .begin(id)
         .await
         .map_err(|e| counted("store_error")(e.into()))?;
-    let (size, head) = match stream(&files, upload, body, max).await {
+    let (size, head) = match stream(&files, upload, &mut chunks, max).await {
         Ok(done) => done,
         Err((outcome, error)) => return Err(counted(outcome)(error)),
     };
     let mut meta = FileMeta {
         id,
         room: room.as_str().to_owned(),
-        uploader: user.to_owned(),
+        uploader: user,
         name,
         size,
         content_type: sniff(&head),
@@ -162,6 +154,84 @@ pub async fn upload(
     files.metrics.bytes.inc_by(size);
     tracing::debug!(%id, %room, size, content_type = %meta.content_type, "file uploaded");
     Ok((StatusCode::CREATED, Json(meta.into())))
+}
+
+/// What an admitted upload needs: who, where, under which name, and its
+/// place among the node's concurrent uploads.
+struct Admitted {
+    /// The uploader's user id.
+    user: String,
+    /// The room the file belongs to.
+    room: RoomName,
+    /// The file's name.
+    name: String,
+    /// Held while the body streams (`--max-concurrent-uploads`).
+    _streaming: OwnedSemaphorePermit,
+}
+
+/// Decides, before any of the body is read, whether this upload may go on:
+/// the token, the right to post in the room, the name, the declared size,
+/// the user's rate and the node's concurrent uploads.
+fn admit(
+    files: &Files,
+    room: &str,
+    query: UploadQuery,
+    headers: &HeaderMap,
+) -> Result<Admitted, (&'static str, ApiError)> {
+    let identity = files
+        .authenticate(headers, None)
+        .map_err(|e| ("unauthorized", e))?;
+    let room = input::room(&files.chat, room).map_err(|e| ("invalid", e))?;
+    let user = identity.user.id.as_str();
+    let policy = &files.chat.config().auth.policy;
+    if policy.access(user, &identity.grants, &room) != Access::ReadWrite {
+        let error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "your token may not post in this room",
+        );
+        return Err(("forbidden", error));
+    }
+    let name = checked_name(query.name).map_err(|e| ("invalid", e))?;
+    let max = files.config.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max) {
+        return Err(("too_large", too_large(max)));
+    }
+    files.take_upload(user).map_err(|e| ("rate_limited", e))?;
+    let Ok(streaming) = files.uploads.clone().try_acquire_owned() else {
+        let error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_uploads",
+            "this node takes as many uploads at once as it may (--max-concurrent-uploads); retry",
+        );
+        return Err(("busy", error));
+    };
+    Ok(Admitted {
+        user: user.to_owned(),
+        room,
+        name,
+        _streaming: streaming,
+    })
+}
+
+/// Reads and drops what is left of a refused upload's body (at most
+/// [`DRAIN_BYTES`], for at most [`DRAIN_TIME`]) before the refusal is sent:
+/// a connection closed with unread bytes is reset, and the reset can reach
+/// the client (or nginx, which then answers 502) before the refusal does.
+async fn drain(chunks: &mut BodyDataStream) {
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            drained += chunk.len();
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The upload's name: 1-255 bytes, no control characters or path separators.
@@ -194,10 +264,9 @@ fn too_large(max: u64) -> ApiError {
 async fn stream(
     files: &Files,
     mut upload: Upload,
-    body: Body,
+    chunks: &mut BodyDataStream,
     max: u64,
 ) -> Result<(u64, Vec<u8>), (&'static str, ApiError)> {
-    let mut chunks = body.into_data_stream();
     let (mut size, mut head) = (0u64, Vec::with_capacity(SNIFF_BYTES));
     let failure = loop {
         let chunk: Bytes = match chunks.next().await {
@@ -225,6 +294,7 @@ async fn stream(
     });
     if let Some(failure) = failure {
         files.store.abort(upload).await;
+        drain(chunks).await;
         return Err(failure);
     }
     match files.store.finish(upload).await {
