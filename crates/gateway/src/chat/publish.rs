@@ -81,12 +81,7 @@ impl Chat {
             Published::New(position) => {
                 self.metrics.messages_published.inc();
                 message.seq = position.seq;
-                if let (false, Some(files)) =
-                    (message.attachments.is_empty(), self.attachments.get())
-                {
-                    let ids: Vec<Uuid> = message.attachments.iter().map(|a| a.id).collect();
-                    files.attached(&ids).await;
-                }
+                self.mark_attached(&message).await;
                 self.message_event(&message).await?;
                 if noticed {
                     self.notice_message(&message).await;
@@ -104,12 +99,7 @@ impl Chat {
                 // The first try may have stored it and failed to queue its
                 // event: queue it again, under the same id.
                 (message.id, message.ts, message.seq) = (id, ts, seq);
-                if let (false, Some(files)) =
-                    (message.attachments.is_empty(), self.attachments.get())
-                {
-                    let ids: Vec<Uuid> = message.attachments.iter().map(|a| a.id).collect();
-                    files.attached(&ids).await;
-                }
+                self.mark_attached(&message).await;
                 self.message_event(&message).await?;
                 Ok(Accepted {
                     id,
@@ -118,6 +108,15 @@ impl Chat {
                     duplicate: true,
                 })
             }
+        }
+    }
+
+    /// A stored message's files are no longer swept as unused (a retried
+    /// send marks them again: the first try may have stopped before).
+    async fn mark_attached(&self, message: &ChatMessage) {
+        if let (false, Some(files)) = (message.attachments.is_empty(), self.attachments.get()) {
+            let ids: Vec<Uuid> = message.attachments.iter().map(|a| a.id).collect();
+            files.attached(&ids).await;
         }
     }
 
