@@ -115,6 +115,13 @@ export class Client extends Emitter {
     this.#setState("disconnected", { code: 1000, reason: "closed by the client", willReconnect: false });
   }
 
+  /** While waiting to reconnect: try now (e.g. when the browser is back online). */
+  reconnectNow() {
+    if (this.#stopped || this.#ws || this.state !== "reconnecting") return;
+    clearTimeout(this.#retryTimer);
+    this.#connect();
+  }
+
   /** Joins `name` (or returns the room already joined): messages, presence, typing... */
   join(name, { history = this.options.history } = {}) {
     let room = this.rooms.get(name);
@@ -290,6 +297,13 @@ export class Client extends Emitter {
     } catch {
       return;
     }
+    // Every event, raw, for applications that keep their own state (a
+    // message or change the room dropped as already delivered is left out).
+    if (this.#dispatch(event) !== false) this.emit("event", event);
+  }
+
+  /** Handles one event; false when it was dropped as a repeat. */
+  #dispatch(event) {
     switch (event.type) {
       case "welcome":
         this.node = event.node;
@@ -305,8 +319,8 @@ export class Client extends Emitter {
         if (this.#sendAnswered(event)) return;
         break;
       case "sent":
-        if (this.#sendAnswered(event)) return;
-        break;
+        this.#sendAnswered(event);
+        return;
     }
     if (event.ref && this.#requests.has(event.ref)) return this.#answered(event);
     switch (event.type) {

@@ -281,6 +281,8 @@ export interface ClientEvents {
   /** This user's own status, set from one of their connections. */
   status: StatusEvent;
   error: ChorusError;
+  /** Every server event, raw (a message or change dropped as a repeat is left out). */
+  event: ServerEvent;
 }
 
 export interface Sent extends SentEvent {
@@ -372,6 +374,8 @@ export declare class Client extends Emitter<ClientEvents> {
   readonly pendingSends: { id: string; room: string; body: string }[];
   open(): void;
   close(): void;
+  /** While waiting to reconnect: try now (e.g. on the browser's `online` event). */
+  reconnectNow(): void;
   join(name: string, options?: { history?: number }): Room;
   dm(user: string): Promise<Room>;
   drafts(): Promise<{ room: string; text: string }[]>;

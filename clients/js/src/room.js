@@ -37,6 +37,7 @@ export class Room extends Emitter {
   #everJoined = false;
   #ids = new Set();
   #messageSeqs = [];
+  #lastMessage = null;
   #typers = new Map();
   #typingSentAt = 0;
   #ready = null;
@@ -99,7 +100,7 @@ export class Room extends Emitter {
   }
 
   /** Marks the room read up to `seq` (default: the last message delivered). */
-  async markRead(seq = this.#messageSeqs.at(-1) ?? this.seq) {
+  async markRead(seq = this.#lastMessage ?? this.seq) {
     const marked = await this.#client.request({ type: "read", room: this.name, seq }, { retry: true });
     return marked.seq;
   }
@@ -146,7 +147,7 @@ export class Room extends Emitter {
     }
   }
 
-  /** An event for this room, from the client. */
+  /** An event for this room, from the client; false when dropped as a repeat. */
   handle(event) {
     switch (event.type) {
       case "joined":
@@ -156,7 +157,7 @@ export class Room extends Emitter {
       case "edited":
       case "deleted":
       case "reaction":
-        if (!this.#fresh(event.seq)) return;
+        if (!this.#fresh(event.seq)) return false;
         this.seq = event.seq;
         return this.emit(event.type, event);
       case "reset":
@@ -171,6 +172,7 @@ export class Room extends Emitter {
         this.epoch = event.epoch;
         this.seq = event.seq;
         this.oldest = null;
+        this.#lastMessage = null;
         return;
       case "typing":
         return this.#typingEvent(event);
@@ -227,6 +229,7 @@ export class Room extends Emitter {
       if (event.epoch !== before.epoch) {
         this.seq = 0;
         this.oldest = null;
+        this.#lastMessage = null;
       } else {
         this.seq = Math.max(this.seq, event.seq - this.#history);
       }
@@ -244,11 +247,12 @@ export class Room extends Emitter {
   }
 
   #message(message) {
-    if (!this.#fresh(message.seq) || this.#ids.has(message.id)) return;
+    if (!this.#fresh(message.seq) || this.#ids.has(message.id)) return false;
     this.seq = message.seq;
     this.#ids.add(message.id);
     if (this.#ids.size > REMEMBERED_IDS) this.#ids.delete(this.#ids.values().next().value);
     this.oldest = Math.min(this.oldest ?? Infinity, message.seq);
+    this.#lastMessage = message.seq;
     if (message.from?.id !== this.#client.user?.id) {
       this.#messageSeqs.push(message.seq);
       if (this.#messageSeqs.length > REMEMBERED_SEQS) this.#messageSeqs.shift();

@@ -21,8 +21,22 @@ async function freePort() {
   return port;
 }
 
-/** Starts `nodes` chorus nodes, Redis and nginx; resolves once they serve. */
-export async function startCluster({ nodes = 2, nodeArgs = [] } = {}) {
+/**
+ * Starts `nodes` chorus nodes, Redis and nginx; resolves once they serve.
+ * nginx's port is picked free first; if something took it meanwhile
+ * (chorus-cluster then exits), another is tried.
+ */
+export async function startCluster(options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(options);
+    } catch (error) {
+      if (attempt === 3 || !/exited/.test(error.message)) throw error;
+    }
+  }
+}
+
+async function startClusterOnce({ nodes = 2, nodeArgs = [] }) {
   const port = await freePort();
   const child = spawn(CLUSTER_BIN, ["--nodes", String(nodes), "--port", String(port), "--", ...nodeArgs], {
     env: { ...process.env, CHORUS_JWT_SECRET: SECRET, RUST_LOG: "warn" },

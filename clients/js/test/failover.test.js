@@ -46,6 +46,7 @@ test("a node SIGKILLed: the client moves to the other node, nothing lost or repe
   // Bob's node dies; while Bob is away Ada keeps talking and Bob writes.
   const bobNode = cluster.nodes.find((n) => n.id === bob.node);
   const gone = next(bob, "disconnected");
+  const reconnected = next(bob, "connected", () => true, 30_000);
   process.kill(bobNode.pid, "SIGKILL");
   const down = await gone;
   assert.equal(down.willReconnect, true);
@@ -53,7 +54,7 @@ test("a node SIGKILLed: the client moves to the other node, nothing lost or repe
   assert.equal(bob.pendingSends.length, 5);
   for (let i = 1; i <= 10; i++) await adaRoom.send(`during ${i}`);
 
-  const back = await next(bob, "connected", () => true, 30_000);
+  const back = await reconnected;
   assert.notEqual(back.node, bobNode.id, "Bob is on the surviving node");
   const stored = await Promise.all(bobSends);
   assert.deepEqual(

@@ -117,7 +117,10 @@ function signOut(message = "") {
 
 function start(session, rooms, active) {
   state.session = session;
-  state.conn = new Connection(session.token);
+  // A guest's token is renewed by signing in again under the same name;
+  // a pasted token ends the session when it expires.
+  const renew = session.source === "dev" ? renewGuestToken : null;
+  state.conn = new Connection(session.token, renew);
   for (const name of rooms) state.rooms.set(name, new Room(name));
   state.active = active && state.rooms.has(active) ? active : rooms[0] || null;
   $("signin").hidden = true;
@@ -131,21 +134,18 @@ function start(session, rooms, active) {
   });
   conn.addEventListener("event", (e) => handle(e.detail));
   conn.addEventListener("rejected", (e) => signOut(`Signed out: ${e.detail.reason || "token refused"}`));
-  conn.addEventListener("expired", async () => {
-    if (state.session.source !== "dev") return signOut("Your token expired; sign in again.");
-    try {
-      state.session.token = await devLogin(state.session.name);
-      conn.token = state.session.token;
-      saveSession();
-      conn.open();
-    } catch (error) {
-      signOut(error.message);
-    }
-  });
+  conn.addEventListener("expired", () => signOut("Your token expired; sign in again."));
   saveSession();
   renderRooms();
   renderRoom();
   conn.open();
+}
+
+/** A new guest token for the signed-in name (the SDK asks before the old one expires). */
+async function renewGuestToken() {
+  state.session.token = await devLogin(state.session.name);
+  saveSession();
+  return state.session.token;
 }
 
 function setStatus({ state: s, node, attempt }) {

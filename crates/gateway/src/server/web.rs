@@ -1,6 +1,7 @@
 //! The browser client and the cluster dashboard: plain HTML, CSS and
-//! JavaScript modules embedded in the binary (`crates/gateway/web/`), so a
-//! node serves them itself, offline, with no build step.
+//! JavaScript modules embedded in the binary (`crates/gateway/web/`, and the
+//! client SDK it runs on, `clients/js/src/`, under `/sdk/`), so a node serves
+//! them itself, offline, with no build step.
 
 use axum::{
     Router,
@@ -30,7 +31,7 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// The routes of the client and the dashboard.
 pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    let assets: [(&str, Asset); 10] = [
+    let assets: [(&str, Asset); 15] = [
         ("/", asset(include_str!("../../web/index.html"), HTML)),
         (
             "/index.html",
@@ -61,6 +62,27 @@ pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> 
         (
             "/dashboard.css",
             asset(include_str!("../../web/dashboard.css"), CSS),
+        ),
+        // The client SDK (clients/js), which connection.js runs on.
+        (
+            "/sdk/index.js",
+            asset(include_str!("../../../../clients/js/src/index.js"), JS),
+        ),
+        (
+            "/sdk/client.js",
+            asset(include_str!("../../../../clients/js/src/client.js"), JS),
+        ),
+        (
+            "/sdk/room.js",
+            asset(include_str!("../../../../clients/js/src/room.js"), JS),
+        ),
+        (
+            "/sdk/codes.js",
+            asset(include_str!("../../../../clients/js/src/codes.js"), JS),
+        ),
+        (
+            "/sdk/emitter.js",
+            asset(include_str!("../../../../clients/js/src/emitter.js"), JS),
         ),
     ];
     assets.into_iter().fold(router, |router, (path, asset)| {
