@@ -67,6 +67,39 @@ async fn a_file_uploaded_through_one_node_is_served_by_another_to_readers_only()
         id.as_str(),
         "{page}"
     );
+    // An edit keeps the files; a resume (on the other node) replays them.
+    let reply = sender
+        .request_reply(serde_json::json!({"type": "edit", "room": "pics", "seq": message["seq"], "body": "the beach"}))
+        .await;
+    assert_eq!(reply["type"], "changed", "{reply}");
+    let page = reader_client
+        .request_reply(serde_json::json!({"type": "history", "room": "pics", "limit": 10}))
+        .await;
+    let edited = &page["messages"][0];
+    assert_eq!(
+        (&edited["body"], &edited["attachments"][0]["id"]),
+        (&"the beach".into(), &id.as_str().into()),
+        "{page}"
+    );
+    let mut resumer = Client::connect_as(&cluster.url(1), &member).await;
+    let after = message["seq"].as_u64().unwrap() - 1;
+    let joined = resumer
+        .join_with(
+            "pics",
+            serde_json::json!({"epoch": page["epoch"], "after": after}),
+        )
+        .await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    let replayed = resumer.message_in("pics").await;
+    assert_eq!(replayed["attachments"][0]["id"], id.as_str(), "{replayed}");
+    // At most 10 files per message.
+    let eleven: Vec<String> = (0..11).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let refused = sender
+        .request_reply(
+            serde_json::json!({"type": "send", "room": "pics", "body": "x", "attachments": eleven}),
+        )
+        .await;
+    assert_eq!(refused["code"], "too_many_attachments", "{refused}");
     // Only one's own uploads, to the same room.
     let mut stranger = Client::connect_as(&cluster.url(0), &token(&fresh_user())).await;
     stranger.join("pics").await;
