@@ -1,0 +1,15 @@
+//! The archive: every stored message and every change to it kept in
+//! PostgreSQL, exactly once, so history outlives Redis's bounded Streams and
+//! can be searched.
+//!
+//! - [`entry`]: what is archived, decoded from a room's log entries;
+//! - [`store`]: the database: schema migrations, appending a room's entries
+//!   in one transaction (exactly once, whoever writes), paging.
+
+pub mod entry;
+pub mod error;
+pub mod store;
+
+pub use entry::{Entry, EntryBody};
+pub use error::ArchiveError;
+pub use store::{Appended, Archive, ArchiveSettings};

@@ -1,0 +1,281 @@
+//! The archive's database: a bounded pool of connections, the schema
+//! (migrations embedded in the binary, run by one node at a time), appending
+//! a room's log entries exactly once, and paging back through them.
+
+use std::time::Duration;
+
+use chorus_protocol::ChatMessage;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Transaction};
+
+use crate::{
+    ArchiveError,
+    entry::{self, Entry, EntryBody},
+};
+
+refinery::embed_migrations!("migrations");
+
+/// Any number, the same on every node: taken while migrating.
+const MIGRATION_LOCK: i64 = 0x6368_6f72_7573;
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct ArchiveSettings {
+    /// `postgres://user:password@host:port/database` (never logged: it may hold a password).
+    pub url: String,
+    /// Most connections open at once.
+    pub pool_size: usize,
+    /// The text search configuration (`english`, `simple`, `german` ...).
+    pub language: String,
+    /// Longest wait for a connection, new or from the pool.
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ArchiveSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveSettings")
+            .field("url", &"<redacted>")
+            .field("pool_size", &self.pool_size)
+            .field("language", &self.language)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// What one append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Entries written (messages inserted, changes applied).
+    pub written: u64,
+    /// Entries already archived (a retry, or another writer's), left alone.
+    pub skipped: u64,
+    /// Entries missing between the archive's position and these (gone from
+    /// Redis before they were archived).
+    pub lost: u64,
+}
+
+/// The archive: PostgreSQL through a bounded pool.
+#[derive(Clone)]
+pub struct Archive {
+    /// The connections.
+    pool: Pool,
+    /// The text search configuration for new rows.
+    language: String,
+}
+
+impl Archive {
+    /// A pool for `settings` (connections are opened when first needed).
+    pub fn new(settings: &ArchiveSettings) -> Result<Self, ArchiveError> {
+        let mut config: tokio_postgres::Config = settings
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| ArchiveError::Url(e.to_string()))?;
+        config.connect_timeout(settings.connect_timeout);
+        config.application_name("chorus");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(settings.connect_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| ArchiveError::Url(e.to_string()))?;
+        Ok(Self {
+            pool,
+            language: settings.language.clone(),
+        })
+    }
+
+    /// Brings the schema up to date (one node at a time: an advisory lock).
+    pub async fn migrate(&self) -> Result<(), ArchiveError> {
+        let mut client = self.pool.get().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let migrated = migrations::runner().run_async(&mut **client).await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let report = migrated?;
+        for migration in report.applied_migrations() {
+            tracing::info!(migration = %migration, "archive schema migrated");
+        }
+        Ok(())
+    }
+
+    /// Where `room`'s archive stands: its epoch and last entry archived.
+    pub async fn position(&self, room: &str) -> Result<Option<(u64, u64)>, ArchiveError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT epoch, seq FROM chorus_rooms WHERE room = $1",
+                &[&room],
+            )
+            .await?;
+        Ok(row.map(|row| (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)))
+    }
+
+    /// Appends `entries` (of `epoch`, in seq order) to `room`'s archive in
+    /// one transaction: messages inserted, changes applied to their message,
+    /// the room's position moved. Entries at or before the position are
+    /// skipped, so a retry or a second writer never archives anything twice.
+    pub async fn append(
+        &self,
+        room: &str,
+        epoch: u64,
+        entries: &[Entry],
+    ) -> Result<Appended, ArchiveError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let epoch = epoch as i64;
+        tx.execute(
+            "INSERT INTO chorus_rooms (room, epoch, seq) VALUES ($1, $2, 0) ON CONFLICT (room) DO NOTHING",
+            &[&room, &epoch],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "SELECT epoch, seq FROM chorus_rooms WHERE room = $1 FOR UPDATE",
+                &[&room],
+            )
+            .await?;
+        let (at_epoch, mut at) = (row.get::<_, i64>(0), row.get::<_, i64>(1));
+        let mut done = Appended::default();
+        if epoch < at_epoch {
+            // An epoch the room has left: archived already, or lost with it.
+            done.skipped = entries.len() as u64;
+            return Ok(done);
+        }
+        if epoch > at_epoch {
+            at = 0;
+        }
+        for entry in entries {
+            let seq = entry.seq as i64;
+            if seq <= at {
+                done.skipped += 1;
+                continue;
+            }
+            done.lost += (seq - at - 1) as u64;
+            match &entry.body {
+                EntryBody::Message(message) => self.insert(&tx, epoch, message).await?,
+                EntryBody::Change(change) => {
+                    let target = change.target as i64;
+                    let row = tx
+                        .query_opt(
+                            "SELECT message FROM chorus_messages WHERE room = $1 AND epoch = $2 AND seq = $3 FOR UPDATE",
+                            &[&room, &epoch, &target],
+                        )
+                        .await?;
+                    // A change to a message that was lost before archiving: nothing to apply it to.
+                    if let Some(row) = row {
+                        let mut message = from_json(row.get(0), entry.seq)?;
+                        entry::apply(&mut message, change);
+                        self.update(&tx, epoch, &message).await?;
+                    }
+                }
+            }
+            at = seq;
+            done.written += 1;
+        }
+        tx.execute(
+            "UPDATE chorus_rooms SET epoch = $2, seq = $3, lost = lost + $4, updated_at = now() WHERE room = $1",
+            &[&room, &epoch, &at, &(done.lost as i64)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn insert(
+        &self,
+        tx: &Transaction<'_>,
+        epoch: i64,
+        message: &ChatMessage,
+    ) -> Result<(), ArchiveError> {
+        let json = serde_json::to_value(message).expect("a message serializes");
+        tx.execute(
+            "INSERT INTO chorus_messages (room, epoch, seq, id, sender, ts, deleted, message, search) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_tsvector($9::text::regconfig, $10)) \
+             ON CONFLICT DO NOTHING",
+            &[
+                &message.room.as_str(),
+                &epoch,
+                &(message.seq as i64),
+                &message.id,
+                &message.from.id,
+                &(message.ts as i64),
+                &message.deleted,
+                &json,
+                &self.language,
+                &message.body,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        tx: &Transaction<'_>,
+        epoch: i64,
+        message: &ChatMessage,
+    ) -> Result<(), ArchiveError> {
+        let json = serde_json::to_value(message).expect("a message serializes");
+        tx.execute(
+            "UPDATE chorus_messages SET deleted = $4, message = $5, search = to_tsvector($6::text::regconfig, $7) \
+             WHERE room = $1 AND epoch = $2 AND seq = $3",
+            &[
+                &message.room.as_str(),
+                &epoch,
+                &(message.seq as i64),
+                &message.deleted,
+                &json,
+                &self.language,
+                &message.body,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` of `room`'s messages before `(epoch, seq)` (all of them
+    /// without), oldest first, and whether older ones remain.
+    pub async fn page(
+        &self,
+        room: &str,
+        before: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<(Vec<ChatMessage>, bool), ArchiveError> {
+        let client = self.pool.get().await?;
+        let (epoch, seq) = before.map_or((i64::MAX, i64::MAX), |(e, s)| (e as i64, s as i64));
+        let rows = client
+            .query(
+                "SELECT message, seq FROM chorus_messages WHERE room = $1 AND (epoch, seq) < ($2, $3) \
+                 ORDER BY epoch DESC, seq DESC LIMIT $4",
+                &[&room, &epoch, &seq, &(limit as i64 + 1)],
+            )
+            .await?;
+        let more = rows.len() > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit)
+            .map(|row| from_json(row.get(0), row.get::<_, i64>(1) as u64))
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok((messages, more))
+    }
+}
+
+fn from_json(value: serde_json::Value, seq: u64) -> Result<ChatMessage, ArchiveError> {
+    serde_json::from_value(value).map_err(|e| ArchiveError::Entry {
+        seq,
+        why: format!("archived message does not decode: {e}"),
+    })
+}
