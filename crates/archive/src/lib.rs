@@ -4,12 +4,15 @@
 //!
 //! - [`entry`]: what is archived, decoded from a room's log entries;
 //! - [`store`]: the database: schema migrations, appending a room's entries
-//!   in one transaction (exactly once, whoever writes), paging.
+//!   in one transaction (exactly once, whoever writes), paging;
+//! - [`search`]: full-text search in the rooms a caller may read.
 
 pub mod entry;
 pub mod error;
+pub mod search;
 pub mod store;
 
 pub use entry::{Entry, EntryBody};
 pub use error::ArchiveError;
+pub use search::{Fragment, Hit, SearchQuery};
 pub use store::{Appended, Archive, ArchiveSettings};

@@ -58,9 +58,9 @@ pub struct Appended {
 #[derive(Clone)]
 pub struct Archive {
     /// The connections.
-    pool: Pool,
-    /// The text search configuration for new rows.
-    language: String,
+    pub(crate) pool: Pool,
+    /// The text search configuration for new rows and queries.
+    pub(crate) language: String,
 }
 
 impl Archive {

@@ -128,10 +128,12 @@ impl Postgres {
         )
     }
 
-    /// Kills the server at once (SIGKILL): its backends follow.
+    /// Kills the server at once: the postmaster and every backend (SIGKILL;
+    /// a backend outlives its postmaster for a while otherwise).
     pub async fn kill(&mut self) {
+        self.reaper.kill_all();
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
+            let _ = child.wait().await;
         }
     }
 
