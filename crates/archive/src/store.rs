@@ -164,7 +164,7 @@ impl Archive {
             }
             done.lost += (seq - at - 1) as u64;
             match &entry.body {
-                EntryBody::Message(message) => self.insert(&tx, epoch, message).await?,
+                EntryBody::Message(message) => self.put(&tx, epoch, message).await?,
                 EntryBody::Change(change) => {
                     let target = change.target as i64;
                     let row = tx
@@ -177,7 +177,7 @@ impl Archive {
                     if let Some(row) = row {
                         let mut message = from_json(row.get(0), entry.seq)?;
                         entry::apply(&mut message, change);
-                        self.update(&tx, epoch, &message).await?;
+                        self.put(&tx, epoch, &message).await?;
                     }
                 }
             }
@@ -193,7 +193,8 @@ impl Archive {
         Ok(done)
     }
 
-    async fn insert(
+    /// Writes `message` in its current state: a new row, or the changed one.
+    async fn put(
         &self,
         tx: &Transaction<'_>,
         epoch: i64,
@@ -203,7 +204,8 @@ impl Archive {
         tx.execute(
             "INSERT INTO chorus_messages (room, epoch, seq, id, sender, ts, deleted, message, search) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_tsvector($9::text::regconfig, $10)) \
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT (room, epoch, seq) DO UPDATE \
+             SET deleted = EXCLUDED.deleted, message = EXCLUDED.message, search = EXCLUDED.search",
             &[
                 &message.room.as_str(),
                 &epoch,
@@ -211,30 +213,6 @@ impl Archive {
                 &message.id,
                 &message.from.id,
                 &(message.ts as i64),
-                &message.deleted,
-                &json,
-                &self.language,
-                &message.body,
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn update(
-        &self,
-        tx: &Transaction<'_>,
-        epoch: i64,
-        message: &ChatMessage,
-    ) -> Result<(), ArchiveError> {
-        let json = serde_json::to_value(message).expect("a message serializes");
-        tx.execute(
-            "UPDATE chorus_messages SET deleted = $4, message = $5, search = to_tsvector($6::text::regconfig, $7) \
-             WHERE room = $1 AND epoch = $2 AND seq = $3",
-            &[
-                &message.room.as_str(),
-                &epoch,
-                &(message.seq as i64),
                 &message.deleted,
                 &json,
                 &self.language,
