@@ -7,11 +7,13 @@
 //!   in one transaction (exactly once, whoever writes), paging;
 //! - [`search`]: full-text search in the rooms a caller may read.
 
+pub mod archiver;
 pub mod entry;
 pub mod error;
 pub mod search;
 pub mod store;
 
+pub use archiver::Archiver;
 pub use entry::{Entry, EntryBody};
 pub use error::ArchiveError;
 pub use search::{Fragment, Hit, SearchQuery};

@@ -22,6 +22,9 @@ pub struct Backplane {
     pub registry: Arc<dyn NodeRegistry>,
     /// The queue webhooks are delivered from.
     pub webhooks: Arc<dyn WebhookQueue>,
+    /// The same kind of queue, for the archive: each entry names a room
+    /// with entries to archive (partitioned, leased and advanced alike).
+    pub archive_notes: Arc<dyn WebhookQueue>,
 }
 
 impl std::fmt::Debug for Backplane {

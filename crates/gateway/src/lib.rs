@@ -26,5 +26,5 @@ mod server;
 mod webhooks;
 
 pub use api::ApiDoc;
-pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError, token_cmd};
+pub use config::{BackplaneConfig, Cli, CliCommand, Config, ConfigError, MigrateArgs, token_cmd};
 pub use server::{ServeError, healthcheck, serve, serve_with_admin};

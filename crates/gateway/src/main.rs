@@ -2,7 +2,9 @@
 
 use std::{net::SocketAddr, process::ExitCode};
 
-use chorus_gateway::{Cli, CliCommand, Config, healthcheck, serve_with_admin, token_cmd};
+use chorus_gateway::{
+    Cli, CliCommand, Config, MigrateArgs, healthcheck, serve_with_admin, token_cmd,
+};
 use clap::Parser;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +42,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if let Some(CliCommand::Migrate(args)) = &cli.command {
+        return migrate(&cli, args);
     }
     if let Some(CliCommand::Healthcheck(args)) = &cli.command {
         let listen = cli.ops.admin_listen.unwrap_or(cli.listen);
@@ -163,5 +168,41 @@ fn init_tracing(format: &str) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// `chorus migrate`: the archive's schema up to date, then exit.
+fn migrate(cli: &Cli, args: &MigrateArgs) -> ExitCode {
+    init_tracing(&cli.log_format);
+    let Some(url) = args.database_url.clone() else {
+        eprintln!("chorus migrate: give --database-url (or CHORUS_DATABASE_URL)");
+        return ExitCode::from(2);
+    };
+    let settings = chorus_archive::ArchiveSettings {
+        url,
+        pool_size: 1,
+        language: cli.archive_language.clone(),
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+    let archive = match chorus_archive::Archive::new(&settings) {
+        Ok(archive) => archive,
+        Err(error) => {
+            eprintln!("chorus migrate: --database-url: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(archive.migrate()) {
+        Ok(()) => {
+            println!("the archive's schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("chorus migrate: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

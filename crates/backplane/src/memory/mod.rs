@@ -51,6 +51,8 @@ pub struct MemoryBus {
     users: Arc<users::Users>,
     /// The webhook queue.
     hooks: Arc<webhooks::Hooks>,
+    /// The archive's notes (the same kind of queue).
+    archive_notes: Arc<webhooks::Hooks>,
 }
 
 impl MemoryBus {
@@ -79,6 +81,10 @@ impl MemoryBus {
             pubsub: rooms,
             users: Arc::new(users::MemoryUsers::new(link.clone(), self.users.clone())),
             webhooks: Arc::new(webhooks::MemoryHooks::new(link.clone(), self.hooks.clone())),
+            archive_notes: Arc::new(webhooks::MemoryHooks::new(
+                link.clone(),
+                self.archive_notes.clone(),
+            )),
             presence: Arc::new(presence::MemoryPresence::new(
                 link.clone(),
                 self.present.clone(),

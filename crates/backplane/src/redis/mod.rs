@@ -201,7 +201,16 @@ impl RedisSettings {
                 names,
                 sharding,
             )),
-            webhooks: Arc::new(webhooks::RedisHooks::new(publisher.clone(), &self.prefix)),
+            webhooks: Arc::new(webhooks::RedisHooks::new(
+                publisher.clone(),
+                &self.prefix,
+                "webhooks",
+            )),
+            archive_notes: Arc::new(webhooks::RedisHooks::new(
+                publisher.clone(),
+                &self.prefix,
+                "archive",
+            )),
             registry: Arc::new(registry::RedisRegistry::new(publisher, &self.prefix)),
             pubsub: Arc::new(pubsub),
         })

@@ -63,7 +63,7 @@ return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])";
 pub(super) struct RedisHooks {
     /// The connection commands go through.
     client: Client,
-    /// `<prefix>:{webhooks}`.
+    /// `<prefix>:{webhooks}` (or `{archive}`).
     base: String,
     /// One script per operation that needs one.
     scripts: Scripts,
@@ -79,10 +79,11 @@ struct Scripts {
 }
 
 impl RedisHooks {
-    pub(super) fn new(client: Client, prefix: &str) -> Self {
+    /// The queue under `<prefix>:{<namespace>}` (`webhooks`, `archive`).
+    pub(super) fn new(client: Client, prefix: &str, namespace: &str) -> Self {
         Self {
             client,
-            base: format!("{prefix}:{{webhooks}}"),
+            base: format!("{prefix}:{{{namespace}}}"),
             scripts: Scripts {
                 append: OpScript::new("webhook_append", WhenFull::Refuse, APPEND),
                 lease: OpScript::new("webhook_lease", WhenFull::Run, LEASE),

@@ -68,8 +68,11 @@ impl Chat {
         };
         let (room, target) = (edit.room.clone(), edit.target.seq);
         let changed = self.backplane.log.change(&edit.room, change).await?;
-        if deleting && matches!(changed, Changed::Applied(_)) {
-            self.discard_files(&room, target).await;
+        if matches!(changed, Changed::Applied(_)) {
+            self.note_for_archive(&room).await?;
+            if deleting {
+                self.discard_files(&room, target).await;
+            }
         }
         if let (Changed::Applied(position), Some((room, target, kind, by))) = (&changed, queued) {
             let at = (&room, target, position.seq);

@@ -14,6 +14,7 @@ use super::Chat;
 impl Chat {
     /// Queues a `message.created` event for `message` (stored, with its seq).
     pub(super) async fn message_event(&self, message: &ChatMessage) -> Result<(), BackplaneError> {
+        self.note_for_archive(&message.room).await?;
         // On every send's path: nothing is built unless an endpoint wants it.
         if !self.events.wanted("message.created") {
             return Ok(());

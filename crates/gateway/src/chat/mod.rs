@@ -19,6 +19,7 @@ use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod archive_notes;
 pub mod attachments;
 pub mod change;
 pub mod connection;

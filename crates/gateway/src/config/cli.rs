@@ -181,6 +181,16 @@ pub struct Cli {
     /// (each holds up to a 5 MiB part in memory while it streams).
     #[arg(long, env = "CHORUS_MAX_CONCURRENT_UPLOADS", default_value_t = 64)]
     pub max_concurrent_uploads: usize,
+    /// Keep every message and change in this PostgreSQL database too
+    /// (postgres://user:password@host:port/database; never logged).
+    #[arg(long, env = "CHORUS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Most connections to the archive's database at once.
+    #[arg(long, env = "CHORUS_ARCHIVE_POOL_SIZE", default_value_t = 8)]
+    pub archive_pool_size: usize,
+    /// The archive's full-text search configuration (english, simple, german ...).
+    #[arg(long, env = "CHORUS_ARCHIVE_LANGUAGE", default_value = "english")]
+    pub archive_language: String,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,
@@ -264,6 +274,9 @@ pub enum CliCommand {
     Token(Box<TokenArgs>),
     /// Make a new server API key: prints the key (once) and its entry for --api-keys-file.
     ApiKey(ApiKeyArgs),
+    /// Bring the archive's schema in --database-url up to date, and exit
+    /// (nodes also do it when they start).
+    Migrate(MigrateArgs),
     /// Probe a running node's /readyz (for container health checks without curl);
     /// exits 0 when ready, 1 otherwise.
     Healthcheck(HealthcheckArgs),
@@ -311,6 +324,14 @@ pub struct TokenArgs {
     /// PEM private key for RS256 or ES256 (RS256 unless --jwt-algorithm ES256).
     #[arg(long, env = "CHORUS_JWT_PRIVATE_KEY", conflicts_with = "jwt_secret")]
     pub jwt_private_key: Option<PathBuf>,
+}
+
+/// Flags of `chorus migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The archive's database, as the nodes take it.
+    #[arg(long, env = "CHORUS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// Flags of `chorus api-key`.

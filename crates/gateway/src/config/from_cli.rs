@@ -5,8 +5,8 @@ use chorus_backplane::{HistorySettings, MemoryBus, RedisMode, RedisSettings};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use super::{
-    BackplaneConfig, Cli, Config, ConfigError, FilesConfig, HistoryConfig, Operations,
-    PublishHookConfig, S3Settings, WebhooksConfig, check, random_node_id, valid_id,
+    ArchiveSettings, BackplaneConfig, Cli, Config, ConfigError, FilesConfig, HistoryConfig,
+    Operations, PublishHookConfig, S3Settings, WebhooksConfig, check, random_node_id, valid_id,
 };
 use crate::auth::{
     ApiKeys, AuthConfig, Minter, Origins, Patterns, RateLimits, RoomPolicy, RoomRules, Verifier,
@@ -105,6 +105,21 @@ impl Config {
                 upload_rate: cli.upload_rate,
                 unattached_ttl: cli.unattached_file_ttl,
                 max_concurrent_uploads: cli.max_concurrent_uploads,
+            },
+            archive: match &cli.database_url {
+                None => None,
+                Some(url) => {
+                    let settings = ArchiveSettings {
+                        url: url.clone(),
+                        pool_size: cli.archive_pool_size.max(1),
+                        language: cli.archive_language.clone(),
+                        connect_timeout: std::time::Duration::from_secs(5),
+                    };
+                    // The URL is checked now (nothing connects yet): a bad one stops the start.
+                    chorus_archive::Archive::new(&settings)
+                        .map_err(|e| ConfigError(format!("--database-url: {e}")))?;
+                    Some(settings)
+                }
             },
             webhooks: match &cli.webhooks_file {
                 None => None,

@@ -14,7 +14,8 @@ mod ops;
 pub mod token_cmd;
 mod webhooks;
 
-pub use cli::{ApiKeyArgs, Cli, CliCommand, HealthcheckArgs, JwtArgs, TokenArgs};
+pub use chorus_archive::ArchiveSettings;
+pub use cli::{ApiKeyArgs, Cli, CliCommand, HealthcheckArgs, JwtArgs, MigrateArgs, TokenArgs};
 pub use files::{DEFAULT_FILES_DIR, DEFAULT_MAX_UPLOAD_BYTES, FilesConfig, S3Settings};
 pub use ops::{Operations, OpsArgs};
 pub use webhooks::{EVENT_TYPES, Endpoint, MAX_ENDPOINTS, PublishHookConfig, WebhooksConfig};
@@ -87,6 +88,8 @@ pub struct Config {
     pub publish_hook: Option<PublishHookConfig>,
     /// Where uploaded files are kept, and the upload limits.
     pub files: FilesConfig,
+    /// The archive's database (`None`: no archive).
+    pub archive: Option<ArchiveSettings>,
 }
 
 /// How much history rooms keep and clients get.
@@ -147,6 +150,7 @@ impl Default for Config {
             webhooks: None,
             files: FilesConfig::default(),
             publish_hook: None,
+            archive: None,
         }
     }
 }

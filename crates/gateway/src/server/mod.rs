@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::listener::{SharedListener, StreamHandle};
 
+mod archiving;
 pub mod cluster;
 mod cluster_view;
 pub mod drain;
@@ -80,6 +81,7 @@ pub async fn serve_with_admin(
     tokio::spawn(drain.clone().follow(shutdown, ops));
     let heartbeats = cluster::start(node.clone());
     crate::webhooks::start(node.chat().clone(), drain.stopped());
+    archiving::start(node.chat().clone(), drain.stopped());
     let config = node.config();
     tracing::info!(
         node = %config.node_id,

@@ -1,0 +1,231 @@
+//! The archiver: off the delivery path, every room's new log entries go into
+//! the archive.
+//!
+//! After storing a message or change, a node appends the room's name to the
+//! backplane's archive notes (`Backplane::archive_notes`: the same
+//! partitioned, leased queue webhooks use, by room, so one room's notes are
+//! in one partition). Each partition is read by the one node holding its
+//! lease (taken and renewed every [`LEASE_RENEW`], lasting [`LEASE_TTL`]).
+//! For each batch of notes the holder archives every room named, from the
+//! archive's position to the room's head ([`Archive::append`], one
+//! transaction per page, exactly once), and only then advances the
+//! partition's cursor, fenced by the lease. A holder that dies mid-batch
+//! leaves the cursor where it was: the next holder reads the same notes and
+//! archives whatever is left. While PostgreSQL is down, the cursor stays
+//! and the notes wait (the queue keeps 100,000 per partition).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chorus_backplane::{Read, RoomLog, WEBHOOK_PARTITIONS, WebhookQueue};
+use chorus_protocol::RoomName;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Archive, ArchiveError, Entry};
+
+/// How long a lease lasts unless renewed: a dead node's partitions wait this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often a node takes or renews its leases.
+pub const LEASE_RENEW: Duration = Duration::from_secs(2);
+/// The cursor's name in the notes queue.
+const CURSOR: &str = "archive";
+/// Notes read at once.
+const NOTES_BATCH: usize = 500;
+/// Log entries archived per transaction.
+const ENTRIES_BATCH: usize = 500;
+/// How often an idle partition is read again.
+const IDLE: Duration = Duration::from_millis(250);
+/// Wait after a failure (the database or Redis down) before trying again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What the archiver works with.
+pub struct Archiver {
+    /// The database.
+    pub archive: Archive,
+    /// Where entries are read from.
+    pub log: Arc<dyn RoomLog>,
+    /// Which rooms have entries to archive.
+    pub notes: Arc<dyn WebhookQueue>,
+    /// This node's id (the lease holder's name).
+    pub node: String,
+}
+
+impl Archiver {
+    /// Notes that `room` has new entries (call after storing one, before
+    /// answering: a failed note fails the command, so the client's retry
+    /// notes it again).
+    pub async fn note(
+        notes: &dyn WebhookQueue,
+        room: &RoomName,
+    ) -> Result<(), chorus_backplane::BackplaneError> {
+        let partition = chorus_backplane::webhook_partition(room.as_str());
+        notes
+            .append(partition, room.as_str().as_bytes().to_vec().into(), None)
+            .await
+    }
+
+    /// Takes and renews leases, archiving each held partition, until `stopped`.
+    pub async fn run(self: Arc<Self>, stopped: CancellationToken) {
+        let mut held: Vec<Option<(JoinSet<()>, Instant)>> =
+            (0..WEBHOOK_PARTITIONS).map(|_| None).collect();
+        let mut ticks = tokio::time::interval(LEASE_RENEW);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = stopped.cancelled() => return,
+            }
+            for partition in 0..WEBHOOK_PARTITIONS {
+                let asked = Instant::now();
+                let slot = &mut held[partition as usize];
+                match self.notes.lease(partition, &self.node, LEASE_TTL).await {
+                    Ok(true) => {
+                        let sure_until = asked + LEASE_TTL - LEASE_RENEW;
+                        match slot {
+                            Some((_, until)) => *until = sure_until,
+                            None => {
+                                tracing::info!(partition, "archive partition taken");
+                                let mut worker = JoinSet::new();
+                                worker.spawn(self.clone().drain(partition, stopped.clone()));
+                                *slot = Some((worker, sure_until));
+                            }
+                        }
+                    }
+                    Ok(false) => release(slot, partition),
+                    Err(error) => {
+                        tracing::debug!(%error, partition, "archive lease not renewed");
+                        if slot
+                            .as_ref()
+                            .is_some_and(|(_, until)| Instant::now() >= *until)
+                        {
+                            release(slot, partition);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Archives the rooms `partition`'s notes name, batch after batch.
+    async fn drain(self: Arc<Self>, partition: u32, stopped: CancellationToken) {
+        loop {
+            let pause = match self.batch(partition).await {
+                Ok(Some(true)) => continue,
+                Ok(Some(false)) => IDLE,
+                // The lease went to another node: its worker carries on.
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, partition, "archiving paused");
+                    RETRY
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stopped.cancelled() => return,
+            }
+        }
+    }
+
+    /// One batch of notes: `Some(true)` when there were notes, `Some(false)`
+    /// when none, `None` when the lease is lost.
+    async fn batch(&self, partition: u32) -> Result<Option<bool>, BatchError> {
+        let cursor = self.notes.cursor(partition, CURSOR).await?;
+        let notes = self.notes.read(partition, &cursor, NOTES_BATCH).await?;
+        let Some(last) = notes.last() else {
+            return Ok(Some(false));
+        };
+        let mut rooms: Vec<&[u8]> = Vec::new();
+        for note in &notes {
+            if !rooms.contains(&note.event.as_ref()) {
+                rooms.push(note.event.as_ref());
+            }
+        }
+        for room in rooms {
+            let Ok(room) = std::str::from_utf8(room)
+                .map_err(drop)
+                .and_then(|r| RoomName::parse_internal(r).map_err(drop))
+            else {
+                tracing::warn!(partition, "an archive note names no room; skipped");
+                continue;
+            };
+            self.archive_room(&room).await?;
+        }
+        let advanced = self
+            .notes
+            .advance(partition, CURSOR, (&self.node, &last.id))
+            .await?;
+        Ok(advanced.then_some(true))
+    }
+
+    /// Archives `room` from the archive's position up to its head.
+    pub async fn archive_room(&self, room: &RoomName) -> Result<(), BatchError> {
+        let (mut epoch, mut seq) = self
+            .archive
+            .position(room.as_str())
+            .await?
+            .unwrap_or((0, 0));
+        loop {
+            let mut page = self
+                .log
+                .read(
+                    room,
+                    Read::After {
+                        seq,
+                        limit: ENTRIES_BATCH,
+                    },
+                )
+                .await?;
+            if page.position.epoch != epoch && seq > 0 {
+                // A new epoch since: from its start.
+                seq = 0;
+                page = self
+                    .log
+                    .read(
+                        room,
+                        Read::After {
+                            seq,
+                            limit: ENTRIES_BATCH,
+                        },
+                    )
+                    .await?;
+            }
+            epoch = page.position.epoch;
+            let entries = page
+                .entries
+                .iter()
+                .map(|stored| Entry::decode(stored.seq, &stored.payload))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(last) = entries.last() {
+                seq = last.seq;
+                let done = self.archive.append(room.as_str(), epoch, &entries).await?;
+                if done.lost > 0 {
+                    tracing::warn!(%room, lost = done.lost, "entries trimmed from Redis before they were archived");
+                }
+            }
+            if !page.more || entries.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn release(slot: &mut Option<(JoinSet<()>, Instant)>, partition: u32) {
+    if let Some((mut worker, _)) = slot.take() {
+        tracing::info!(partition, "archive partition lost to another node");
+        worker.abort_all();
+    }
+}
+
+/// Why a batch stopped (it is tried again).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Redis (the notes or the log).
+    #[error("backplane: {0}")]
+    Backplane(#[from] chorus_backplane::BackplaneError),
+    /// PostgreSQL, or an entry that does not decode.
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+}

@@ -1,0 +1,184 @@
+//! The archive (`--database-url`) on 3 nodes with Redis and a real
+//! PostgreSQL: every message and every change, sent through any node, ends
+//! in PostgreSQL exactly once, as history shows it.
+
+use std::time::Duration;
+
+use chorus_archive::{Archive, ArchiveSettings};
+use chorus_gateway::Config;
+use chorus_testkit::{BackplaneKind, Client, Cluster, Postgres, eventually, fresh_user, token};
+use serde_json::{Value, json};
+
+fn settings(db: &Postgres) -> ArchiveSettings {
+    ArchiveSettings {
+        url: db.url(),
+        pool_size: 4,
+        language: "english".into(),
+        connect_timeout: Duration::from_secs(2),
+    }
+}
+
+/// A room's history as a client sees it: (seq, id, body, deleted, reactions).
+fn shown(page: &Value) -> Vec<(u64, String, String, bool, usize)> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["id"].as_str().unwrap().to_owned(),
+                m["body"].as_str().unwrap().to_owned(),
+                m["deleted"].as_bool().unwrap_or(false),
+                m["reactions"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_and_change_through_any_node_is_archived_exactly_once() {
+    let db = Postgres::start().await;
+    let archived = settings(&db);
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 3, move |c: &mut Config| {
+        c.archive = Some(archived.clone());
+    })
+    .await;
+    let rooms: Vec<String> = (0..12).map(|i| format!("arch-{i}")).collect();
+    let mut clients = Vec::new();
+    for node in 0..3 {
+        let mut client = Client::connect_as(&cluster.url(node), &token(&fresh_user())).await;
+        for room in &rooms {
+            client.join(room).await;
+        }
+        clients.push(client);
+    }
+    for round in 0..4 {
+        for (i, room) in rooms.iter().enumerate() {
+            let client = &mut clients[(i + round) % 3];
+            client
+                .say_ok(room, &format!("round {round} in {room}"))
+                .await;
+        }
+    }
+    // Changes, each through the node its author is on.
+    for (i, room) in rooms.iter().enumerate().take(6) {
+        let author = &mut clients[i % 3];
+        let edit =
+            json!({"type": "edit", "room": room, "seq": 1, "body": format!("edited in {room}")});
+        assert_eq!(author.request_reply(edit).await["type"], "changed");
+        let reader = &mut clients[(i + 1) % 3];
+        let react = json!({"type": "react", "room": room, "seq": 2, "emoji": "👍"});
+        assert_eq!(reader.request_reply(react).await["type"], "changed");
+        let deleter = &mut clients[(i + 2) % 3];
+        let delete = json!({"type": "delete", "room": room, "seq": 3});
+        assert_eq!(deleter.request_reply(delete).await["type"], "changed");
+    }
+
+    let archive = Archive::new(&settings(&db)).unwrap();
+    for room in &rooms {
+        let page = clients[0]
+            .request_reply(json!({"type": "history", "room": room, "limit": 100}))
+            .await;
+        let expected = shown(&page);
+        assert_eq!(expected.len(), 4, "{page}");
+        let what = format!("{room} archived as history shows it");
+        let (archive, expected) = (&archive, &expected);
+        eventually(&what, || async move {
+            let (messages, more) = archive.page(room, None, 1000).await.ok()?;
+            let got: Vec<_> = messages
+                .iter()
+                .map(|m| {
+                    (
+                        m.seq,
+                        m.id.to_string(),
+                        m.body.clone(),
+                        m.deleted,
+                        m.reactions.len(),
+                    )
+                })
+                .collect();
+            (!more && &got == expected).then_some(())
+        })
+        .await;
+        // Every entry (4 messages, and 3 changes in half the rooms) once.
+        let position = archive.position(room).await.unwrap();
+        let changes = if room_index(room) < 6 { 3 } else { 0 };
+        assert_eq!(position.map(|(_, seq)| seq), Some(4 + changes), "{room}");
+    }
+    drop(cluster);
+}
+
+fn room_index(room: &str) -> usize {
+    room.trim_start_matches("arch-").parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_database_is_down_is_ready_and_chats_and_archives_once_it_is_up() {
+    let mut db = Postgres::start().await;
+    db.kill().await;
+    let archived = settings(&db);
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 1, move |c: &mut Config| {
+        c.archive = Some(archived.clone());
+    })
+    .await;
+    let addr = cluster.nodes[0].addr;
+    assert_eq!(
+        chorus_testkit::http_get(addr, "/readyz").await.unwrap().0,
+        200,
+        "archiving is not delivery: ready without the database"
+    );
+    let mut client = Client::connect_as(&cluster.url(0), &token(&fresh_user())).await;
+    client.join("down").await;
+    let first = client.say_ok("down", "while the database is down").await;
+    // The database comes back: the node migrates and archives what waited.
+    db.restart().await;
+    client.say_ok("down", "after it came back").await;
+    let archive = Archive::new(&settings(&db)).unwrap();
+    let archive = &archive;
+    let (messages, _) = eventually("both messages archived", || async move {
+        let page = archive.page("down", None, 10).await.ok()?;
+        (page.0.len() == 2).then_some(page)
+    })
+    .await;
+    assert_eq!(messages[0].id.to_string(), first);
+}
+
+#[test]
+fn chorus_migrate_brings_the_schema_up_and_refuses_bad_input() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime.block_on(Postgres::start());
+    let chorus = env!("CARGO_BIN_EXE_chorus");
+    let run = |args: &[&str]| {
+        std::process::Command::new(chorus)
+            .arg("migrate")
+            .args(args)
+            .env_remove("CHORUS_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let done = run(&["--database-url", &db.url()]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    // Again: nothing to do, still fine.
+    assert!(run(&["--database-url", &db.url()]).status.success());
+    let archive = Archive::new(&settings(&db)).unwrap();
+    assert_eq!(runtime.block_on(archive.position("none")).unwrap(), None);
+    let missing = run(&[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--database-url"));
+    let bad = run(&["--database-url", "postgres://u@h:notaport/db"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let secret = "postgres://chorus:hunter2@127.0.0.1:1/postgres";
+    let refused = run(&["--database-url", secret]);
+    assert_eq!(refused.status.code(), Some(1), "no database there");
+    let said = String::from_utf8_lossy(&refused.stderr).to_string()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        !said.contains("hunter2"),
+        "the password is never printed: {said}"
+    );
+}
