@@ -6,6 +6,8 @@
 //! partitioned, leased queue webhooks use, by room, so one room's notes are
 //! in one partition). Each partition is read by the one node holding its
 //! lease (taken and renewed every [`LEASE_RENEW`], lasting [`LEASE_TTL`]).
+//! Each node holds about its share of the partitions (of the live nodes in
+//! the registry), so more nodes archive more at once.
 //! For each batch of notes the holder archives every room named, from the
 //! archive's position to the room's head ([`Archive::append`], one
 //! transaction per page, exactly once), and only then advances the
@@ -19,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chorus_backplane::{Read, RoomLog, WEBHOOK_PARTITIONS, WebhookQueue};
+use chorus_backplane::{NodeRegistry, Read, RoomLog, WEBHOOK_PARTITIONS, WebhookQueue};
 use chorus_protocol::RoomName;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +51,8 @@ pub struct Archiver {
     pub log: Arc<dyn RoomLog>,
     /// Which rooms have entries to archive.
     pub notes: Arc<dyn WebhookQueue>,
+    /// The live nodes: each takes about its share of the partitions.
+    pub registry: Arc<dyn NodeRegistry>,
     /// This node's id (the lease holder's name).
     pub node: String,
 }
@@ -78,15 +82,30 @@ impl Archiver {
                 _ = ticks.tick() => {}
                 () = stopped.cancelled() => return,
             }
+            // About an equal share each: a node over it lets the extra
+            // leases lapse (another node takes them within the TTL), one
+            // under it takes free ones, so more nodes archive more at once.
+            let nodes = self.registry.nodes().await.map_or(1, |n| n.len().max(1));
+            let share = (WEBHOOK_PARTITIONS as usize).div_ceil(nodes);
+            let mut holding = held.iter().filter(|slot| slot.is_some()).count();
             for partition in 0..WEBHOOK_PARTITIONS {
                 let asked = Instant::now();
                 let slot = &mut held[partition as usize];
+                if slot.is_some() && holding > share {
+                    release(slot, partition);
+                    holding -= 1;
+                    continue;
+                }
+                if slot.is_none() && holding >= share {
+                    continue;
+                }
                 match self.notes.lease(partition, &self.node, LEASE_TTL).await {
                     Ok(true) => {
                         let sure_until = asked + LEASE_TTL - LEASE_RENEW;
                         match slot {
                             Some((_, until)) => *until = sure_until,
                             None => {
+                                holding += 1;
                                 tracing::info!(partition, "archive partition taken");
                                 let mut worker = JoinSet::new();
                                 worker.spawn(self.clone().drain(partition, stopped.clone()));
@@ -94,13 +113,19 @@ impl Archiver {
                             }
                         }
                     }
-                    Ok(false) => release(slot, partition),
+                    Ok(false) => {
+                        if slot.is_some() {
+                            holding -= 1;
+                        }
+                        release(slot, partition);
+                    }
                     Err(error) => {
                         tracing::debug!(%error, partition, "archive lease not renewed");
                         if slot
                             .as_ref()
                             .is_some_and(|(_, until)| Instant::now() >= *until)
                         {
+                            holding -= 1;
                             release(slot, partition);
                         }
                     }

@@ -182,3 +182,89 @@ fn chorus_migrate_brings_the_schema_up_and_refuses_bad_input() {
         "the password is never printed: {said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archiving_node_killed_mid_run_and_a_database_restart_lose_and_repeat_nothing() {
+    let redis = chorus_testkit::RedisServer::start().await;
+    let mut db = Postgres::start().await;
+    let (redis_url, db_url) = (redis.url(), db.url());
+    let chorus = std::path::Path::new(env!("CARGO_BIN_EXE_chorus"));
+    let args = |id: &'static str| {
+        let mut args = vec![
+            "--redis-url".to_owned(),
+            redis_url.clone(),
+            "--database-url".to_owned(),
+            db_url.clone(),
+            "--node-id".to_owned(),
+            id.to_owned(),
+        ];
+        args.extend(chorus_testkit::chaos::NODE_ARGS.map(String::from));
+        args
+    };
+    let spawn = |id: &'static str| {
+        let args = args(id);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            chorus_testkit::ProcessNode::spawn(chorus, &args).await
+        }
+    };
+    // The first node takes the archive's leases (it is alone), then lets
+    // about half lapse to the second, which also sends.
+    let mut archiver = spawn("archiver-a").await;
+    let sender_node = spawn("archiver-b").await;
+    let rooms: Vec<String> = (0..6).map(|i| format!("chaos-arch-{i}")).collect();
+    let mut sender = Client::connect_as(&sender_node.ws_url(), &token(&fresh_user())).await;
+    for room in &rooms {
+        sender.join(room).await;
+    }
+    let mut sent = 0;
+    let mut send_round = async |sender: &mut Client, tag: &str| {
+        for room in &rooms {
+            for i in 0..10 {
+                sender.say_ok(room, &format!("{tag} {i}")).await;
+                sent += 1;
+            }
+        }
+    };
+    send_round(&mut sender, "before").await;
+    // The lease holder dies mid-run; the other node takes its partitions
+    // within the lease's TTL and carries on from the cursors.
+    archiver.kill().await;
+    send_round(&mut sender, "after the kill").await;
+    // PostgreSQL dies and comes back while messages keep coming.
+    db.kill().await;
+    send_round(&mut sender, "database down").await;
+    db.restart().await;
+    send_round(&mut sender, "database back").await;
+    assert_eq!(sent, 240);
+
+    let archive = Archive::new(&settings(&db)).unwrap();
+    for room in &rooms {
+        let page = sender
+            .request_reply(json!({"type": "history", "room": room, "limit": 100}))
+            .await;
+        let expected = shown(&page);
+        assert_eq!(expected.len(), 40, "{page}");
+        let (archive, expected) = (&archive, &expected);
+        let what = format!("{room} archived whole after the kill and the restart");
+        eventually(&what, || async move {
+            let (messages, _) = archive.page(room, None, 1000).await.ok()?;
+            let got: Vec<_> = messages
+                .iter()
+                .map(|m| {
+                    (
+                        m.seq,
+                        m.id.to_string(),
+                        m.body.clone(),
+                        m.deleted,
+                        m.reactions.len(),
+                    )
+                })
+                .collect();
+            (&got == expected).then_some(())
+        })
+        .await;
+        assert_eq!(archive.position(room).await.unwrap().map(|p| p.1), Some(40));
+    }
+    drop(sender_node);
+}

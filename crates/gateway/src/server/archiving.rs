@@ -30,6 +30,7 @@ pub fn start(chat: Arc<Chat>, stopped: CancellationToken) {
         archive: archive.clone(),
         log: chat.backplane().log.clone(),
         notes: chat.backplane().archive_notes.clone(),
+        registry: chat.backplane().registry.clone(),
         node: chat.config().node_id.clone(),
     });
     tokio::spawn(async move {
