@@ -192,30 +192,16 @@ impl Archiver {
             .position(room.as_str())
             .await?
             .unwrap_or((0, 0));
+        let after = |seq| {
+            let limit = ENTRIES_BATCH;
+            self.log.read(room, Read::After { seq, limit })
+        };
         loop {
-            let mut page = self
-                .log
-                .read(
-                    room,
-                    Read::After {
-                        seq,
-                        limit: ENTRIES_BATCH,
-                    },
-                )
-                .await?;
+            let mut page = after(seq).await?;
             if page.position.epoch != epoch && seq > 0 {
                 // A new epoch since: from its start.
                 seq = 0;
-                page = self
-                    .log
-                    .read(
-                        room,
-                        Read::After {
-                            seq,
-                            limit: ENTRIES_BATCH,
-                        },
-                    )
-                    .await?;
+                page = after(seq).await?;
             }
             epoch = page.position.epoch;
             let entries = page

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chorus_archive::{Archive, ArchiveSettings};
 use chorus_gateway::Config;
+use chorus_protocol::ChatMessage;
 use chorus_testkit::{BackplaneKind, Client, Cluster, Postgres, eventually, fresh_user, token};
 use serde_json::{Value, json};
 
@@ -31,6 +32,22 @@ fn shown(page: &Value) -> Vec<(u64, String, String, bool, usize)> {
                 m["body"].as_str().unwrap().to_owned(),
                 m["deleted"].as_bool().unwrap_or(false),
                 m["reactions"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect()
+}
+
+/// The archive's messages, shaped as [`shown`] shapes history.
+fn archived_rows(messages: &[ChatMessage]) -> Vec<(u64, String, String, bool, usize)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m.seq,
+                m.id.to_string(),
+                m.body.clone(),
+                m.deleted,
+                m.reactions.len(),
             )
         })
         .collect()
@@ -86,18 +103,7 @@ async fn every_message_and_change_through_any_node_is_archived_exactly_once() {
         let (archive, expected) = (&archive, &expected);
         eventually(&what, || async move {
             let (messages, more) = archive.page(room, None, 1000).await.ok()?;
-            let got: Vec<_> = messages
-                .iter()
-                .map(|m| {
-                    (
-                        m.seq,
-                        m.id.to_string(),
-                        m.body.clone(),
-                        m.deleted,
-                        m.reactions.len(),
-                    )
-                })
-                .collect();
+            let got = archived_rows(&messages);
             (!more && &got == expected).then_some(())
         })
         .await;
@@ -249,18 +255,7 @@ async fn an_archiving_node_killed_mid_run_and_a_database_restart_lose_and_repeat
         let what = format!("{room} archived whole after the kill and the restart");
         eventually(&what, || async move {
             let (messages, _) = archive.page(room, None, 1000).await.ok()?;
-            let got: Vec<_> = messages
-                .iter()
-                .map(|m| {
-                    (
-                        m.seq,
-                        m.id.to_string(),
-                        m.body.clone(),
-                        m.deleted,
-                        m.reactions.len(),
-                    )
-                })
-                .collect();
+            let got = archived_rows(&messages);
             (&got == expected).then_some(())
         })
         .await;
