@@ -38,6 +38,8 @@ export interface Message {
   ts: number;
   body: string;
   seq: number;
+  /** In history pages: the epoch `seq` counts in (archived pages reach earlier epochs). */
+  epoch?: number;
   mentions?: string[];
   attachments?: Attachment[];
   edited?: number;
@@ -75,7 +77,7 @@ export type Command = WithRef &
     | { type: "delete"; room: string; seq: number; id?: string }
     | { type: "react"; room: string; seq: number; emoji: string }
     | { type: "unreact"; room: string; seq: number; emoji: string }
-    | { type: "history"; room: string; before?: number; before_id?: string; limit?: number }
+    | { type: "history"; room: string; before?: number; epoch?: number; before_id?: string; limit?: number }
     | { type: "typing"; room: string; state?: "start" | "stop" }
     | { type: "read"; room: string; seq: number }
     | { type: "receipts"; room: string }
@@ -174,7 +176,7 @@ export type ErrorCode =
   | "unauthenticated" | "invalid_token" | "token_expired" | "token_revoked" | "already_authenticated"
   | "forbidden" | "rate_limited" | "too_many_connections" | "backplane_unavailable" | "unknown_message"
   | "not_your_message" | "message_deleted" | "too_many_reactions" | "too_many_mentions"
-  | "too_many_attachments" | "unknown_attachment" | "store_unavailable" | "beyond_head"
+  | "too_many_attachments" | "unknown_attachment" | "store_unavailable" | "archive_unavailable" | "beyond_head"
   | "too_many_drafts" | "rejected" | "hook_unavailable" | "internal";
 
 /** Codes of this client's own failures (ChorusError.code). */

@@ -41,6 +41,8 @@ export class Room extends Emitter {
   #typers = new Map();
   #typingSentAt = 0;
   #ready = null;
+  /** Where `older()` continues once it has paged: the oldest message's {epoch, seq}. */
+  #cursor = null;
 
   constructor(client, name, history) {
     super();
@@ -72,13 +74,21 @@ export class Room extends Emitter {
     return this.#client.send(this, body, options);
   }
 
-  /** The page of messages before the oldest one delivered: {messages, more}. */
+  /**
+   * The page of messages before the oldest one delivered or paged: {messages,
+   * more}. With a server archive it goes on past Redis's history, into
+   * earlier epochs, to the room's first message.
+   */
   async older({ limit = 50 } = {}) {
     const command = { type: "history", room: this.name, limit };
-    if (this.oldest !== null) command.before = this.oldest;
+    const cursor = this.#cursor ?? (this.oldest !== null ? { epoch: this.epoch, seq: this.oldest } : null);
+    if (cursor) Object.assign(command, { before: cursor.seq, epoch: cursor.epoch });
     const page = await this.#client.request(command, { retry: true });
-    if (page.epoch === this.epoch && page.messages.length) {
-      this.oldest = Math.min(this.oldest ?? Infinity, page.messages[0].seq);
+    const first = page.messages[0];
+    if (first) {
+      const epoch = first.epoch ?? page.epoch;
+      this.#cursor = { epoch, seq: first.seq };
+      if (epoch === this.epoch) this.oldest = Math.min(this.oldest ?? Infinity, first.seq);
     }
     return { messages: page.messages, more: page.more };
   }
@@ -172,6 +182,7 @@ export class Room extends Emitter {
         this.epoch = event.epoch;
         this.seq = event.seq;
         this.oldest = null;
+        this.#cursor = null;
         this.#lastMessage = null;
         return;
       case "typing":
@@ -229,6 +240,7 @@ export class Room extends Emitter {
       if (event.epoch !== before.epoch) {
         this.seq = 0;
         this.oldest = null;
+        this.#cursor = null;
         this.#lastMessage = null;
       } else {
         this.seq = Math.max(this.seq, event.seq - this.#history);

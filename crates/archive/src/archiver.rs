@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chorus_backplane::{NodeRegistry, Read, RoomLog, WEBHOOK_PARTITIONS, WebhookQueue};
+use chorus_backplane::{NodeRegistry, Position, Read, RoomLog, WEBHOOK_PARTITIONS, WebhookQueue};
 use chorus_protocol::RoomName;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -215,6 +215,8 @@ impl Archiver {
                 if done.lost > 0 {
                     tracing::warn!(%room, lost = done.lost, "entries trimmed from Redis before they were archived");
                 }
+                // Redis may trim what the archive now holds.
+                self.log.archived(room, Position { epoch, seq }).await?;
             }
             if !page.more || entries.is_empty() {
                 return Ok(());

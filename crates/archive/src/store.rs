@@ -29,6 +29,23 @@ pub struct ArchiveSettings {
     pub language: String,
     /// Longest wait for a connection, new or from the pool.
     pub connect_timeout: Duration,
+    /// Most entries per room Redis keeps for the archive past its history
+    /// bounds while the archive is behind (past it they are trimmed and
+    /// counted as lost).
+    pub unarchived_max: u64,
+}
+
+impl ArchiveSettings {
+    /// Settings for the database at `url`, the rest as the flags' defaults.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 8,
+            language: "english".into(),
+            connect_timeout: Duration::from_secs(5),
+            unarchived_max: 100_000,
+        }
+    }
 }
 
 impl std::fmt::Debug for ArchiveSettings {
@@ -38,6 +55,7 @@ impl std::fmt::Debug for ArchiveSettings {
             .field("pool_size", &self.pool_size)
             .field("language", &self.language)
             .field("connect_timeout", &self.connect_timeout)
+            .field("unarchived_max", &self.unarchived_max)
             .finish()
     }
 }
@@ -224,7 +242,7 @@ impl Archive {
     }
 
     /// Up to `limit` of `room`'s messages before `(epoch, seq)` (all of them
-    /// without), oldest first, and whether older ones remain.
+    /// without), oldest first, each with its epoch, and whether older ones remain.
     pub async fn page(
         &self,
         room: &str,
@@ -232,10 +250,11 @@ impl Archive {
         limit: usize,
     ) -> Result<(Vec<ChatMessage>, bool), ArchiveError> {
         let client = self.pool.get().await?;
-        let (epoch, seq) = before.map_or((i64::MAX, i64::MAX), |(e, s)| (e as i64, s as i64));
+        let (epoch, seq) = before.map_or((i64::MAX, i64::MAX), |(e, s)| (as_i64(e), as_i64(s)));
         let rows = client
             .query(
-                "SELECT message, seq FROM chorus_messages WHERE room = $1 AND (epoch, seq) < ($2, $3) \
+                "SELECT message, epoch, seq FROM chorus_messages \
+                 WHERE room = $1 AND (epoch, seq) < ($2, $3) \
                  ORDER BY epoch DESC, seq DESC LIMIT $4",
                 &[&room, &epoch, &seq, &(limit as i64 + 1)],
             )
@@ -244,11 +263,39 @@ impl Archive {
         let mut messages = rows
             .iter()
             .take(limit)
-            .map(|row| from_json(row.get(0), row.get::<_, i64>(1) as u64))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|row| {
+                let seq = row.get::<_, i64>(2) as u64;
+                let mut message = from_json(row.get(0), seq)?;
+                message.seq = seq;
+                message.epoch = Some(row.get::<_, i64>(1) as u64);
+                Ok(message)
+            })
+            .collect::<Result<Vec<_>, ArchiveError>>()?;
         messages.reverse();
         Ok((messages, more))
     }
+
+    /// Where the message `id` of `room` is in the archive: its `(epoch, seq)`.
+    pub async fn locate(
+        &self,
+        room: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<(u64, u64)>, ArchiveError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT epoch, seq FROM chorus_messages WHERE room = $1 AND id = $2",
+                &[&room, &id],
+            )
+            .await?;
+        Ok(row.map(|row| (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)))
+    }
+}
+
+/// A position as PostgreSQL's `bigint` (epochs and sequence numbers past its
+/// range sort after every stored one).
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn from_json(value: serde_json::Value, seq: u64) -> Result<ChatMessage, ArchiveError> {

@@ -19,6 +19,9 @@ pub struct HistorySettings {
     /// How long a room's epoch and sequence counter outlive its last message.
     /// Past it the room starts a new epoch (clients resuming are told `recovered: false`).
     pub state_ttl: Duration,
+    /// When rooms are archived (not 0): entries the archive does not hold yet
+    /// are kept past `max_len` and `max_age`, up to this many per room (Redis).
+    pub unarchived_max: u64,
 }
 
 impl Default for HistorySettings {
@@ -28,6 +31,7 @@ impl Default for HistorySettings {
             max_age: Duration::from_secs(7 * 24 * 3600),
             dedup_window: Duration::from_secs(10 * 60),
             state_ttl: Duration::from_secs(30 * 24 * 3600),
+            unarchived_max: 0,
         }
     }
 }

@@ -34,4 +34,12 @@ pub trait RoomLog: Send + Sync + 'static {
     ) -> Result<Page, BackplaneError>;
     /// The current position of each room, in the order given.
     async fn positions(&self, rooms: &[RoomName]) -> Result<Vec<Position>, BackplaneError>;
+    /// Records that the archive holds `room`'s entries up to `position`, so
+    /// trimming may drop them (until then a log that keeps unarchived entries,
+    /// [`crate::HistorySettings::unarchived_max`], keeps them). A log that
+    /// trims regardless (the in-process one) ignores it.
+    async fn archived(&self, room: &RoomName, position: Position) -> Result<(), BackplaneError> {
+        let _ = (room, position);
+        Ok(())
+    }
 }

@@ -179,10 +179,10 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let settings = chorus_archive::ArchiveSettings {
-        url,
         pool_size: 1,
         language: cli.archive_language.clone(),
         connect_timeout: std::time::Duration::from_secs(10),
+        ..chorus_archive::ArchiveSettings::new(url)
     };
     let archive = match chorus_archive::Archive::new(&settings) {
         Ok(archive) => archive,

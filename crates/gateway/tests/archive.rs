@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 
 fn settings(db: &Postgres) -> ArchiveSettings {
     ArchiveSettings {
-        url: db.url(),
         pool_size: 4,
-        language: "english".into(),
         connect_timeout: Duration::from_secs(2),
+        ..ArchiveSettings::new(db.url())
     }
 }
 

@@ -26,14 +26,20 @@ class Room {
   }
   newestSeq() {
     let newest = 0;
-    for (const m of this.messages.values()) if (m.seq > newest) newest = m.seq;
+    for (const m of this.messages.values()) if (m.epoch === this.epoch && m.seq > newest) newest = m.seq;
     return newest;
   }
-  oldestSeq() {
+  /** The oldest message shown: where paging back continues. */
+  oldest() {
     let oldest = null;
-    for (const m of this.messages.values()) if (oldest === null || m.seq < oldest) oldest = m.seq;
+    for (const m of this.messages.values()) if (oldest === null || before(m, oldest)) oldest = m;
     return oldest;
   }
+}
+
+/** Whether message `a` comes before `b`: by epoch, then seq (pages reach earlier epochs). */
+function before(a, b) {
+  return a.epoch !== b.epoch ? a.epoch < b.epoch : a.seq < b.seq;
 }
 
 const state = {
@@ -314,12 +320,14 @@ function addMessages(room, messages, live) {
   let added = 0;
   for (const m of messages) {
     if (room.messages.has(m.id)) continue;
+    // Live messages are of the room's current epoch; history pages say each one's.
+    m.epoch ??= room.epoch;
     room.messages.set(m.id, m);
     added += 1;
     state.conn.seen(room.name, room.epoch, m.seq);
   }
   if (!added) return;
-  room.messages = new Map([...room.messages.entries()].sort((a, b) => a[1].seq - b[1].seq));
+  room.messages = new Map([...room.messages.entries()].sort((a, b) => (before(a[1], b[1]) ? -1 : 1)));
   if (live && (room.name !== state.active || document.hidden)) {
     room.unread += added;
     renderRooms();
@@ -497,8 +505,7 @@ function renderRoom(scroll = "keep") {
   const older = $("older");
   older.hidden = !room;
   if (!room) return;
-  const oldest = room.oldestSeq();
-  if (oldest === 1) room.more = false;
+  const oldest = room.oldest();
   older.textContent = room.loadingOlder ? "Loading older messages…"
     : room.more && oldest !== null ? "Scroll up for older messages" : "Start of the room";
   if (room.gap) {
@@ -587,13 +594,18 @@ function typed() {
 function loadOlder() {
   const room = state.rooms.get(state.active);
   if (!room || !room.more || room.loadingOlder || !state.conn?.connected) return;
-  const oldest = room.oldestSeq();
-  if (oldest === null || oldest <= 1) {
+  const oldest = room.oldest();
+  if (oldest === null) {
     room.more = false;
     return renderRoom();
   }
   room.loadingOlder = true;
-  state.conn.history(room.name, oldest);
+  state.conn.history(room.name, oldest).catch((error) => {
+    // Refused (the archive is down, say): the next scroll asks again.
+    room.loadingOlder = false;
+    notify(error?.message || "older messages could not be loaded");
+    renderRoom();
+  });
   renderRoom();
 }
 

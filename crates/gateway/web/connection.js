@@ -87,9 +87,10 @@ export class Connection extends EventTarget {
     this.client.notify({ type: "typing", room, state });
   }
 
-  /** An older page (answered with a `history` event). */
-  history(room, before) {
-    this.client.request({ type: "history", room, before, limit: 50 }, { retry: true }).catch(ignore);
+  /** The page before message `oldest` (answered with a `history` event; a refusal rejects). */
+  history(room, oldest) {
+    const command = { type: "history", room, before: oldest.seq, epoch: oldest.epoch, limit: 50 };
+    return this.client.request(command, { retry: true });
   }
 
   /** Resume positions are the SDK's. */

@@ -118,6 +118,7 @@ mod tests {
             ts: 42,
             body: "hi".into(),
             seq: 3,
+            epoch: None,
             mentions: Vec::new(),
             edited: None,
             deleted: false,

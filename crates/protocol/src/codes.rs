@@ -78,6 +78,9 @@ pub enum ErrorCode {
     UnknownAttachment,
     /// `send` with attachments when the file store does not answer; retry.
     StoreUnavailable,
+    /// `history` past what Redis holds, or `search`, when the archive
+    /// (PostgreSQL) does not answer or the server keeps none; retry later.
+    ArchiveUnavailable,
 }
 
 impl ErrorCode {
@@ -116,6 +119,7 @@ impl ErrorCode {
             Self::TooManyAttachments => "too_many_attachments",
             Self::UnknownAttachment => "unknown_attachment",
             Self::StoreUnavailable => "store_unavailable",
+            Self::ArchiveUnavailable => "archive_unavailable",
         }
     }
 }
@@ -201,6 +205,7 @@ mod tests {
             ErrorCode::TooManyAttachments,
             ErrorCode::UnknownAttachment,
             ErrorCode::StoreUnavailable,
+            ErrorCode::ArchiveUnavailable,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

@@ -319,6 +319,7 @@ mod tests {
                 ts: 1_700_000_000_000,
                 body: "hello 👋".into(),
                 seq: 0,
+                epoch: None,
                 mentions: Vec::new(),
                 edited: None,
                 deleted: false,

@@ -53,6 +53,10 @@ pub struct ChatMessage {
     /// the backplane when the message is stored; 0 before that.
     #[serde(default)]
     pub seq: u64,
+    /// In history pages: the epoch `seq` counts in (pages that reach into the
+    /// archive hold messages of earlier epochs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     /// Users the sender mentions (ids); each gets a `mention` on their own channel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,

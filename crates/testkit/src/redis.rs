@@ -356,6 +356,7 @@ impl RedisServer {
             ts: 0,
             body: body.into(),
             seq: 0,
+            epoch: None,
             mentions: Vec::new(),
             edited: None,
             deleted: false,

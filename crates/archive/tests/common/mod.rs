@@ -12,10 +12,9 @@ use uuid::Uuid;
 
 pub fn settings(db: &Postgres) -> ArchiveSettings {
     ArchiveSettings {
-        url: db.url(),
         pool_size: 4,
-        language: "english".into(),
         connect_timeout: Duration::from_secs(2),
+        ..ArchiveSettings::new(db.url())
     }
 }
 
@@ -44,6 +43,7 @@ pub fn message(room: &str, seq: u64, body: &str) -> Entry {
             ts: 1_800_000_000_000 + seq,
             body: body.into(),
             seq,
+            epoch: None,
             mentions: Vec::new(),
             edited: None,
             deleted: false,

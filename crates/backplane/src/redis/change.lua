@@ -4,7 +4,7 @@
 -- (message seq -> JSON: t text, e edited at, d deleted at, r [[emoji, [user ...]] ...]),
 -- KEYS[4] change index zset (change seq -> "<change seq>:<message seq>")
 -- ARGV[1] channel, ARGV[2] envelope, ARGV[3] accepted at (ms), ARGV[4] change id,
--- ARGV[5] max length, ARGV[6] max age (ms), ARGV[7] state TTL (ms),
+-- ARGV[5] max length ('max_len:unarchived_max' when archived), ARGV[6] max age (ms), ARGV[7] state TTL (ms),
 -- ARGV[8] message seq, ARGV[9] message id or '', ARGV[10] user, ARGV[11] '1' if
 -- the user moderates, ARGV[12] op (edit, delete, add, remove), ARGV[13] text or
 -- emoji, ARGV[14] most emoji per message, ARGV[15] most users per emoji
@@ -59,7 +59,8 @@ else
   if #reactions == 0 then overlay.r = nil else overlay.r = reactions end
 end
 local seq = redis.call('HINCRBY', state, 'seq', 1)
-redis.call('XADD', log, 'MAXLEN', '~', ARGV[5], string.format('%d-0', seq),
+local option, threshold = log_bounds(seq, ARGV[5], redis.call('HGET', state, 'archived'))
+redis.call('XADD', log, option, '~', threshold, string.format('%d-0', seq),
   'm', ARGV[2], 't', ARGV[3], 'i', ARGV[4], 'k', 'c', 'u', user)
 if next(overlay) == nil then
   redis.call('HDEL', overlays, target)

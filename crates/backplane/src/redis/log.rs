@@ -39,6 +39,8 @@ pub(super) struct RedisLog {
     read: OpScript,
     /// Positions of many rooms.
     positions: OpScript,
+    /// Records how far the archive holds a room (what trimming must keep).
+    archived: OpScript,
     /// Key and channel naming.
     names: ChannelNames,
     /// History bounds, passed to the scripts.
@@ -90,8 +92,13 @@ impl RedisLog {
         (batch_sizes, timeout): (Histogram, std::time::Duration),
         (wait_replicas, sharding): (u32, Sharding),
     ) -> Self {
+        // "max_len", or "max_len:unarchived_max" when rooms are archived.
+        let lengths = match settings.unarchived_max {
+            0 => settings.max_len.to_string(),
+            most => format!("{}:{most}", settings.max_len),
+        };
         let bounds = [
-            settings.max_len.to_string().into(),
+            lengths.into(),
             millis(settings.max_age).into(),
             millis(settings.state_ttl).into(),
             millis(settings.dedup_window).into(),
@@ -123,6 +130,12 @@ impl RedisLog {
                 sharding,
             ),
             read: with_prelude("read", WhenFull::Run, include_str!("read.lua"), sharding),
+            archived: with_prelude(
+                "archived",
+                WhenFull::Run,
+                include_str!("archived.lua"),
+                sharding,
+            ),
             positions: shard_wide(
                 "positions",
                 WhenFull::Run,
@@ -229,5 +242,15 @@ impl RoomLog for RedisLog {
             }
         }
         Ok(positions)
+    }
+
+    async fn archived(&self, room: &RoomName, position: Position) -> Result<(), BackplaneError> {
+        let keys = vec![self.names.room_key(room, "state")];
+        let args = vec![
+            position.epoch.to_string().into(),
+            position.seq.to_string().into(),
+        ];
+        self.archived.call(&self.client, keys, args).await?;
+        Ok(())
     }
 }

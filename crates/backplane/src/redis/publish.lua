@@ -2,7 +2,7 @@
 -- one; the rooms' expiries are pushed back once per room per batch.
 -- KEYS: per room, in order: state hash (epoch, seq), history stream, overlays
 -- hash, change index zset; then the dedup keys of the messages that have one.
--- ARGV[1] max length, ARGV[2] max age (ms), ARGV[3] state TTL (ms),
+-- ARGV[1] max length ('max_len:unarchived_max' when archived), ARGV[2] max age (ms), ARGV[3] state TTL (ms),
 -- ARGV[4] dedup window (ms), ARGV[5] number of rooms R, ARGV[6 .. 5+R] the
 -- rooms' channels; then 7 per message: room number (1..R), dedup key's index
 -- in KEYS (0: none), envelope, accepted at (ms), message id, reply stored for
@@ -13,9 +13,11 @@
 local max_len, max_age, state_ttl, window = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local rooms = tonumber(ARGV[5])
 local epochs, seqs, refreshed, stored, runs, out = {}, {}, {}, {}, {}, {}
+local archived = {}
 
--- Trims the oldest entries of `log` older than `cutoff` (ms).
-local function trim_by_age(log, cutoff, base)
+-- Trims the oldest entries of `log` older than `cutoff` (ms), but none from
+-- seq `keep` on (entries not yet archived), when given.
+local function trim_by_age(log, cutoff, base, keep)
   local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
   if first and tonumber(first[2][4]) < cutoff then
     local batch = redis.call('XRANGE', log, '-', '+', 'COUNT', 64)
@@ -29,6 +31,9 @@ local function trim_by_age(log, cutoff, base)
     if not minid then
       minid = string.format('%d-0', tonumber(string.match(batch[#batch][1], '^(%d+)')) + 1)
     end
+    if keep and tonumber(string.match(minid, '^(%d+)')) > keep then
+      minid = string.format('%d-0', keep)
+    end
     redis.call('XTRIM', log, 'MINID', minid)
   end
   forget_trimmed(log, KEYS[base + 3], KEYS[base + 4])
@@ -37,10 +42,11 @@ end
 -- Room `room`'s epoch, last seq and last refresh of its expiries, read once
 -- per batch.
 local function position(room, state)
-  local found = redis.call('HMGET', state, 'epoch', 'seq', 'ttl_at')
+  local found = redis.call('HMGET', state, 'epoch', 'seq', 'ttl_at', 'archived')
   local epoch = found[1] or room_epoch(state, state_ttl)
   epochs[room], seqs[room] = epoch, tonumber(found[2]) or 0
   refreshed[room] = tonumber(found[3]) or 0
+  archived[room] = found[1] and found[4] or 0
 end
 
 -- Stores message `m` (its first argument's index) and queues its relay:
@@ -64,12 +70,13 @@ local function store(m)
   local envelope, at = ARGV[m + 2], ARGV[m + 3]
   local seq = seqs[room] + 1
   local id = string.format('%d', seq)
-  redis.call('XADD', log, 'MAXLEN', '~', max_len, id,
+  local option, threshold, keep = log_bounds(seq, max_len, archived[room])
+  redis.call('XADD', log, option, '~', threshold, id,
     'm', envelope, 't', at, 'i', ARGV[m + 4], 'u', ARGV[m + 6])
   seqs[room] = seq
   -- Trim by age now and then: the oldest entries older than the cutoff go.
   if seq % 32 == 0 then
-    trim_by_age(log, tonumber(at) - tonumber(max_age), base)
+    trim_by_age(log, tonumber(at) - tonumber(max_age), base, keep)
   end
   stored[room] = true
   if dedup then

@@ -12,3 +12,18 @@ local function forget_trimmed(log, overlays, index)
     redis.call('ZREM', index, member)
   end
 end
+
+-- How the log is bounded once entry `seq` is in: `lengths` is the max length,
+-- or 'max_len:unarchived_max' when rooms are archived. Returns the XADD trim
+-- option and its threshold, and (archived rooms only) the lowest seq that
+-- must stay: entries the archive does not hold yet (`archived`, from the
+-- state hash) are kept, up to unarchived_max of them.
+local function log_bounds(seq, lengths, archived)
+  local max_len, most = string.match(lengths, '^(%d+):?(%d*)$')
+  if most == '' then
+    return 'MAXLEN', max_len, nil
+  end
+  local keep = math.max((tonumber(archived) or 0) + 1, seq - tonumber(most) + 1)
+  local floor = math.min(seq - tonumber(max_len) + 1, keep)
+  return 'MINID', string.format('%d', math.max(floor, 0)), keep
+end

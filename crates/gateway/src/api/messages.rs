@@ -249,6 +249,10 @@ pub struct HistoryQuery {
     /// Older than this sequence number.
     #[param(minimum = 1)]
     pub before: Option<i64>,
+    /// The epoch `before` counts in, when not the room's current one (a
+    /// message's `epoch` in an earlier page): paging into the archive.
+    #[param(minimum = 0)]
+    pub epoch: Option<i64>,
     /// Older than this message (its id).
     pub before_id: Option<String>,
     /// Page size (at most `--history-page-max`; larger asks get that many).
@@ -298,7 +302,13 @@ pub async fn history(
     };
     let before_seq = positive(query.before, "before is a sequence number, from 1")?;
     let limit = positive(query.limit, "limit is at least 1")?;
-    let before = Before::from_fields(before_seq, query.before_id.as_deref())
+    let epoch = match query.epoch {
+        Some(epoch) if epoch < 0 => {
+            return Err(ApiError::bad("invalid_query", "epoch is not negative"));
+        }
+        epoch => epoch.map(i64::unsigned_abs),
+    };
+    let before = Before::from_fields(before_seq, epoch, query.before_id.as_deref())
         .map_err(|message| ApiError::bad("invalid_query", message))?;
     let (position, messages, more) = chat
         .history()

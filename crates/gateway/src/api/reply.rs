@@ -17,7 +17,7 @@ use chorus_backplane::BackplaneError;
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
-use crate::chat::queries::AskError;
+use crate::chat::{history::PageError, queries::AskError};
 
 /// Largest request body the server API reads.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -90,6 +90,20 @@ impl From<BackplaneError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backplane_unavailable",
                 "the backplane (Redis) did not answer; retry",
+            ),
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(error: PageError) -> Self {
+        match error {
+            PageError::Backplane(error) => error.into(),
+            PageError::UnknownMessage => BackplaneError::UnknownMessage.into(),
+            PageError::ArchiveUnavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "archive_unavailable",
+                "older history is in the archive, which did not answer; retry later",
             ),
         }
     }

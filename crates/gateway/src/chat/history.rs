@@ -2,6 +2,7 @@
 //! for `history` over WebSocket and `GET /api/rooms/{room}/messages`, within
 //! the node's bounds (page sizes, and half a client's outbox at once).
 
+use chorus_archive::{Archive, ArchiveError};
 use chorus_backplane::{BackplaneError, Overlay, Page, Position, Read, Reader, RoomLog};
 use chorus_protocol::{
     Before, ChatMessage, Envelope, EnvelopeBody, MessageChange, Reaction, Resume, RoomName,
@@ -45,8 +46,10 @@ impl Item {
 
 /// The node's history reader.
 pub struct History<'a> {
-    /// Where history is kept.
+    /// Where recent history is kept.
     pub log: &'a dyn RoomLog,
+    /// Where all of it is kept, when the node has an archive.
+    pub archive: Option<&'a Archive>,
     /// Page sizes and resume bounds.
     pub config: &'a HistoryConfig,
     /// Bytes of history one client may be sent at once: half its outbound queue.
@@ -130,27 +133,163 @@ impl History<'_> {
         })
     }
 
-    /// A page of history older than `before` (the newest when absent), oldest first.
+    /// A page of history older than `before` (the newest when absent), oldest
+    /// first, each message with its epoch: from Redis, and past what Redis
+    /// holds from the archive (when the node has one), without gap or overlap.
     pub async fn page(
         &self,
         room: &RoomName,
         before: Option<Before>,
         limit: Option<u32>,
-    ) -> Result<(Position, Vec<ChatMessage>, bool), BackplaneError> {
+    ) -> Result<(Position, Vec<ChatMessage>, bool), PageError> {
         let page_max = self.config.page_max;
         let limit = limit.map_or(page_max, |n| (n as usize).clamp(1, page_max));
         let read = match before {
             None => Read::Latest { limit },
-            Some(Before::Seq(seq)) => Read::Before { seq, limit },
+            Some(Before::Seq { seq, .. }) => Read::Before { seq, limit },
             Some(Before::Id(id)) => Read::BeforeId {
                 id: id.to_string(),
                 limit,
             },
         };
-        let mut page = self.log.read(room, read).await?;
+        let page = match self.log.read(room, read).await {
+            Err(BackplaneError::UnknownMessage) => {
+                let Some(Before::Id(id)) = before else {
+                    return Err(BackplaneError::UnknownMessage.into());
+                };
+                // Not in Redis any more: perhaps in the archive.
+                let position = self.position(room).await?;
+                let archive = self.archive.ok_or(PageError::UnknownMessage)?;
+                let at = archive.locate(room.as_str(), id).await?;
+                let at = at.ok_or(PageError::UnknownMessage)?;
+                let (messages, more) = self.archived(room, at, limit, self.budget).await?;
+                return Ok((position, messages, more));
+            }
+            read => read?,
+        };
+        let position = page.position;
+        if let Some(Before::Seq {
+            seq,
+            epoch: Some(epoch),
+        }) = before
+            && epoch != position.epoch
+        {
+            // A cursor in an earlier epoch: that is all in the archive.
+            let (messages, more) = self
+                .archived(room, (epoch, seq), limit, self.budget)
+                .await?;
+            return Ok((position, messages, more));
+        }
+        let mut page = page;
+        let exhausted = !page.more;
         fit(&mut page, self.budget);
-        Ok((page.position, decode(room, page.entries), page.more))
+        // Where Redis's history starts, when this page reached it.
+        let oldest = page.entries.first().map(|entry| entry.seq);
+        let mut messages = decode(room, page.entries);
+        for message in &mut messages {
+            message.epoch = Some(position.epoch);
+        }
+        let (Some(_), true) = (self.archive, exhausted && !page.more) else {
+            return Ok((position, messages, page.more));
+        };
+        let start = match (oldest, before) {
+            (Some(seq), _) => seq,
+            (None, None) => position.seq + 1,
+            (None, Some(Before::Seq { seq, .. })) => seq,
+            (None, Some(Before::Id(_))) => self.first_seq(room, position).await?,
+        };
+        let left = self.budget.saturating_sub(estimated_messages(&messages));
+        // A full page still asks the archive (for none) whether older ones remain.
+        let (mut older, more) = match self
+            .archived(room, (position.epoch, start), limit - messages.len(), left)
+            .await
+        {
+            Ok(older) => older,
+            // What Redis had is still a page; the rest is asked for again.
+            Err(PageError::ArchiveUnavailable) if !messages.is_empty() => {
+                return Ok((position, messages, true));
+            }
+            Err(error) => return Err(error),
+        };
+        older.append(&mut messages);
+        Ok((position, older, more))
     }
+
+    /// Up to `limit` archived messages before `(epoch, seq)`, within `budget` bytes.
+    async fn archived(
+        &self,
+        room: &RoomName,
+        before: (u64, u64),
+        limit: usize,
+        budget: usize,
+    ) -> Result<(Vec<ChatMessage>, bool), PageError> {
+        let archive = self.archive.ok_or(PageError::ArchiveUnavailable)?;
+        let (mut messages, mut more) = archive.page(room.as_str(), Some(before), limit).await?;
+        let mut total = estimated_messages(&messages);
+        let mut drop = 0;
+        while total > budget && drop < messages.len() {
+            total -= estimated_message(&messages[drop]);
+            drop += 1;
+        }
+        if drop > 0 {
+            messages.drain(..drop);
+            more = true;
+        }
+        Ok((messages, more))
+    }
+
+    /// The room's position now.
+    async fn position(&self, room: &RoomName) -> Result<Position, BackplaneError> {
+        let positions = self.log.positions(std::slice::from_ref(room)).await?;
+        positions
+            .into_iter()
+            .next()
+            .ok_or(BackplaneError::BadReply {
+                op: "positions",
+                what: "no position for the room".into(),
+            })
+    }
+
+    /// The sequence number of the oldest entry Redis holds of the room
+    /// (`position.seq + 1` when it holds none).
+    async fn first_seq(&self, room: &RoomName, position: Position) -> Result<u64, BackplaneError> {
+        let read = Read::After { seq: 0, limit: 1 };
+        let page = self.log.read(room, read).await?;
+        Ok(page
+            .entries
+            .first()
+            .map_or(position.seq + 1, |entry| entry.seq))
+    }
+}
+
+/// Why a page of history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// Redis did not answer (or answered something unreadable).
+    #[error(transparent)]
+    Backplane(#[from] BackplaneError),
+    /// `before_id` names no message of the room, in Redis or the archive.
+    #[error("no message with that id in the room's history")]
+    UnknownMessage,
+    /// The page reaches past Redis, and the archive did not answer or the
+    /// node keeps none.
+    #[error("the archive did not answer")]
+    ArchiveUnavailable,
+}
+
+impl From<ArchiveError> for PageError {
+    fn from(error: ArchiveError) -> Self {
+        tracing::warn!(%error, "history could not be read from the archive");
+        Self::ArchiveUnavailable
+    }
+}
+
+fn estimated_message(message: &ChatMessage) -> usize {
+    serde_json::to_vec(message).map_or(0, |bytes| bytes.len()) + MESSAGE_OVERHEAD
+}
+
+fn estimated_messages(messages: &[ChatMessage]) -> usize {
+    messages.iter().map(estimated_message).sum()
 }
 
 fn estimated_bytes(page: &Page) -> usize {

@@ -27,7 +27,7 @@ mod event_kinds;
 pub mod events;
 mod flusher;
 mod frames;
-mod history;
+pub mod history;
 mod hub;
 mod inbox;
 mod members;
@@ -86,6 +86,9 @@ pub struct Chat {
     /// Write the live frames the fan-out queues: one task per core, each
     /// with its share of the connections.
     flushers: Box<[Arc<flusher::Flusher>]>,
+    /// Every message kept in PostgreSQL (`--database-url`): history past
+    /// Redis, search, and the archiver's writes.
+    archive: Option<chorus_archive::Archive>,
 }
 
 impl Chat {
@@ -188,6 +191,11 @@ impl Chat {
                 flusher::Flusher::start(counts, stopped.clone())
             })
             .collect();
+        let archive = config.archive.as_ref().and_then(|settings| {
+            chorus_archive::Archive::new(settings)
+                .inspect_err(|error| tracing::error!(%error, "the archive cannot be opened"))
+                .ok()
+        });
         Ok(Arc::new(Self {
             config,
             metrics,
@@ -203,6 +211,7 @@ impl Chat {
             queries,
             attachments: std::sync::OnceLock::new(),
             flushers,
+            archive,
         }))
     }
 
@@ -260,10 +269,16 @@ impl Chat {
             })
     }
 
+    /// The archive, when the node has one (`--database-url`).
+    pub fn archive(&self) -> Option<&chorus_archive::Archive> {
+        self.archive.as_ref()
+    }
+
     /// The history reader, within this node's bounds.
     pub fn history(&self) -> history::History<'_> {
         history::History {
             log: self.backplane.log.as_ref(),
+            archive: self.archive.as_ref(),
             config: &self.config.history,
             budget: self.config.outbox_bytes / 2,
             metrics: &self.metrics,
@@ -276,6 +291,16 @@ impl Chat {
     }
 }
 
+/// The history bounds the backplane keeps: with an archive, entries it does
+/// not hold yet are kept past them (up to its backlog).
+fn history_bounds(config: &Config) -> chorus_backplane::HistorySettings {
+    let mut bounds = config.history.bounds;
+    if let Some(archive) = &config.archive {
+        bounds.unarchived_max = archive.unarchived_max;
+    }
+    bounds
+}
+
 /// The backplane the configuration names, delivering into `inbox`.
 async fn connect(
     config: &Config,
@@ -286,7 +311,7 @@ async fn connect(
         BackplaneConfig::InProcess(bus) => Ok(bus.attach(inbox)),
         BackplaneConfig::Redis(settings) => {
             settings
-                .connect(config.history.bounds, inbox, registry)
+                .connect(history_bounds(config), inbox, registry)
                 .await
         }
     }

@@ -58,6 +58,7 @@ impl Chat {
             ts,
             body: post.body,
             seq: 0,
+            epoch: None,
             mentions: post.mentions,
             edited: None,
             deleted: false,

@@ -191,6 +191,10 @@ pub struct Cli {
     /// The archive's full-text search configuration (english, simple, german ...).
     #[arg(long, env = "CHORUS_ARCHIVE_LANGUAGE", default_value = "english")]
     pub archive_language: String,
+    /// Most entries per room Redis keeps past --history-max-len/-age while
+    /// the archive is behind (beyond it they are trimmed and counted as lost).
+    #[arg(long, env = "CHORUS_ARCHIVE_BACKLOG_MAX", default_value_t = 100_000)]
+    pub archive_backlog_max: u64,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,

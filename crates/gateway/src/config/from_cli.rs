@@ -22,6 +22,7 @@ impl Config {
                 max_age: cli.history_max_age,
                 dedup_window: cli.dedup_window,
                 state_ttl: cli.room_state_ttl,
+                unarchived_max: 0,
             },
             on_join: cli.history_on_join,
             page_max: cli.history_page_max,
@@ -109,11 +110,15 @@ impl Config {
             archive: match &cli.database_url {
                 None => None,
                 Some(url) => {
+                    check(
+                        cli.archive_backlog_max >= 1,
+                        "--archive-backlog-max must be at least 1",
+                    )?;
                     let settings = ArchiveSettings {
-                        url: url.clone(),
                         pool_size: cli.archive_pool_size.max(1),
                         language: cli.archive_language.clone(),
-                        connect_timeout: std::time::Duration::from_secs(5),
+                        unarchived_max: cli.archive_backlog_max,
+                        ..ArchiveSettings::new(url.clone())
                     };
                     // The URL is checked now (nothing connects yet): a bad one stops the start.
                     chorus_archive::Archive::new(&settings)

@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chorus_archive::{Archive, Archiver};
+use chorus_archive::Archiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::Chat;
@@ -16,15 +16,8 @@ const MIGRATE_RETRY: Duration = Duration::from_secs(3);
 
 /// Starts archiving, if the node has an archive, until `stopped`.
 pub fn start(chat: Arc<Chat>, stopped: CancellationToken) {
-    let Some(settings) = chat.config().archive.clone() else {
+    let Some(archive) = chat.archive().cloned() else {
         return;
-    };
-    let archive = match Archive::new(&settings) {
-        Ok(archive) => archive,
-        Err(error) => {
-            tracing::error!(%error, "the archive cannot be opened; nothing is archived");
-            return;
-        }
     };
     let archiver = Arc::new(Archiver {
         archive: archive.clone(),

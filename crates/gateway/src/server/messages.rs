@@ -17,13 +17,18 @@ use super::{
     node::Node,
     replies::{refusal, unauthorized},
 };
-use crate::auth::{Access, presented_token};
+use crate::{
+    auth::{Access, presented_token},
+    chat::history::PageError,
+};
 
 /// Query of `GET /api/rooms/{room}/messages`.
 #[derive(Debug, Deserialize)]
 pub struct MessagesQuery {
     /// Older than this sequence number.
     before: Option<u64>,
+    /// The epoch `before` counts in (the room's current one when absent).
+    epoch: Option<u64>,
     /// Older than this message.
     before_id: Option<String>,
     /// Page size (clamped to `--history-page-max`).
@@ -65,7 +70,7 @@ pub async fn messages(
             "before and limit are numbers, before_id a message id",
         );
     };
-    let before = match Before::from_fields(query.before, query.before_id.as_deref()) {
+    let before = match Before::from_fields(query.before, query.epoch, query.before_id.as_deref()) {
         Ok(before) => before,
         Err(message) => return refusal(StatusCode::BAD_REQUEST, "invalid_query", message),
     };
@@ -90,12 +95,19 @@ pub async fn messages(
             "more": more,
         }))
         .into_response(),
-        Err(BackplaneError::UnknownMessage) => refusal(
-            StatusCode::NOT_FOUND,
-            "unknown_message",
-            "no message with that id in the room's history",
+        Err(PageError::UnknownMessage | PageError::Backplane(BackplaneError::UnknownMessage)) => {
+            refusal(
+                StatusCode::NOT_FOUND,
+                "unknown_message",
+                "no message with that id in the room's history",
+            )
+        }
+        Err(PageError::ArchiveUnavailable) => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "archive_unavailable",
+            "older history is in the archive, which did not answer; retry later",
         ),
-        Err(_) => refusal(
+        Err(PageError::Backplane(_)) => refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "backplane_unavailable",
             "history could not be read; retry",

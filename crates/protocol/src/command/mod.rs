@@ -46,26 +46,34 @@ pub struct Resume {
 /// Where a `history` page ends (exclusive): a sequence number or a message id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Before {
-    /// Messages with a smaller sequence number.
-    Seq(u64),
+    /// Messages before this sequence number of `epoch` (the room's current
+    /// epoch when absent); messages of earlier epochs come after those.
+    Seq {
+        /// The sequence number.
+        seq: u64,
+        /// Its epoch, when not the room's current one (paging the archive).
+        epoch: Option<u64>,
+    },
     /// Messages older than the one with this id.
     Id(uuid::Uuid),
 }
 
 impl Before {
-    /// The page end from the `before` and `before_id` fields (of a command or a
-    /// query string); `Err` says what is wrong with them.
+    /// The page end from the `before`, `epoch` and `before_id` fields (of a
+    /// command or a query string); `Err` says what is wrong with them.
     pub fn from_fields(
         before: Option<u64>,
+        epoch: Option<u64>,
         before_id: Option<&str>,
     ) -> Result<Option<Self>, &'static str> {
-        match (before, before_id) {
-            (None, None) => Ok(None),
-            (Some(seq), None) => Ok(Some(Self::Seq(seq))),
-            (None, Some(id)) => uuid::Uuid::parse_str(id)
+        match (before, epoch, before_id) {
+            (None, None, None) => Ok(None),
+            (Some(seq), epoch, None) => Ok(Some(Self::Seq { seq, epoch })),
+            (None, None, Some(id)) => uuid::Uuid::parse_str(id)
                 .map(|id| Some(Self::Id(id)))
                 .map_err(|_| "before_id must be a message id (a UUID)"),
-            (Some(_), Some(_)) => Err("give before or before_id, not both"),
+            (None, Some(_), _) => Err("epoch goes with before"),
+            (Some(_), _, Some(_)) => Err("give before or before_id, not both"),
         }
     }
 }

@@ -83,6 +83,8 @@ enum RawKind {
         #[serde(default)]
         before: Option<u64>,
         #[serde(default)]
+        epoch: Option<u64>,
+        #[serde(default)]
         before_id: Option<String>,
         #[serde(default)]
         limit: Option<u32>,
@@ -275,11 +277,12 @@ impl RawKind {
             Self::History {
                 room: name,
                 before,
+                epoch,
                 before_id,
                 limit,
             } => {
-                let before =
-                    Before::from_fields(before, before_id.as_deref()).map_err(Invalid::command)?;
+                let before = Before::from_fields(before, epoch, before_id.as_deref())
+                    .map_err(Invalid::command)?;
                 CommandKind::History(commands::History {
                     room: room(&name)?,
                     before,

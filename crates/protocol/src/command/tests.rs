@@ -39,13 +39,30 @@ fn decodes_every_command_in_json() {
         decode_json(r#"{"type":"history","room":"r","before":9,"limit":3}"#),
         Ok(Command {
             kind: CommandKind::History(commands::History {
-                before: Some(Before::Seq(9)),
+                before: Some(Before::Seq {
+                    seq: 9,
+                    epoch: None
+                }),
                 limit: Some(3),
                 ..
             }),
             ..
         })
     ));
+    assert!(matches!(
+        decode_json(r#"{"type":"history","room":"r","before":9,"epoch":5}"#),
+        Ok(Command {
+            kind: CommandKind::History(commands::History {
+                before: Some(Before::Seq {
+                    seq: 9,
+                    epoch: Some(5)
+                }),
+                ..
+            }),
+            ..
+        })
+    ));
+    assert!(decode_json(r#"{"type":"history","room":"r","epoch":5}"#).is_err());
     assert!(matches!(
         decode_json(r#"{"type":"send","room":"r","body":"x","client_msg_id":"c-1"}"#),
         Ok(Command { kind: CommandKind::Send(commands::Send { client_msg_id: Some(ref id), .. }), .. }) if id == "c-1"
@@ -260,7 +277,7 @@ fn well_formed() -> impl Strategy<Value = (serde_json::Value, Command)> {
                     reference: None,
                     kind: CommandKind::History(commands::History {
                         room: RoomName::parse(&room).unwrap(),
-                        before: before.map(Before::Seq),
+                        before: before.map(|seq| Before::Seq { seq, epoch: None }),
                         limit,
                     })
                 },

@@ -8,7 +8,7 @@ use chorus_backplane::BackplaneError;
 use chorus_protocol::{ErrorCode, RoomName};
 
 use super::Closing;
-use crate::chat::membership::JoinFailed;
+use crate::chat::{history::PageError, membership::JoinFailed};
 
 /// Why a command had no effect.
 #[derive(Debug)]
@@ -75,6 +75,19 @@ impl From<BackplaneError> for Refusal {
             BackplaneError::Unavailable { .. } | BackplaneError::ShutDown => {
                 Self::new(ErrorCode::BackplaneUnavailable, error.to_string())
             }
+        }
+    }
+}
+
+impl From<PageError> for Refusal {
+    fn from(error: PageError) -> Self {
+        match error {
+            PageError::Backplane(error) => error.into(),
+            PageError::UnknownMessage => Self::new(ErrorCode::UnknownMessage, error.to_string()),
+            PageError::ArchiveUnavailable => Self::new(
+                ErrorCode::ArchiveUnavailable,
+                "older history is in the archive, which did not answer; retry later",
+            ),
         }
     }
 }
