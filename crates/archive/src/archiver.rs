@@ -66,8 +66,10 @@ impl Archiver {
         room: &RoomName,
     ) -> Result<(), chorus_backplane::BackplaneError> {
         let partition = chorus_backplane::webhook_partition(room.as_str());
+        // "<room>\n<ms since the Unix epoch>": the time gives the lag.
+        let note = format!("{room}\n{}", chorus_protocol::unix_micros() / 1000);
         notes
-            .append(partition, room.as_str().as_bytes().to_vec().into(), None)
+            .append(partition, note.into_bytes().into(), None)
             .await
     }
 
@@ -92,7 +94,7 @@ impl Archiver {
                 let asked = Instant::now();
                 let slot = &mut held[partition as usize];
                 if slot.is_some() && holding > share {
-                    release(slot, partition);
+                    self.release(slot, partition);
                     holding -= 1;
                     continue;
                 }
@@ -117,7 +119,7 @@ impl Archiver {
                         if slot.is_some() {
                             holding -= 1;
                         }
-                        release(slot, partition);
+                        self.release(slot, partition);
                     }
                     Err(error) => {
                         tracing::debug!(%error, partition, "archive lease not renewed");
@@ -126,11 +128,20 @@ impl Archiver {
                             .is_some_and(|(_, until)| Instant::now() >= *until)
                         {
                             holding -= 1;
-                            release(slot, partition);
+                            self.release(slot, partition);
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Stops archiving `partition` (its lease went, or is let go).
+    fn release(&self, slot: &mut Option<(JoinSet<()>, Instant)>, partition: u32) {
+        if let Some((mut worker, _)) = slot.take() {
+            tracing::info!(partition, "archive partition lost to another node");
+            worker.abort_all();
+            self.archive.metrics().lag(partition).set(0.0);
         }
     }
 
@@ -141,9 +152,14 @@ impl Archiver {
                 Ok(Some(true)) => continue,
                 Ok(Some(false)) => IDLE,
                 // The lease went to another node: its worker carries on.
-                Ok(None) => return,
+                Ok(None) => {
+                    self.archive.metrics().lag(partition).set(0.0);
+                    return;
+                }
                 Err(error) => {
                     tracing::warn!(%error, partition, "archiving paused");
+                    let metrics = self.archive.metrics();
+                    metrics.errors.with_label_values(&["archive"]).inc();
                     RETRY
                 }
             };
@@ -159,13 +175,19 @@ impl Archiver {
     async fn batch(&self, partition: u32) -> Result<Option<bool>, BatchError> {
         let cursor = self.notes.cursor(partition, CURSOR).await?;
         let notes = self.notes.read(partition, &cursor, NOTES_BATCH).await?;
+        let lag = self.archive.metrics().lag(partition);
         let Some(last) = notes.last() else {
+            lag.set(0.0);
             return Ok(Some(false));
         };
+        let now = chorus_protocol::unix_micros() / 1000;
+        let noted_at = notes.iter().find_map(|note| noted(&note.event).1);
+        lag.set(noted_at.map_or(0.0, |at| now.saturating_sub(at) as f64 / 1000.0));
         let mut rooms: Vec<&[u8]> = Vec::new();
         for note in &notes {
-            if !rooms.contains(&note.event.as_ref()) {
-                rooms.push(note.event.as_ref());
+            let (room, _) = noted(&note.event);
+            if !rooms.contains(&room) {
+                rooms.push(room);
             }
         }
         for room in rooms {
@@ -211,7 +233,19 @@ impl Archiver {
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(last) = entries.last() {
                 seq = last.seq;
+                let started = Instant::now();
                 let done = self.archive.append(room.as_str(), epoch, &entries).await?;
+                let metrics = self.archive.metrics();
+                metrics
+                    .batch_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                for (outcome, n) in [
+                    ("written", done.written),
+                    ("skipped", done.skipped),
+                    ("lost", done.lost),
+                ] {
+                    metrics.entries.with_label_values(&[outcome]).inc_by(n);
+                }
                 if done.lost > 0 {
                     tracing::warn!(%room, lost = done.lost, "entries trimmed from Redis before they were archived");
                 }
@@ -225,10 +259,17 @@ impl Archiver {
     }
 }
 
-fn release(slot: &mut Option<(JoinSet<()>, Instant)>, partition: u32) {
-    if let Some((mut worker, _)) = slot.take() {
-        tracing::info!(partition, "archive partition lost to another node");
-        worker.abort_all();
+/// A note's room and, when it has one, when it was noted (ms since the Unix
+/// epoch): `<room>\n<ms>`, or the room alone.
+fn noted(note: &[u8]) -> (&[u8], Option<u64>) {
+    match note.iter().position(|&b| b == b'\n') {
+        None => (note, None),
+        Some(at) => {
+            let time = std::str::from_utf8(&note[at + 1..])
+                .ok()
+                .and_then(|t| t.parse().ok());
+            (&note[..at], time)
+        }
     }
 }
 

@@ -5,16 +5,20 @@
 //! - [`entry`]: what is archived, decoded from a room's log entries;
 //! - [`store`]: the database: schema migrations, appending a room's entries
 //!   in one transaction (exactly once, whoever writes), paging;
-//! - [`search`]: full-text search in the rooms a caller may read.
+//! - [`search`]: full-text search in the rooms a caller may read;
+//! - [`archiver`]: the task in every node that archives new entries;
+//! - [`metrics`]: what it counts.
 
 pub mod archiver;
 pub mod entry;
 pub mod error;
+pub mod metrics;
 pub mod search;
 pub mod store;
 
 pub use archiver::Archiver;
 pub use entry::{Entry, EntryBody};
 pub use error::ArchiveError;
+pub use metrics::ArchiveMetrics;
 pub use search::{Fragment, Hit, SearchQuery};
 pub use store::{Appended, Archive, ArchiveSettings};

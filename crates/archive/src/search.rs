@@ -26,9 +26,11 @@ const STOP: char = '\u{E001}';
 pub struct SearchQuery {
     /// The user's query text.
     pub text: String,
-    /// The caller's user id: their direct-message rooms are searched too.
-    pub user: String,
-    /// Room patterns the caller may read (`*` matches any run of characters),
+    /// The caller's user id: their direct-message rooms are searched too
+    /// (none: every direct-message room, for the server API).
+    pub user: Option<String>,
+    /// Room patterns the caller may read (`*` matches any run of characters,
+    /// `?` any one),
     /// never opening a direct-message room.
     pub readable: Vec<String>,
     /// Only these rooms, when given (still within what the caller may read).
@@ -67,6 +69,7 @@ fn like(pattern: &str) -> String {
     for c in pattern.chars() {
         match c {
             '*' => out.push('%'),
+            '?' => out.push('_'),
             '%' | '_' | '\\' => {
                 out.push('\\');
                 out.push(c);
@@ -96,12 +99,19 @@ fn fragments(headline: &str) -> Vec<Fragment> {
 }
 
 impl Archive {
-    /// The page of messages matching `query`, best first.
-    pub async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>, ArchiveError> {
+    /// The page of messages matching `query`, best first, and whether more follow.
+    pub async fn search(&self, query: &SearchQuery) -> Result<(Vec<Hit>, bool), ArchiveError> {
         let readable: Vec<String> = query.readable.iter().map(|p| like(p)).collect();
-        let user = like(&query.user);
-        let direct = vec![format!("dm:{user}+%"), format!("dm:%+{user}")];
-        let limit = query.limit.clamp(1, MAX_LIMIT) as i64;
+        let direct = match &query.user {
+            Some(user) => {
+                let user = like(user);
+                vec![format!("dm:{user}+%"), format!("dm:%+{user}")]
+            }
+            None => vec!["dm:%".to_owned()],
+        };
+        let wanted = query.limit.clamp(1, MAX_LIMIT);
+        // One more than wanted says whether more follow.
+        let limit = wanted as i64 + 1;
         let offset = query.offset.min(MAX_OFFSET) as i64;
         let options = format!(
             "StartSel={START}, StopSel={STOP}, MaxWords=24, MinWords=8, MaxFragments=2, FragmentDelimiter=\" … \""
@@ -130,22 +140,28 @@ impl Archive {
                 ],
             )
             .await?;
-        rows.iter()
+        let more = rows.len() > wanted;
+        let hits = rows
+            .iter()
+            .take(wanted)
             .map(|row| {
                 let seq = row.get::<_, i64>(2) as u64;
-                let message =
+                let mut message: ChatMessage =
                     serde_json::from_value(row.get(0)).map_err(|e| ArchiveError::Entry {
                         seq,
                         why: format!("archived message does not decode: {e}"),
                     })?;
+                let epoch = row.get::<_, i64>(1) as u64;
+                (message.seq, message.epoch) = (seq, Some(epoch));
                 Ok(Hit {
                     message,
-                    epoch: row.get::<_, i64>(1) as u64,
+                    epoch,
                     snippet: fragments(row.get(3)),
                     rank: row.get(4),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ArchiveError>>()?;
+        Ok((hits, more))
     }
 }
 

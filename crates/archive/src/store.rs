@@ -79,6 +79,8 @@ pub struct Archive {
     pub(crate) pool: Pool,
     /// The text search configuration for new rows and queries.
     pub(crate) language: String,
+    /// What the archive counts (registered by the node).
+    pub(crate) metrics: crate::ArchiveMetrics,
 }
 
 impl Archive {
@@ -108,7 +110,13 @@ impl Archive {
         Ok(Self {
             pool,
             language: settings.language.clone(),
+            metrics: crate::ArchiveMetrics::default(),
         })
+    }
+
+    /// What the archive counts.
+    pub fn metrics(&self) -> &crate::ArchiveMetrics {
+        &self.metrics
     }
 
     /// Brings the schema up to date (one node at a time: an advisory lock).

@@ -53,7 +53,7 @@ async fn seeded(db: &Postgres) -> Archive {
 fn query(text: &str, readable: &[&str]) -> SearchQuery {
     SearchQuery {
         text: text.into(),
-        user: "ada".into(),
+        user: Some("ada".into()),
         readable: readable.iter().map(|p| (*p).to_owned()).collect(),
         rooms: None,
         limit: 20,
@@ -74,7 +74,7 @@ fn found(hits: &[chorus_archive::Hit]) -> Vec<(String, u64)> {
 async fn finds_current_text_in_readable_rooms_and_never_deleted_messages() {
     let db = Postgres::start().await;
     let archive = seeded(&db).await;
-    let hits = archive
+    let (hits, _) = archive
         .search(&query("deploy", &["team-1.*"]))
         .await
         .unwrap();
@@ -95,6 +95,7 @@ async fn finds_current_text_in_readable_rooms_and_never_deleted_messages() {
             .search(&query("noon", &["team-1.*"]))
             .await
             .unwrap()
+            .0
             .is_empty()
     );
     // A snippet is plain text pieces, the matched words marked.
@@ -117,7 +118,7 @@ async fn finds_current_text_in_readable_rooms_and_never_deleted_messages() {
         "deploy failed on node three"
     );
     // "*" reads everything but others' direct messages.
-    let all = archive.search(&query("deploy", &["*"])).await.unwrap();
+    let (all, _) = archive.search(&query("deploy", &["*"])).await.unwrap();
     assert!(
         !found(&all).iter().any(|(room, _)| room == "dm:bob+cy"),
         "{:?}",
@@ -128,7 +129,7 @@ async fn finds_current_text_in_readable_rooms_and_never_deleted_messages() {
     let mut only = query("deploy", &["*"]);
     only.rooms = Some(vec!["team-2.dev".into(), "dm:bob+cy".into()]);
     assert_eq!(
-        found(&archive.search(&only).await.unwrap()),
+        found(&archive.search(&only).await.unwrap().0),
         [("team-2.dev".to_owned(), 1)]
     );
 }
@@ -150,8 +151,9 @@ async fn pages_are_ranked_and_bounded() {
     archive.append("notes", 1, &entries).await.unwrap();
     let mut first = query("release", &["notes"]);
     first.limit = 10;
-    let page = archive.search(&first).await.unwrap();
+    let (page, more) = archive.search(&first).await.unwrap();
     assert_eq!(page.len(), 10);
+    assert!(more);
     let best: Vec<u64> = page.iter().take(3).map(|h| h.message.seq).collect();
     assert!(
         best.iter().all(|s| s % 10 == 0),
@@ -166,6 +168,7 @@ async fn pages_are_ranked_and_bounded() {
                 .search(&next)
                 .await
                 .unwrap()
+                .0
                 .iter()
                 .map(|h| h.message.seq),
         );
@@ -179,9 +182,9 @@ async fn pages_are_ranked_and_bounded() {
     // Limits are clamped, not trusted.
     let mut huge = first.clone();
     huge.limit = 1_000_000;
-    assert_eq!(archive.search(&huge).await.unwrap().len(), 30);
+    assert_eq!(archive.search(&huge).await.unwrap().0.len(), 30);
     huge.offset = usize::MAX;
-    assert!(archive.search(&huge).await.unwrap().is_empty());
+    assert!(archive.search(&huge).await.unwrap().0.is_empty());
 }
 
 #[tokio::test]
@@ -201,7 +204,7 @@ async fn hostile_queries_and_patterns_are_only_text() {
         assert!(hits.is_ok(), "{text:?}: {hits:?}");
     }
     // A pattern's _ is a character, not a wildcard ("a_b" is not "axb").
-    let exact = archive.search(&query("deploy", &["a_b"])).await.unwrap();
+    let (exact, _) = archive.search(&query("deploy", &["a_b"])).await.unwrap();
     assert_eq!(
         found(&exact),
         [("a_b", 1), ("dm:ada+bob", 1)].map(|(r, s)| (r.to_owned(), s)),
@@ -209,8 +212,8 @@ async fn hostile_queries_and_patterns_are_only_text() {
     );
     // A user id cannot widen the direct-message rooms.
     let mut sneaky = query("deploy", &[]);
-    sneaky.user = "%".into();
-    assert!(archive.search(&sneaky).await.unwrap().is_empty());
+    sneaky.user = Some("%".into());
+    assert!(archive.search(&sneaky).await.unwrap().0.is_empty());
     // Everything is still there.
     let (messages, _) = archive.page("team-1.dev", None, 10).await.unwrap();
     assert_eq!(messages.len(), 4);

@@ -74,6 +74,31 @@ pub struct ChatMessage {
     pub attachments: Vec<Attachment>,
 }
 
+/// One message a search found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The message as it is now (current text, reactions), with its `epoch`:
+    /// `history` with `before` = its `seq` + 1 and that `epoch` pages to it.
+    pub message: ChatMessage,
+    /// Where the query matched, in context: plain-text pieces (never HTML),
+    /// `hit` on the matched words.
+    pub snippet: Vec<SnippetPart>,
+    /// How well it matched (higher is better; for ordering only).
+    pub rank: f32,
+}
+
+/// A piece of a search hit's snippet.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnippetPart {
+    /// The text.
+    pub text: String,
+    /// Whether it is a word the query matched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hit: bool,
+}
+
 /// A file attached to a message (uploaded with `POST /api/v1/rooms/{room}/files`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +256,15 @@ pub enum ServerEvent<'a> {
         epoch: u64,
         seq: u64,
         reason: &'a str,
+    },
+    /// A page of search results, best first.
+    Search {
+        q: &'a str,
+        hits: &'a [SearchHit],
+        /// Whether more hits follow (ask again with a larger `offset`).
+        more: bool,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
     },
     /// A page of a room's history, oldest first.
     History {

@@ -5,11 +5,15 @@ use std::sync::Arc;
 
 use axum::{
     extract::FromRequestParts,
-    http::{StatusCode, header, request::Parts},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
 
 use super::reply::ApiError;
 use crate::{auth::Scope, chat::Chat};
+
+/// Longest bearer credential read: API keys are short; a user's token (for
+/// the routes that take one) is at most this long.
+const MAX_BEARER_BYTES: usize = chorus_protocol::MAX_TOKEN_BYTES;
 
 /// The key a request presented, once checked and counted against its rate.
 pub struct Caller {
@@ -37,25 +41,15 @@ impl FromRequestParts<Arc<Chat>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, chat: &Arc<Chat>) -> Result<Self, ApiError> {
-        let unauthenticated = |message: &'static str| {
-            chat.metrics().refused("api_unauthorized");
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
-        };
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(unauthenticated("send Authorization: Bearer <API key>"));
-        };
-        let presented = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|key| !key.is_empty() && key.len() <= 256);
-        let Some(presented) = presented else {
-            return Err(unauthenticated("Authorization must be Bearer <API key>"));
-        };
+        let presented = bearer(chat, &parts.headers)?;
+        Self::with_key(chat, presented)
+    }
+}
+
+impl Caller {
+    /// The caller holding API key `presented`, if it is one of ours and
+    /// within its rate.
+    pub fn with_key(chat: &Chat, presented: &str) -> Result<Self, ApiError> {
         let Some(key) = chat.config().api_keys.find(presented) else {
             chat.metrics().refused("api_unauthorized");
             return Err(ApiError::new(
@@ -73,4 +67,26 @@ impl FromRequestParts<Arc<Chat>> for Caller {
             scopes: key.scopes.clone(),
         })
     }
+}
+
+/// The bearer credential of a request (an API key, or for a few routes a
+/// user's token), or `unauthenticated`.
+pub fn bearer<'a>(chat: &Chat, headers: &'a HeaderMap) -> Result<&'a str, ApiError> {
+    let unauthenticated = |message: &'static str| {
+        chat.metrics().refused("api_unauthorized");
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthenticated("send Authorization: Bearer <API key>"));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|key| !key.is_empty() && key.len() <= MAX_BEARER_BYTES)
+        .ok_or_else(|| unauthenticated("Authorization must be Bearer <API key>"))
 }

@@ -28,6 +28,7 @@ mod listings;
 mod messages;
 pub(crate) mod reply;
 mod rooms;
+mod search;
 mod users;
 mod webhooks;
 
@@ -50,6 +51,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
             "/rooms/{room}/messages/{seq}/reactions",
             post(changes::react),
         )
+        .route("/search", get(search::search))
         .route("/rooms", get(listings::rooms))
         .route("/rooms/{room}", get(rooms::info))
         .route("/rooms/{room}/presence", get(rooms::presence))
@@ -86,6 +88,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
         messages::publish,
         messages::broadcast,
         messages::history,
+        search::search,
         changes::edit,
         changes::delete,
         changes::react,

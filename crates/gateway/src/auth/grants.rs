@@ -47,6 +47,11 @@ impl Patterns {
     pub fn matches(&self, room: &str) -> bool {
         self.0.iter().any(|p| p.matches(room))
     }
+
+    /// The patterns as written.
+    pub fn sources(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(ToString::to_string)
+    }
 }
 
 /// The rooms one token grants.
@@ -106,6 +111,15 @@ impl RoomPolicy {
         } else {
             Access::Denied
         }
+    }
+
+    /// Patterns of every room (other than direct-message rooms) `grants` let
+    /// their holder read.
+    pub fn readable(&self, grants: &Grants) -> Vec<String> {
+        [&grants.join, &grants.post, &self.public, &self.read_only]
+            .into_iter()
+            .flat_map(Patterns::sources)
+            .collect()
     }
 
     /// Whether `grants` let their holder edit and delete anyone's messages in

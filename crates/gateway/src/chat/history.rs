@@ -160,7 +160,10 @@ impl History<'_> {
                 // Not in Redis any more: perhaps in the archive.
                 let position = self.position(room).await?;
                 let archive = self.archive.ok_or(PageError::UnknownMessage)?;
-                let at = archive.locate(room.as_str(), id).await?;
+                let at = archive
+                    .locate(room.as_str(), id)
+                    .await
+                    .inspect_err(|_| archive.metrics().errors.with_label_values(&["page"]).inc())?;
                 let at = at.ok_or(PageError::UnknownMessage)?;
                 let (messages, more) = self.archived(room, at, limit, self.budget).await?;
                 return Ok((position, messages, more));
@@ -224,7 +227,10 @@ impl History<'_> {
         budget: usize,
     ) -> Result<(Vec<ChatMessage>, bool), PageError> {
         let archive = self.archive.ok_or(PageError::ArchiveUnavailable)?;
-        let (mut messages, mut more) = archive.page(room.as_str(), Some(before), limit).await?;
+        let (mut messages, mut more) = archive
+            .page(room.as_str(), Some(before), limit)
+            .await
+            .inspect_err(|_| archive.metrics().errors.with_label_values(&["page"]).inc())?;
         let mut total = estimated_messages(&messages);
         let mut drop = 0;
         while total > budget && drop < messages.len() {

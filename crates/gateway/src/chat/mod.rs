@@ -41,6 +41,7 @@ mod publish_hook;
 pub mod queries;
 mod repair;
 pub mod revocations;
+pub mod search;
 mod sequencer;
 mod session;
 pub mod socket;
@@ -192,9 +193,14 @@ impl Chat {
             })
             .collect();
         let archive = config.archive.as_ref().and_then(|settings| {
-            chorus_archive::Archive::new(settings)
+            let archive = chorus_archive::Archive::new(settings)
                 .inspect_err(|error| tracing::error!(%error, "the archive cannot be opened"))
-                .ok()
+                .ok()?;
+            archive
+                .metrics()
+                .register(&metrics.registry)
+                .expect("archive metric names are unique");
+            Some(archive)
         });
         Ok(Arc::new(Self {
             config,

@@ -31,6 +31,18 @@ pub const MAX_USER_ID_BYTES: usize = 128;
 /// Longest emoji (or short code) accepted in `react`, in bytes.
 pub const MAX_EMOJI_BYTES: usize = 64;
 
+/// Longest search query, in bytes.
+pub const MAX_SEARCH_BYTES: usize = 256;
+
+/// Most rooms one search may name.
+pub const MAX_SEARCH_ROOMS: usize = 100;
+
+/// Most hits in one page of search results (larger asks get this many).
+pub const MAX_SEARCH_LIMIT: u32 = 100;
+
+/// Furthest a page of search results may start (deeper: narrow the query).
+pub const MAX_SEARCH_OFFSET: u32 = 1_000;
+
 /// A client's correlation tag, echoed on the reply or error for the command that carried it.
 pub type Ref = Option<String>;
 
@@ -254,6 +266,79 @@ pub mod commands {
         pub token: String,
     }
 
+    /// Full-text search of the archive, in the rooms the token may read.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Search {
+        /// What to look for (words, "quoted phrases", `or`, `-word`).
+        pub q: String,
+        /// Only these rooms, when given.
+        pub rooms: Option<Vec<RoomName>>,
+        /// Hits per page, 1 to [`super::MAX_SEARCH_LIMIT`] (20 when absent).
+        pub limit: u32,
+        /// Hits to skip, at most [`super::MAX_SEARCH_OFFSET`].
+        pub offset: u32,
+    }
+
+    impl Search {
+        /// A search from its fields as a client wrote them (a command or a
+        /// query string); `Err` says what is wrong.
+        pub fn new(
+            q: String,
+            rooms: Option<Vec<String>>,
+            limit: Option<u32>,
+            offset: Option<u32>,
+        ) -> Result<Self, String> {
+            let trimmed = q.trim();
+            if trimmed.is_empty() {
+                return Err("q (what to search for) is empty".into());
+            }
+            if q.len() > super::MAX_SEARCH_BYTES {
+                return Err(format!(
+                    "q is longer than {} bytes",
+                    super::MAX_SEARCH_BYTES
+                ));
+            }
+            if q.chars().any(char::is_control) {
+                return Err("q holds control characters".into());
+            }
+            let rooms = match rooms {
+                None => None,
+                Some(rooms) if rooms.is_empty() || rooms.len() > super::MAX_SEARCH_ROOMS => {
+                    return Err(format!(
+                        "rooms names 1 to {} rooms",
+                        super::MAX_SEARCH_ROOMS
+                    ));
+                }
+                Some(rooms) => Some(
+                    rooms
+                        .iter()
+                        .map(|room| {
+                            RoomName::parse(room)
+                                .map_err(|_| format!("{room:?} is not a room name"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            };
+            let limit = match limit {
+                Some(0) => return Err("limit is at least 1".into()),
+                limit => limit.unwrap_or(20).min(super::MAX_SEARCH_LIMIT),
+            };
+            let offset = offset.unwrap_or(0);
+            if offset > super::MAX_SEARCH_OFFSET {
+                return Err(format!(
+                    "offset is at most {}; narrow the query",
+                    super::MAX_SEARCH_OFFSET
+                ));
+            }
+            Ok(Self {
+                q: trimmed.to_owned(),
+                rooms,
+                limit,
+                offset,
+            })
+        }
+    }
+
     /// Replace the connection's token before it expires; same user only.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Refresh {
@@ -301,6 +386,8 @@ pub enum CommandKind {
     Auth(commands::Auth),
     /// See [`commands::Refresh`].
     Refresh(commands::Refresh),
+    /// See [`commands::Search`].
+    Search(commands::Search),
 }
 
 impl CommandKind {
@@ -325,7 +412,8 @@ impl CommandKind {
             | Self::Drafts(_)
             | Self::Ping(_)
             | Self::Auth(_)
-            | Self::Refresh(_) => None,
+            | Self::Refresh(_)
+            | Self::Search(_) => None,
         }
     }
 }

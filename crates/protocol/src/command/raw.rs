@@ -94,6 +94,15 @@ enum RawKind {
         #[serde(default)]
         state: Option<String>,
     },
+    Search {
+        q: String,
+        #[serde(default)]
+        rooms: Option<Vec<String>>,
+        #[serde(default)]
+        limit: Option<u32>,
+        #[serde(default)]
+        offset: Option<u32>,
+    },
     Read {
         room: String,
         seq: u64,
@@ -289,6 +298,14 @@ impl RawKind {
                     limit,
                 })
             }
+            Self::Search {
+                q,
+                rooms,
+                limit,
+                offset,
+            } => CommandKind::Search(
+                commands::Search::new(q, rooms, limit, offset).map_err(Invalid::command)?,
+            ),
             Self::Typing { room: name, state } => {
                 let active = match state.as_deref() {
                     None | Some("start") => true,

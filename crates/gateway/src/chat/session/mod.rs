@@ -25,6 +25,7 @@ mod presence;
 mod receipts;
 mod refusal;
 mod rooms;
+mod search;
 mod status;
 mod typing;
 
@@ -247,6 +248,7 @@ impl Session {
             K::Draft(draft) => self.save_draft(draft, reference).await,
             K::Drafts(_) => self.list_drafts(reference).await,
             K::Status(status) => self.set_status(status, reference).await,
+            K::Search(search) => self.search(search, reference).await,
         }
     }
 
