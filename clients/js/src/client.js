@@ -138,6 +138,20 @@ export class Client extends Emitter {
     return this.rooms.get(joined.room);
   }
 
+  /**
+   * Full-text search of the server's archive in the rooms this token may
+   * read: {q, hits: [{message, snippet, rank}], more}, best first. Options:
+   * rooms (names), limit (1-100), offset (0-1000).
+   */
+  async search(q, { rooms, limit, offset } = {}) {
+    const command = { type: "search", q };
+    if (rooms !== undefined) command.rooms = rooms;
+    if (limit !== undefined) command.limit = limit;
+    if (offset !== undefined) command.offset = offset;
+    const { hits, more } = await this.request(command, { retry: true });
+    return { q, hits, more };
+  }
+
   /** This user's saved drafts: [{room, text}]. */
   async drafts() {
     return (await this.request({ type: "drafts" }, { retry: true })).drafts;

@@ -47,6 +47,15 @@ export interface Message {
   reactions?: Reaction[];
 }
 
+/** A message a search found, with where the query matched. */
+export interface SearchHit {
+  /** The message as it is now, with its `epoch`. */
+  message: Message;
+  /** Plain-text pieces (never HTML); `hit` on matched words. */
+  snippet: { text: string; hit?: boolean }[];
+  rank: number;
+}
+
 export interface Limits {
   max_frame_bytes: number;
   max_body_bytes: number;
@@ -78,6 +87,7 @@ export type Command = WithRef &
     | { type: "react"; room: string; seq: number; emoji: string }
     | { type: "unreact"; room: string; seq: number; emoji: string }
     | { type: "history"; room: string; before?: number; epoch?: number; before_id?: string; limit?: number }
+    | { type: "search"; q: string; rooms?: string[]; limit?: number; offset?: number }
     | { type: "typing"; room: string; state?: "start" | "stop" }
     | { type: "read"; room: string; seq: number }
     | { type: "receipts"; room: string }
@@ -131,6 +141,7 @@ export interface ReactionEvent {
 export interface ChangedEvent { type: "changed"; room: string; target: number; seq?: number; ref?: string }
 export interface MentionEvent { type: "mention"; room: string; message: Message }
 export interface SentEvent { type: "sent"; room: string; id: string; ts: number; seq: number; duplicate?: boolean; ref?: string }
+export interface SearchEvent { type: "search"; q: string; hits: SearchHit[]; more: boolean; ref?: string }
 export interface HistoryEvent { type: "history"; room: string; epoch: number; messages: Message[]; more: boolean; ref?: string }
 export interface ResetEvent {
   type: "reset";
@@ -165,7 +176,7 @@ export interface ErrorEvent {
 export type ServerEvent =
   | WelcomeEvent | AuthenticatedEvent | RefreshedEvent | JoinedEvent | LeftEvent | MessageEvent
   | EditedEvent | DeletedEvent | ReactionEvent | ChangedEvent | MentionEvent | SentEvent
-  | HistoryEvent | ResetEvent | TypingEvent | MarkedEvent | ReceiptEvent | ReceiptsEvent
+  | HistoryEvent | SearchEvent | ResetEvent | TypingEvent | MarkedEvent | ReceiptEvent | ReceiptsEvent
   | DraftSavedEvent | DraftEvent | DraftsEvent | PresenceEvent | MembersEvent | StatusEvent
   | StatusSetEvent | DmStartedEvent | NotificationEvent | PongEvent | ErrorEvent;
 
@@ -380,6 +391,7 @@ export declare class Client extends Emitter<ClientEvents> {
   reconnectNow(): void;
   join(name: string, options?: { history?: number }): Room;
   dm(user: string): Promise<Room>;
+  search(q: string, options?: { rooms?: string[]; limit?: number; offset?: number }): Promise<{ q: string; hits: SearchHit[]; more: boolean }>;
   drafts(): Promise<{ room: string; text: string }[]>;
   setStatus(status: Status): Promise<void>;
   /** A raw command; resolves with the event answering it. */

@@ -80,6 +80,9 @@ impl Default for ArchiveMetrics {
         for outcome in ["ok", "error"] {
             metrics.searches.with_label_values(&[outcome]);
         }
+        for partition in 0..chorus_backplane::WEBHOOK_PARTITIONS {
+            metrics.lag(partition).set(0.0);
+        }
         metrics
     }
 }

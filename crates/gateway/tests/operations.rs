@@ -281,7 +281,13 @@ async fn every_grafana_panel_queries_metrics_a_node_exposes() {
     let mut queries = Vec::new();
     exprs(&dashboard["panels"], &mut queries);
     assert!(queries.len() >= 20, "{} queries", queries.len());
-    let cluster = Cluster::start(BackplaneKind::Redis, 1).await;
+    // With an archive: its panels' metrics too.
+    let db = chorus_testkit::Postgres::start().await;
+    let archive = chorus_archive::ArchiveSettings::new(db.url());
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 1, move |c| {
+        c.archive = Some(archive.clone());
+    })
+    .await;
     let scrape = Scrape::of(cluster.nodes[0].addr).await;
     let mut missing = BTreeSet::new();
     for expr in &queries {
@@ -305,6 +311,7 @@ async fn every_grafana_panel_queries_metrics_a_node_exposes() {
         "End-to-end delivery latency",
         "Drops and slow consumers",
         "Redis health",
+        "Archive lag",
     ] {
         assert!(titles.contains(&needed), "panel {needed:?} in {titles:?}");
     }

@@ -4,6 +4,7 @@
 import { Connection } from "./connection.js";
 import { applyChange, decorate, mentionsIn } from "./changes.js";
 import { attachmentsView, humanSize, upload } from "./files.js";
+import { wireSearch } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 const SESSION = "chorus.session";
@@ -769,6 +770,7 @@ function wire() {
     }
     markRead(room);
   });
+  wireSearch({ state, joinRoom, addMessages, renderRoom, notify });
   const saved = loadSession();
   if (saved?.token) start(saved, saved.rooms?.length ? saved.rooms : ["lobby"], saved.active);
 }

@@ -46,6 +46,16 @@ export class Connection extends EventTarget {
     this.client.rooms.get(room)?.leave().catch(ignore);
   }
 
+  /** Resolves once `room` is joined (the first time). */
+  ready(room) {
+    return (this.client.rooms.get(room) ?? this.client.join(room)).ready;
+  }
+
+  /** Searches the archive: {hits, more} (a refusal rejects). */
+  search(q) {
+    return this.client.search(q, { limit: 20 });
+  }
+
   /** Sends a message; kept and resent with the same id until stored. Returns its client_msg_id. */
   post(room, body, mentions = [], attachments = []) {
     const clientMsgId = `c-${randomId()}`;

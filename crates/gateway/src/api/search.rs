@@ -67,9 +67,18 @@ pub struct SearchResults {
 pub async fn search(
     State(chat): State<Arc<Chat>>,
     headers: HeaderMap,
-    ApiQuery(params): ApiQuery<SearchParams>,
+    params: Result<ApiQuery<SearchParams>, ApiError>,
 ) -> Result<Json<SearchResults>, ApiError> {
+    // Who asks is settled first: a refused caller learns nothing of its query.
     let presented = bearer(&chat, &headers)?;
+    let user = match chat.config().api_keys.find(presented) {
+        Some(_) => {
+            Caller::with_key(&chat, presented)?.require(Scope::History)?;
+            None
+        }
+        None => Some(chat.verify(presented).map_err(unauthorized)?),
+    };
+    let ApiQuery(params) = params?;
     let number = |n: Option<i64>, what: &'static str| match n {
         Some(n) => u32::try_from(n)
             .map(Some)
@@ -83,17 +92,14 @@ pub async fn search(
         .map(|rooms| rooms.split(',').map(str::to_owned).collect());
     let search = commands::Search::new(params.q, rooms, limit, offset)
         .map_err(|message| ApiError::bad("invalid_query", message))?;
-    let found = if chat.config().api_keys.find(presented).is_some() {
-        Caller::with_key(&chat, presented)?.require(Scope::History)?;
-        chat.search(Searcher::Server, &search).await
-    } else {
-        let identity = chat.verify(presented).map_err(unauthorized)?;
-        let searcher = Searcher::User {
+    let searcher = match &user {
+        None => Searcher::Server,
+        Some(identity) => Searcher::User {
             id: &identity.user.id,
             grants: &identity.grants,
-        };
-        chat.search(searcher, &search).await
+        },
     };
+    let found = chat.search(searcher, &search).await;
     let found = found.map_err(|error| match error {
         SearchError::Forbidden(_) => {
             ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())

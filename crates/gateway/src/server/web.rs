@@ -31,7 +31,7 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// The routes of the client and the dashboard.
 pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    let assets: [(&str, Asset); 15] = [
+    let assets: [(&str, Asset); 16] = [
         ("/", asset(include_str!("../../web/index.html"), HTML)),
         (
             "/index.html",
@@ -47,6 +47,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> 
             asset(include_str!("../../web/changes.js"), JS),
         ),
         ("/files.js", asset(include_str!("../../web/files.js"), JS)),
+        ("/search.js", asset(include_str!("../../web/search.js"), JS)),
         (
             "/style.css",
             asset(include_str!("../../web/style.css"), CSS),
