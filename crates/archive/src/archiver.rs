@@ -26,7 +26,7 @@ use chorus_protocol::RoomName;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Archive, ArchiveError, Entry};
+use crate::{Archive, ArchiveError, Entry, RetentionRule};
 
 /// How long a lease lasts unless renewed: a dead node's partitions wait this long.
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
@@ -55,6 +55,9 @@ pub struct Archiver {
     pub registry: Arc<dyn NodeRegistry>,
     /// This node's id (the lease holder's name).
     pub node: String,
+    /// How long messages are kept per room pattern, swept every so often
+    /// by the holder of partition 0 (empty: kept for ever).
+    pub retention: (Vec<RetentionRule>, Duration),
 }
 
 impl Archiver {
@@ -77,6 +80,7 @@ impl Archiver {
     pub async fn run(self: Arc<Self>, stopped: CancellationToken) {
         let mut held: Vec<Option<(JoinSet<()>, Instant)>> =
             (0..WEBHOOK_PARTITIONS).map(|_| None).collect();
+        let mut sweep: (Option<tokio::task::JoinHandle<()>>, Option<Instant>) = (None, None);
         let mut ticks = tokio::time::interval(LEASE_RENEW);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -87,6 +91,9 @@ impl Archiver {
             // About an equal share each: a node over it lets the extra
             // leases lapse (another node takes them within the TTL), one
             // under it takes free ones, so more nodes archive more at once.
+            if held[0].is_some() {
+                self.clone().sweep_if_due(&mut sweep);
+            }
             let nodes = self.registry.nodes().await.map_or(1, |n| n.len().max(1));
             let share = (WEBHOOK_PARTITIONS as usize).div_ceil(nodes);
             let mut holding = held.iter().filter(|slot| slot.is_some()).count();
@@ -134,6 +141,39 @@ impl Archiver {
                 }
             }
         }
+    }
+
+    /// Starts a retention sweep when one is due and none runs.
+    fn sweep_if_due(
+        self: Arc<Self>,
+        (running, last): &mut (Option<tokio::task::JoinHandle<()>>, Option<Instant>),
+    ) {
+        let (rules, every) = &self.retention;
+        let due = last.is_none_or(|at| at.elapsed() >= *every);
+        if rules.is_empty() || !due || running.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let archiver = self.clone();
+        *running = Some(tokio::spawn(async move {
+            let now = chorus_protocol::unix_micros() / 1000;
+            match archiver.archive.expire(&archiver.retention.0, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "archived messages past their retention deleted"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "retention sweep failed; tried again later");
+                    archiver
+                        .archive
+                        .metrics()
+                        .errors
+                        .with_label_values(&["retention"])
+                        .inc();
+                }
+            }
+        }));
     }
 
     /// Stops archiving `partition` (its lease went, or is let go).

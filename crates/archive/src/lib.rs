@@ -6,6 +6,7 @@
 //! - [`store`]: the database: schema migrations, appending a room's entries
 //!   in one transaction (exactly once, whoever writes), paging;
 //! - [`search`]: full-text search in the rooms a caller may read;
+//! - [`removal`]: retention and a user's messages erased on request;
 //! - [`archiver`]: the task in every node that archives new entries;
 //! - [`metrics`]: what it counts.
 
@@ -13,6 +14,7 @@ pub mod archiver;
 pub mod entry;
 pub mod error;
 pub mod metrics;
+pub mod removal;
 pub mod search;
 pub mod store;
 
@@ -20,5 +22,6 @@ pub use archiver::Archiver;
 pub use entry::{Entry, EntryBody};
 pub use error::ArchiveError;
 pub use metrics::ArchiveMetrics;
+pub use removal::{RetentionRule, Sent};
 pub use search::{Fragment, Hit, SearchQuery};
 pub use store::{Appended, Archive, ArchiveSettings};

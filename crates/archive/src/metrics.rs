@@ -17,7 +17,8 @@ pub struct ArchiveMetrics {
     /// Log entries by outcome: `written`, `skipped` (already archived), `lost`
     /// (trimmed from Redis before they were archived).
     pub entries: IntCounterVec,
-    /// Failures by operation: `archive` (a batch), `page` (history), `search`.
+    /// Failures by operation: `archive` (a batch), `page` (history), `search`,
+    /// `retention` (a sweep), `erase` (a user's messages), `export`.
     pub errors: IntCounterVec,
     /// Time to archive one room's page of entries (one transaction).
     pub batch_seconds: Histogram,
@@ -46,7 +47,7 @@ impl Default for ArchiveMetrics {
             ),
             errors: counters(
                 "chorus_archive_errors_total",
-                "Archive operations that failed, by operation (archive, page, search).",
+                "Archive operations that failed, by operation (archive, page, search, retention, erase, export).",
                 "op",
             ),
             batch_seconds: histogram(
@@ -74,7 +75,7 @@ impl Default for ArchiveMetrics {
         for outcome in ["written", "skipped", "lost"] {
             metrics.entries.with_label_values(&[outcome]);
         }
-        for op in ["archive", "page", "search"] {
+        for op in ["archive", "page", "search", "retention", "erase", "export"] {
             metrics.errors.with_label_values(&[op]);
         }
         for outcome in ["ok", "error"] {

@@ -64,7 +64,7 @@ pub struct Hit {
 }
 
 /// A `LIKE` pattern matching what `pattern` (with `*`) matches, nothing else.
-fn like(pattern: &str) -> String {
+pub(crate) fn like(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 4);
     for c in pattern.chars() {
         match c {

@@ -33,6 +33,10 @@ pub struct ArchiveSettings {
     /// bounds while the archive is behind (past it they are trimmed and
     /// counted as lost).
     pub unarchived_max: u64,
+    /// How long messages are kept, per room pattern (none: for ever).
+    pub retention: Vec<crate::RetentionRule>,
+    /// How often one node sweeps out what is past its retention.
+    pub retention_every: Duration,
 }
 
 impl ArchiveSettings {
@@ -44,6 +48,8 @@ impl ArchiveSettings {
             language: "english".into(),
             connect_timeout: Duration::from_secs(5),
             unarchived_max: 100_000,
+            retention: Vec::new(),
+            retention_every: Duration::from_secs(600),
         }
     }
 }
@@ -56,6 +62,8 @@ impl std::fmt::Debug for ArchiveSettings {
             .field("language", &self.language)
             .field("connect_timeout", &self.connect_timeout)
             .field("unarchived_max", &self.unarchived_max)
+            .field("retention", &self.retention)
+            .field("retention_every", &self.retention_every)
             .finish()
     }
 }
@@ -281,6 +289,34 @@ impl Archive {
             .collect::<Result<Vec<_>, ArchiveError>>()?;
         messages.reverse();
         Ok((messages, more))
+    }
+
+    /// Up to `limit` of `room`'s messages after `(epoch, seq)` (from the
+    /// first without), oldest first, each with its epoch: for exports.
+    pub async fn after(
+        &self,
+        room: &str,
+        after: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, ArchiveError> {
+        let client = self.pool.get().await?;
+        let (epoch, seq) = after.map_or((-1, -1), |(e, s)| (as_i64(e), as_i64(s)));
+        let rows = client
+            .query(
+                "SELECT message, epoch, seq FROM chorus_messages \
+                 WHERE room = $1 AND (epoch, seq) > ($2, $3) \
+                 ORDER BY epoch, seq LIMIT $4",
+                &[&room, &epoch, &seq, &(limit as i64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let seq = row.get::<_, i64>(2) as u64;
+                let mut message = from_json(row.get(0), seq)?;
+                (message.seq, message.epoch) = (seq, Some(row.get::<_, i64>(1) as u64));
+                Ok(message)
+            })
+            .collect()
     }
 
     /// Where the message `id` of `room` is in the archive: its `(epoch, seq)`.

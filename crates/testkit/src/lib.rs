@@ -26,7 +26,9 @@ pub use api::{ApiKeyring, api};
 pub use browser::Browser;
 pub use client::{Client, Event};
 pub use cluster::{BackplaneKind, Cluster, redis_settings, test_config};
-pub use node::{InProcessNode, ProcessNode, http_get, http_get_authorized, http_post_json, metric};
+pub use node::{
+    InProcessNode, ProcessNode, http_get, http_get_authorized, http_post_json, http_request, metric,
+};
 pub use postgres::{POSTGRES_USER, Postgres};
 pub use proxy::DelayProxy;
 pub use raw::{RawFrame, SilentClient};

@@ -236,9 +236,10 @@ pub async fn http_post_json(
     http_request(addr, "POST", path, Some(body), None).await
 }
 
-/// Bounded by [`WAIT`]: a server that accepts and never answers is an error,
+/// An HTTP/1.1 request: `method path`, an optional JSON body and bearer
+/// token; returns the status and the body as text. Bounded by [`WAIT`]: a server that accepts and never answers is an error,
 /// not a test that hangs until the harness kills it.
-pub(crate) async fn http_request(
+pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -283,11 +284,30 @@ async fn http_exchange(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = match chunked {
+        true => dechunk(body),
+        false => body.to_owned(),
+    };
     Ok((status, body))
+}
+
+/// The payload of a chunked body (`<hex size>\r\n<data>\r\n` ... `0\r\n\r\n`).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
+    }
+    out
 }
 
 /// The value of one sample on a node's `/metrics` (`name` with its labels, as printed), or 0.

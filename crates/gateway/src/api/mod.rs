@@ -21,6 +21,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
+mod archive;
 mod caller;
 mod changes;
 pub(crate) mod input;
@@ -52,6 +53,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
             post(changes::react),
         )
         .route("/search", get(search::search))
+        .route("/rooms/{room}/export", get(archive::export))
+        .route(
+            "/users/{user}/messages",
+            axum::routing::delete(archive::erase),
+        )
         .route("/rooms", get(listings::rooms))
         .route("/rooms/{room}", get(rooms::info))
         .route("/rooms/{room}/presence", get(rooms::presence))
@@ -89,6 +95,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
         messages::broadcast,
         messages::history,
         search::search,
+        archive::export,
         changes::edit,
         changes::delete,
         changes::react,
@@ -98,6 +105,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(chat: Arc<Chat>) -> Router<S> {
         listings::user,
         users::disconnect,
         users::revoke,
+        archive::erase,
         webhooks::dead_letters,
         webhooks::replay,
     ),

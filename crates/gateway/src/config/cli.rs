@@ -195,6 +195,13 @@ pub struct Cli {
     /// the archive is behind (beyond it they are trimmed and counted as lost).
     #[arg(long, env = "CHORUS_ARCHIVE_BACKLOG_MAX", default_value_t = 100_000)]
     pub archive_backlog_max: u64,
+    /// How long the archive keeps messages, per room pattern, first match
+    /// wins: `support.*=90d,dm:*=1y,*=2y` (rooms matching none: for ever).
+    #[arg(long, env = "CHORUS_ARCHIVE_RETENTION")]
+    pub archive_retention: Option<String>,
+    /// How often one node deletes what is past its retention.
+    #[arg(long, env = "CHORUS_ARCHIVE_RETENTION_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub archive_retention_interval: Duration,
     /// Server API requests per key, as RATE[:BURST].
     #[arg(long, env = "CHORUS_API_KEY_RATE", default_value = "100/s:200")]
     pub api_key_rate: Rate,

@@ -114,10 +114,21 @@ impl Config {
                         cli.archive_backlog_max >= 1,
                         "--archive-backlog-max must be at least 1",
                     )?;
+                    let retention = match &cli.archive_retention {
+                        None => Vec::new(),
+                        Some(rules) => chorus_archive::RetentionRule::parse_list(rules)
+                            .map_err(|e| ConfigError(format!("--archive-retention: {e}")))?,
+                    };
+                    check(
+                        cli.archive_retention_interval >= std::time::Duration::from_secs(1),
+                        "--archive-retention-interval must be at least 1s",
+                    )?;
                     let settings = ArchiveSettings {
                         pool_size: cli.archive_pool_size.max(1),
                         language: cli.archive_language.clone(),
                         unarchived_max: cli.archive_backlog_max,
+                        retention,
+                        retention_every: cli.archive_retention_interval,
                         ..ArchiveSettings::new(url.clone())
                     };
                     // The URL is checked now (nothing connects yet): a bad one stops the start.

@@ -25,6 +25,12 @@ pub fn start(chat: Arc<Chat>, stopped: CancellationToken) {
         notes: chat.backplane().archive_notes.clone(),
         registry: chat.backplane().registry.clone(),
         node: chat.config().node_id.clone(),
+        retention: chat
+            .config()
+            .archive
+            .as_ref()
+            .map(|s| (s.retention.clone(), s.retention_every))
+            .unwrap_or_default(),
     });
     tokio::spawn(async move {
         loop {
