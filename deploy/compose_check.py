@@ -432,6 +432,38 @@ class Check:
         ada.close()
         bob.close()
 
+    def archive(self, key):
+        """The archive (the postgres service): a message sent through nginx
+        is found by search, through nginx, with the user's token and with
+        the run's key (scope history), once the gateways have archived it."""
+        token = self.token("Archivist")
+        client = Client(self.ws_url, token)
+        room = f"archive-{uuid.uuid4().hex[:8]}"
+        word = f"zebra{uuid.uuid4().hex[:8]}"
+        client.send(type="join", room=room, history=0, ref="j")
+        client.next("joined", ref="j")
+        client.send(type="send", room=room, body=f"the {word} crossed", ref="s")
+        sent = client.next("sent", ref="s")
+        client.close()
+
+        def found(credential):
+            status, body = self.http.request("GET", f"/api/v1/search?q={word}", token=credential)
+            if status != 200:
+                found.last = f"{status}: {body}"
+                return None
+            hits = json.loads(body)["hits"]
+            return hits if [h["message"]["id"] for h in hits] == [sent["id"]] else None
+
+        found.last = ""
+        step = time.monotonic()
+        try:
+            wait_for("the message found by search", lambda: found(token), 90, every=1)
+        except Failed as failed:
+            raise Failed(f"{failed}; last answer {found.last}") from None
+        if not found(key):
+            raise Failed(f"the server API key's search did not find it: {found.last}")
+        log(f"archive: a message sent through nginx was found by search in {time.monotonic() - step:.1f} s")
+
     def server_api(self, key):
         """The server API through nginx with the key the run configured
         (CHORUS_API_KEYS): a bot's post reaches one user's connections on two
@@ -697,6 +729,7 @@ def main():
         log(f"up and healthy in {time.monotonic() - step:.0f} s; nginx on 127.0.0.1:{port}")
         check.chat()
         check.server_api(api_key)
+        check.archive(api_key)
         if args.redis_cluster:
             check.sharded()
         else:

@@ -79,6 +79,7 @@ toolchain=$(rustc --print sysroot)
 build rust "$(from_dockerfile rust:)" "$toolchain"
 build distroless "$(from_dockerfile gcr.io/distroless/)"
 build redis "$(from_compose redis:)"
+build postgres "$(from_compose postgres:)"
 build nginx "$(from_compose nginx:)"
 build prometheus "$(from_compose prom/prometheus:)"
 build grafana "$(from_compose grafana/grafana:)"
