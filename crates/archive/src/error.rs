@@ -15,6 +15,9 @@ pub enum ArchiveError {
     /// The database URL is not one.
     #[error("database URL: {0}")]
     Url(String),
+    /// The TLS settings (`--database-ca-file`) cannot be used.
+    #[error("database TLS: {0}")]
+    Tls(String),
     /// The schema could not be brought up to date.
     #[error("schema migration: {0}")]
     Migration(#[from] refinery::Error),

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chorus_protocol::ChatMessage;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::Transaction;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{
     ArchiveError,
@@ -29,6 +30,10 @@ pub struct ArchiveSettings {
     pub language: String,
     /// Longest wait for a connection, new or from the pool.
     pub connect_timeout: Duration,
+    /// CA certificates (PEM) the database's certificate must chain to, when
+    /// it uses TLS (`sslmode=require` in the URL); the system's roots
+    /// without it.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Most entries per room Redis keeps for the archive past its history
     /// bounds while the archive is behind (past it they are trimmed and
     /// counted as lost).
@@ -47,6 +52,7 @@ impl ArchiveSettings {
             pool_size: 8,
             language: "english".into(),
             connect_timeout: Duration::from_secs(5),
+            ca_file: None,
             unarchived_max: 100_000,
             retention: Vec::new(),
             retention_every: Duration::from_secs(600),
@@ -61,6 +67,7 @@ impl std::fmt::Debug for ArchiveSettings {
             .field("pool_size", &self.pool_size)
             .field("language", &self.language)
             .field("connect_timeout", &self.connect_timeout)
+            .field("ca_file", &self.ca_file)
             .field("unarchived_max", &self.unarchived_max)
             .field("retention", &self.retention)
             .field("retention_every", &self.retention_every)
@@ -102,7 +109,7 @@ impl Archive {
         config.application_name("chorus");
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls(settings.ca_file.as_deref())?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -334,6 +341,44 @@ impl Archive {
             .await?;
         Ok(row.map(|row| (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)))
     }
+}
+
+/// TLS for connections whose URL asks for it (`sslmode=prefer`, the
+/// default, uses it when the server offers it; `require` insists): the
+/// server's certificate must chain to the CAs of `ca_file`, or to the
+/// system's roots, and name the host.
+fn tls(ca_file: Option<&std::path::Path>) -> Result<MakeRustlsConnect, ArchiveError> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |e: String| ArchiveError::Tls(format!("{}: {e}", path.display()));
+            for certificate in
+                CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?
+            {
+                roots
+                    .add(certificate.map_err(|e| bad(e.to_string()))?)
+                    .map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("no certificate in it".into()));
+            }
+        }
+        None => {
+            for certificate in rustls_native_certs::load_native_certs().certs {
+                // A system root rustls cannot use is one the server cannot chain to.
+                let _ = roots.add(certificate);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ArchiveError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// A position as PostgreSQL's `bigint` (epochs and sequence numbers past its

@@ -182,6 +182,7 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> ExitCode {
         pool_size: 1,
         language: cli.archive_language.clone(),
         connect_timeout: std::time::Duration::from_secs(10),
+        ca_file: cli.database_ca_file.clone(),
         ..chorus_archive::ArchiveSettings::new(url)
     };
     let archive = match chorus_archive::Archive::new(&settings) {

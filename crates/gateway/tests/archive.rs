@@ -262,3 +262,48 @@ async fn an_archiving_node_killed_mid_run_and_a_database_restart_lose_and_repeat
     }
     drop(sender_node);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_over_tls_trusts_the_ca_given_and_no_other() {
+    let db = Postgres::start_tls().await;
+    let url = format!("{}?sslmode=require", db.url());
+    let trusted = ArchiveSettings {
+        ca_file: Some(db.tls_ca()),
+        ..settings(&db)
+    };
+    let trusted = ArchiveSettings {
+        url: url.clone(),
+        ..trusted
+    };
+    let node_settings = trusted.clone();
+    let cluster = Cluster::start_with(BackplaneKind::Redis, 1, move |c: &mut Config| {
+        c.archive = Some(node_settings.clone());
+    })
+    .await;
+    let mut client = Client::connect_as(&cluster.url(0), &token(&fresh_user())).await;
+    client.join("sealed").await;
+    let id = client.say_ok("sealed", "over TLS").await;
+    let archive = Archive::new(&trusted).unwrap();
+    let archive = &archive;
+    let (messages, _) = eventually("archived over TLS", || async move {
+        let page = archive.page("sealed", None, 10).await.ok()?;
+        (page.0.len() == 1).then_some(page)
+    })
+    .await;
+    assert_eq!(messages[0].id.to_string(), id);
+    // The system's roots do not know the test CA: no connection.
+    let unknown_ca = Archive::new(&ArchiveSettings {
+        url: url.clone(),
+        ..settings(&db)
+    })
+    .unwrap();
+    assert!(unknown_ca.position("sealed").await.is_err());
+    // Without TLS the server refuses.
+    let plain = Archive::new(&ArchiveSettings {
+        url: format!("{}?sslmode=disable", db.url()),
+        ca_file: Some(db.tls_ca()),
+        ..settings(&db)
+    })
+    .unwrap();
+    assert!(plain.position("sealed").await.is_err());
+}

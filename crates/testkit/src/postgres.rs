@@ -75,6 +75,16 @@ fn is_root() -> bool {
 impl Postgres {
     /// A new server with an empty database.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Like [`Self::start`], accepting TLS connections only, with a
+    /// certificate for 127.0.0.1 from a CA made up for the test ([`Self::tls_ca`]).
+    pub async fn start_tls() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let bin = bin_dir();
         let mut server = Self {
@@ -116,6 +126,9 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        if tls {
+            server.require_tls();
+        }
         server.spawn().await;
         server
     }
@@ -141,6 +154,49 @@ impl Postgres {
     pub async fn restart(&mut self) {
         self.kill().await;
         self.spawn().await;
+    }
+
+    /// The CA that signed the server's certificate (servers from [`Self::start_tls`]).
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// Turns TLS on and refuses connections without it.
+    fn require_tls(&self) {
+        let dir = self.dir.path();
+        crate::certs::write_ca_and_server_cert(dir);
+        let data = self.data();
+        let conf = format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            dir.join("server.crt").display(),
+            dir.join("server.key").display()
+        );
+        let mut settings =
+            std::fs::read_to_string(data.join("postgresql.conf")).expect("postgresql.conf");
+        settings.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), settings).expect("writing postgresql.conf");
+        let hba = std::fs::read_to_string(data.join("pg_hba.conf")).expect("pg_hba.conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            format!("hostnossl all all all reject\n{hba}"),
+        )
+        .expect("writing pg_hba.conf");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod of the key");
+        if is_root() {
+            for name in ["server.key", "server.crt", "ca.crt"] {
+                let owned = std::process::Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(dir.join(name))
+                    .status()
+                    .expect("running chown");
+                assert!(owned.success(), "chown of {name} failed");
+            }
+        }
     }
 
     fn data(&self) -> PathBuf {

@@ -185,6 +185,11 @@ pub struct Cli {
     /// (postgres://user:password@host:port/database; never logged).
     #[arg(long, env = "CHORUS_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// CA certificates (PEM) the archive database's TLS certificate must
+    /// chain to (with `sslmode=require` in --database-url); the system's
+    /// roots without it.
+    #[arg(long, env = "CHORUS_DATABASE_CA_FILE", global = true)]
+    pub database_ca_file: Option<PathBuf>,
     /// Most connections to the archive's database at once.
     #[arg(long, env = "CHORUS_ARCHIVE_POOL_SIZE", default_value_t = 8)]
     pub archive_pool_size: usize,

@@ -129,6 +129,7 @@ impl Config {
                         unarchived_max: cli.archive_backlog_max,
                         retention,
                         retention_every: cli.archive_retention_interval,
+                        ca_file: cli.database_ca_file.clone(),
                         ..ArchiveSettings::new(url.clone())
                     };
                     // The URL is checked now (nothing connects yet): a bad one stops the start.
