@@ -15,6 +15,7 @@ pub mod entry;
 pub mod error;
 pub mod metrics;
 pub mod removal;
+pub mod retention;
 pub mod search;
 pub mod store;
 
@@ -22,6 +23,7 @@ pub use archiver::Archiver;
 pub use entry::{Entry, EntryBody};
 pub use error::ArchiveError;
 pub use metrics::ArchiveMetrics;
-pub use removal::{RetentionRule, Sent};
+pub use removal::Sent;
+pub use retention::RetentionRule;
 pub use search::{Fragment, Hit, SearchQuery};
 pub use store::{Appended, Archive, ArchiveSettings};

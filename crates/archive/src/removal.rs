@@ -3,52 +3,12 @@
 //! messages erased on request (the server API). Both delete rows in bounded
 //! batches; the rooms' positions stay, so nothing is archived again.
 
-use std::time::Duration;
-
 use uuid::Uuid;
 
-use crate::{Archive, ArchiveError};
+use crate::{Archive, ArchiveError, RetentionRule};
 
 /// Rows deleted per statement (a sweep repeats until none are left).
 const DELETE_BATCH: i64 = 5_000;
-
-/// How long the archive keeps the messages of rooms matching a pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetentionRule {
-    /// Room pattern: `*` any run of characters (`dm:*` the direct-message rooms).
-    pub pattern: String,
-    /// How long a message is kept after it was sent.
-    pub keep: Duration,
-}
-
-impl RetentionRule {
-    /// Rules from `pattern=duration` pairs separated by commas
-    /// (`support.*=90d,*=2y`); the first rule matching a room applies.
-    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|rule| !rule.is_empty())
-            .map(|rule| {
-                let (pattern, keep) = rule
-                    .split_once('=')
-                    .ok_or_else(|| format!("{rule:?} is not pattern=duration"))?;
-                let keep =
-                    humantime::parse_duration(keep.trim()).map_err(|e| format!("{rule:?}: {e}"))?;
-                let pattern = pattern.trim();
-                if pattern.is_empty() || pattern.len() > 128 {
-                    return Err(format!("{rule:?}: the pattern is 1-128 bytes"));
-                }
-                if keep < Duration::from_secs(3600) {
-                    return Err(format!("{rule:?}: keep messages at least an hour"));
-                }
-                Ok(Self {
-                    pattern: pattern.to_owned(),
-                    keep,
-                })
-            })
-            .collect()
-    }
-}
 
 /// One of a user's archived messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
