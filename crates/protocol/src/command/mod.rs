@@ -431,4 +431,6 @@ pub struct CommandError {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
