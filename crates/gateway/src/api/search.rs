@@ -117,16 +117,15 @@ pub async fn search(
     }))
 }
 
-/// A user's token that was refused.
+/// A user's token that was refused (a credential that is neither a key nor
+/// a token is `invalid_key`, as on every server API route).
 fn unauthorized(error: AuthError) -> ApiError {
-    let code = match error {
-        AuthError::Expired => "token_expired",
-        AuthError::Revoked => "token_revoked",
-        _ => "invalid_key",
-    };
-    let message = match code {
-        "invalid_key" => "neither a key of this cluster nor a valid token".to_owned(),
-        _ => error.to_string(),
-    };
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    match error.code() {
+        "invalid_token" => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_key",
+            "neither a key of this cluster nor a valid token",
+        ),
+        code => ApiError::new(StatusCode::UNAUTHORIZED, code, error.to_string()),
+    }
 }

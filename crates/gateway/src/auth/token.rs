@@ -116,6 +116,16 @@ impl AuthError {
         "revoked",
     ];
 
+    /// The error code a client gets for this refusal: `token_expired`,
+    /// `token_revoked`, or `invalid_token` (a new token is needed).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Expired => "token_expired",
+            Self::Revoked => "token_revoked",
+            _ => "invalid_token",
+        }
+    }
+
     /// The `reason` label of the auth-failure metric (a fixed set).
     pub fn label(&self) -> &'static str {
         match self {

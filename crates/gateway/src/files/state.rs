@@ -84,12 +84,7 @@ impl Files {
         query: Option<&str>,
     ) -> Result<Identity, ApiError> {
         let refused = |error: AuthError| {
-            let code = match error {
-                AuthError::Expired => "token_expired",
-                AuthError::Revoked => "token_revoked",
-                _ => "invalid_token",
-            };
-            ApiError::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+            ApiError::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
         };
         match presented_token(headers, query).map_err(refused)? {
             None => Err(ApiError::new(

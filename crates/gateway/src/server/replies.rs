@@ -11,11 +11,7 @@ use crate::{auth::AuthError, metrics::Metrics};
 /// 401 for a refused token, with the code a client acts on.
 pub fn unauthorized(metrics: &Metrics, error: &AuthError) -> Response {
     metrics.refused("unauthorized");
-    let code = match error {
-        AuthError::Expired => "token_expired",
-        AuthError::Revoked => "token_revoked",
-        _ => "invalid_token",
-    };
+    let code = error.code();
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
