@@ -227,3 +227,82 @@ async fn broken_framing_closes_with_the_code_that_says_why() {
         .unwrap();
     assert_eq!(event(&mut stream, "pong").await["ref"], "ok");
 }
+
+/// Reads a response's body of `content-length` bytes after its head.
+async fn body(stream: &mut TcpStream, head: &str) -> String {
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().unwrap())
+        })
+        .expect("a content-length");
+    let mut body = vec![0; length];
+    timeout(WAIT, stream.read_exact(&mut body))
+        .await
+        .expect("the body in time")
+        .unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// `GET /livez` on `stream`, answered `200 ok`.
+async fn assert_live(stream: &mut TcpStream, addr: &str) {
+    let head = request(
+        stream,
+        &format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body(stream, &head).await, "ok");
+}
+
+/// A connection's first request is read by the node itself, later ones by
+/// hyper: an upgrade works in both places, a refused upgrade leaves the
+/// connection to HTTP, bytes sent before the `101` are not lost, and a head
+/// too large for the first read goes on to hyper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_works_first_after_other_requests_and_with_frames_sent_early() {
+    let cluster = Cluster::start(BackplaneKind::InProcess, 1).await;
+    let addr = cluster.nodes[0].addr.to_string();
+
+    // After a plain request on the same connection: hyper upgrades it.
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    assert_live(&mut stream, &addr).await;
+    let head = request(&mut stream, &upgrade_head(&addr, "")).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    event(&mut stream, "welcome").await;
+
+    // A refused first upgrade: the JSON refusal, then HTTP on the same connection.
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    let refused = upgrade_head(&addr, "").replace("GET /ws ", "GET /ws?encoding=xml ");
+    let head = request(&mut stream, &refused).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let refusal: Value = serde_json::from_str(&body(&mut stream, &head).await).unwrap();
+    assert_eq!(refusal["code"], "invalid_encoding");
+    assert_live(&mut stream, &addr).await;
+
+    // A ping sent with the upgrade, before the 101 came: answered.
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    let mut bytes = upgrade_head(&addr, "").into_bytes();
+    bytes.extend(frame(true, 9, b"early"));
+    stream.write_all(&bytes).await.unwrap();
+    let head = request(&mut stream, "").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut pong = None;
+    while pong.is_none() {
+        match read_frame(&mut stream).await {
+            (10, payload) => pong = Some(payload),
+            (1, _) => {}
+            (opcode, payload) => panic!("opcode {opcode}: {payload:?}"),
+        }
+    }
+    assert_eq!(pong.unwrap(), b"early");
+
+    // A head of 12 KiB (a large cookie): upgraded all the same.
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    let cookie = format!("Cookie: c={}\r\n", "x".repeat(12 * 1024));
+    let head = request(&mut stream, &upgrade_head(&addr, &cookie)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    event(&mut stream, "welcome").await;
+}

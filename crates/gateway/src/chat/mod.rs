@@ -45,6 +45,7 @@ pub mod search;
 mod sequencer;
 mod session;
 pub mod socket;
+pub mod stream;
 mod subscriptions;
 mod typing;
 mod users;

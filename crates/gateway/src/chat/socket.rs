@@ -13,7 +13,7 @@ use std::{
     future::poll_fn,
     io::{self, IoSlice},
     pin::Pin,
-    task::Poll,
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::outbox::Queued;
+use super::stream::SharedStream;
 
 /// Size of each worker thread's read buffer: a read takes at most this much.
 const SCRATCH_BYTES: usize = 16 * 1024;
@@ -45,10 +46,18 @@ pub enum ReadError {
     Frame(#[from] FrameError),
 }
 
+/// The connection a socket speaks over.
+pub enum SocketIo {
+    /// What hyper handed over after a `101` it sent.
+    Upgraded(TokioIo<Upgraded>),
+    /// The TCP stream itself, upgraded by the node's first-request reader.
+    Direct(SharedStream),
+}
+
 /// An upgraded WebSocket connection.
 pub struct Socket {
-    /// The connection hyper handed over after the `101` response.
-    io: TokioIo<Upgraded>,
+    /// The upgraded connection.
+    io: SocketIo,
     /// The client's bytes that are not a whole frame yet.
     decoder: Decoder,
     /// Bytes of the first queued frame already written, when a write was cut short.
@@ -57,7 +66,7 @@ pub struct Socket {
 
 impl Socket {
     /// A socket that takes client messages of at most `max_message` bytes.
-    pub fn new(io: TokioIo<Upgraded>, max_message: usize) -> Self {
+    pub fn new(io: SocketIo, max_message: usize) -> Self {
         Self {
             io,
             decoder: Decoder::new(max_message),
@@ -143,5 +152,63 @@ impl Socket {
     /// Ends the sending direction (TCP FIN), once the close frame is out.
     pub async fn shutdown(&mut self) {
         let _ = self.io.shutdown().await;
+    }
+}
+
+impl AsyncRead for SocketIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Direct(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for SocketIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+            Self::Direct(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Self::Direct(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Upgraded(io) => io.is_write_vectored(),
+            Self::Direct(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_flush(cx),
+            Self::Direct(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+            Self::Direct(io) => Pin::new(io).poll_shutdown(cx),
+        }
     }
 }

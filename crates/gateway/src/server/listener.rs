@@ -3,136 +3,86 @@
 //! frames ([`crate::chat::outbox::Outbox`]) without waking the connection's
 //! task for every message.
 //!
-//! HTTP (hyper) reads and writes through [`SharedStream`] like through a plain
-//! `TcpStream`; the upgrade handler finds the same stream in the request's
+//! Each accepted stream's first request is read by
+//! [`super::first_request`]: a WebSocket upgrade is answered there, without
+//! hyper's per-connection buffers; anything else comes back here, with the
+//! bytes already read, and is served by hyper, which reads and writes through
+//! [`SharedStream`] like through a plain `TcpStream`. An upgrade on such a
+//! connection finds the same stream in the request's
 //! [`ConnectInfo`](axum::extract::ConnectInfo) as a [`StreamHandle`].
 
-use std::{
-    io,
-    net::{Shutdown, SocketAddr},
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
-};
+use std::{io, net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::connect_info::Connected,
     serve::{IncomingStream, Listener},
 };
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-};
+use tokio::{net::TcpListener, sync::mpsc};
+
+use super::{first_request, node::Node};
+use crate::chat::stream::{SharedStream, StreamHandle};
+
+/// Connections whose first request is for hyper, waiting for the server to
+/// take them (a bound: first-request readers wait when it is full).
+const FOR_HTTP: usize = 256;
 
 /// A TCP listener whose streams can be shared after the upgrade.
-pub struct SharedListener(
+pub struct SharedListener {
     /// The bound listener.
-    pub TcpListener,
-);
+    listener: TcpListener,
+    /// The node that upgrades connections.
+    node: Arc<Node>,
+    /// Where first-request readers hand over connections for hyper.
+    for_http: mpsc::Sender<(SharedStream, SocketAddr)>,
+    /// The connections handed over, served next.
+    to_http: mpsc::Receiver<(SharedStream, SocketAddr)>,
+}
+
+impl SharedListener {
+    /// A listener for `node`'s connections.
+    pub fn new(listener: TcpListener, node: Arc<Node>) -> Self {
+        let (for_http, to_http) = mpsc::channel(FOR_HTTP);
+        Self {
+            listener,
+            node,
+            for_http,
+            to_http,
+        }
+    }
+}
 
 impl Listener for SharedListener {
     type Io = SharedStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (SharedStream, SocketAddr) {
-        // axum's accept retries transient errors (out of files) with a pause.
-        let (stream, addr) = Listener::accept(&mut self.0).await;
-        // Chat frames are small and latency matters: no Nagle delay.
-        let _ = stream.set_nodelay(true);
-        (SharedStream(Arc::new(stream)), addr)
+        loop {
+            tokio::select! {
+                biased;
+                Some(handed) = self.to_http.recv() => return handed,
+                // axum's accept retries transient errors (out of files) with a pause.
+                (stream, addr) = Listener::accept(&mut self.listener) => {
+                    // Chat frames are small and latency matters: no Nagle delay.
+                    let _ = stream.set_nodelay(true);
+                    let read = first_request::read(
+                        self.node.clone(),
+                        Arc::new(stream),
+                        addr,
+                        self.for_http.clone(),
+                    );
+                    tokio::spawn(read);
+                }
+            }
+        }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.listener.local_addr()
     }
 }
-
-/// A client's TCP stream, shared between hyper (HTTP, then the upgraded
-/// connection's reads) and the fan-out's writes.
-pub struct SharedStream(
-    /// The stream; tokio's `TcpStream` reads and writes through `&self`.
-    Arc<TcpStream>,
-);
-
-/// The stream of the connection a request came on (its `ConnectInfo`).
-#[derive(Clone)]
-pub struct StreamHandle(
-    /// The same stream the request's connection reads and writes.
-    pub Arc<TcpStream>,
-);
 
 impl Connected<IncomingStream<'_, SharedListener>> for StreamHandle {
     fn connect_info(stream: IncomingStream<'_, SharedListener>) -> Self {
-        Self(stream.io().0.clone())
-    }
-}
-
-impl AsyncRead for SharedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
-                Ok(read) => {
-                    buf.advance(read);
-                    return Poll::Ready(Ok(()));
-                }
-                // Readiness was stale: wait for the next.
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                Err(error) => return Poll::Ready(Err(error)),
-            }
-        }
-    }
-}
-
-impl SharedStream {
-    /// Runs `write` once the stream is writable, until it is not refused for
-    /// stale readiness.
-    fn poll_writing(
-        &self,
-        cx: &mut Context<'_>,
-        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match write(&self.0) {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                written => return Poll::Ready(written),
-            }
-        }
-    }
-}
-
-impl AsyncWrite for SharedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_writing(cx, |stream| stream.try_write(buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_writing(cx, |stream| stream.try_write_vectored(bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Nothing is buffered here.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(Shutdown::Write))
+        Self(stream.io().tcp().clone())
     }
 }

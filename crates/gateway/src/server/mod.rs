@@ -16,12 +16,14 @@ use chorus_backplane::BackplaneError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use self::listener::{SharedListener, StreamHandle};
+use self::listener::SharedListener;
+use crate::chat::stream::StreamHandle;
 
 mod archiving;
 pub mod cluster;
 mod cluster_view;
 pub mod drain;
+mod first_request;
 mod handshake;
 pub mod healthcheck;
 mod listener;
@@ -111,7 +113,7 @@ pub async fn serve_with_admin(
     let files = crate::files::Files::new(node.chat().clone(), drain.stopped());
     node.chat().set_attachments(files.attachments());
     let app = router(node.clone(), files).into_make_service_with_connect_info::<StreamHandle>();
-    axum::serve(SharedListener(listener), app)
+    axum::serve(SharedListener::new(listener, node.clone()), app)
         .with_graceful_shutdown(drain.closing().cancelled_owned())
         .await?;
 
