@@ -24,7 +24,7 @@ use socket2::SockRef;
 use tokio::{io::AsyncWriteExt, net::TcpStream, sync::mpsc};
 
 use super::{
-    handshake::Offer,
+    handshake::{Offer, has_token},
     node::Node,
     upgrade::{WsParams, admit},
 };
@@ -142,7 +142,7 @@ async fn upgrade(
     request: WsRequest,
     unread: Bytes,
 ) -> Result<(), Bytes> {
-    let closes = wants_close(&request.headers);
+    let closes = has_token(&request.headers, header::CONNECTION, "close");
     let admitted = Offer::check(&Method::GET, &request.headers).and_then(|offer| {
         let params = Query::<WsParams>::try_from_uri(&request.uri);
         admit(node, &request.headers, params, &offer, Some(stream.clone()))
@@ -173,16 +173,6 @@ async fn upgrade(
             Ok(())
         }
     }
-}
-
-/// Whether the request's `Connection` header says `close`.
-fn wants_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("close"))
 }
 
 /// Writes `response` in HTTP/1.1: a `101`'s head, or a refusal with its body.

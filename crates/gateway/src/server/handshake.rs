@@ -140,7 +140,7 @@ fn not_websocket(message: &'static str) -> Response {
 }
 
 /// Whether a comma-separated header holds `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+pub fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
         .iter()
